@@ -1,0 +1,176 @@
+"""Configuration: one frozen object read from environment variables and validated once, at cold start.
+
+Nothing else in headseg reads `os.environ`. Every problem is reported at once, with the variable's name.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, fields
+from typing import Callable, Mapping, TypeVar
+from urllib.parse import urlsplit
+
+from headseg.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class UrlMode(str, enum.Enum):
+    """How SegmentHead gets the image: a signed URL on the internal or public OSS endpoint, or an upload."""
+
+    INTERNAL = "internal"
+    PUBLIC = "public"
+    ADVANCE = "advance"
+
+
+class OssSignature(str, enum.Enum):
+    V1 = "v1"
+    V4 = "v4"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything headseg needs to know besides the event. Build it with `Config.from_env()`."""
+
+    input_prefix: str
+    output_prefix: str
+    return_form: str | None = None
+    url_mode: UrlMode = UrlMode.INTERNAL
+    region: str = "cn-shanghai"
+    oss_endpoint: str = ""  # where the function reads and writes; default: the region's internal endpoint
+    oss_public_endpoint: str = ""  # only used to sign URLs in URL_MODE=public
+    oss_signature: OssSignature = OssSignature.V4
+    imageseg_endpoint: str = ""  # default: https://imageseg.<region>.aliyuncs.com
+    signed_url_expires: int = 300  # seconds: enough for SegmentHead to fetch the image, no more
+    max_image_bytes: int = 3 * 1024 * 1024  # SegmentHead: at most 3 MB
+    min_image_side: int = 33  # SegmentHead: larger than 32x32
+    max_image_side: int = 1999  # SegmentHead: smaller than 2000x2000
+    max_object_bytes: int = 3 * 1024 * 1024  # objects larger than this are refused without being read
+    time_margin: float = 3.0  # seconds kept free at the end of an invocation to record the outcome
+    max_attempts: int = 6  # per cloud call, within the time budget
+    download_workers: int = 8
+    bucket_dir: str = ""  # a local directory standing in for the event's bucket (local runs, `headseg invoke`)
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+    # ----------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        """Read the configuration from environment variables (the names are the fields' in upper case)."""
+        env = os.environ if env is None else env
+        problems: list[str] = []
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = f.name.upper()
+            if name not in env:
+                continue
+            raw = env[name].strip()
+            parse = _PARSERS.get(f.name, str)
+            try:
+                values[f.name] = parse(raw)
+            except ValueError as exc:
+                problems.append(f"{name}={raw!r}: {exc}")
+        for required in ("input_prefix", "output_prefix"):
+            if required not in values:
+                problems.append(f"{required.upper()} is not set")
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+        return cls(**values)  # type: ignore[arg-type]
+
+    def problems(self) -> list[str]:
+        """Everything wrong with this configuration, in words a person can act on."""
+        problems = []
+        if not self.input_prefix:
+            problems.append(
+                "INPUT_PREFIX is empty: the trigger would fire on headseg's own output (an infinite loop); "
+                "set it to the trigger's prefix, e.g. 'incoming/'"
+            )
+        if not self.output_prefix:
+            problems.append("OUTPUT_PREFIX is empty: set it to a prefix outside INPUT_PREFIX, e.g. 'heads/'")
+        if self.input_prefix and self.output_prefix and (
+            self.output_prefix.startswith(self.input_prefix) or self.input_prefix.startswith(self.output_prefix)
+        ):
+            problems.append(
+                f"OUTPUT_PREFIX {self.output_prefix!r} overlaps INPUT_PREFIX {self.input_prefix!r}: every "
+                "cutout would re-trigger the function (an infinite loop and a large bill); "
+                "use disjoint prefixes such as 'incoming/' and 'heads/'"
+            )
+        for prefix in ("input_prefix", "output_prefix"):
+            value = getattr(self, prefix)
+            if value.startswith("/"):
+                problems.append(f"{prefix.upper()} {value!r} must not start with '/' (OSS keys never do)")
+        if not 60 <= self.signed_url_expires <= 3600:
+            problems.append(f"SIGNED_URL_EXPIRES={self.signed_url_expires} must be between 60 and 3600 seconds")
+        if not 0 < self.min_image_side <= self.max_image_side:
+            problems.append("MIN_IMAGE_SIDE must be positive and not above MAX_IMAGE_SIDE")
+        if self.max_image_bytes <= 0 or self.max_object_bytes <= 0:
+            problems.append("MAX_IMAGE_BYTES and MAX_OBJECT_BYTES must be positive")
+        if self.max_attempts < 1 or self.download_workers < 1:
+            problems.append("MAX_ATTEMPTS and DOWNLOAD_WORKERS must be at least 1")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            problems.append(f"LOG_LEVEL {self.log_level!r} must be DEBUG, INFO, WARNING or ERROR")
+        if self.time_margin < 0:
+            problems.append("TIME_MARGIN must not be negative")
+        for name in ("oss_endpoint", "oss_public_endpoint", "imageseg_endpoint"):
+            value = getattr(self, name)
+            if value and urlsplit(value).scheme not in ("http", "https"):
+                problems.append(f"{name.upper()} {value!r} must be a URL such as https://host[:port]")
+        return problems
+
+    # -- derived values ---------------------------------------------------------------------------------------
+    @property
+    def oss_url(self) -> str:
+        return self.oss_endpoint or f"https://oss-{self.region}-internal.aliyuncs.com"
+
+    @property
+    def oss_public_url(self) -> str:
+        return self.oss_public_endpoint or f"https://oss-{self.region}.aliyuncs.com"
+
+    @property
+    def imageseg_url(self) -> str:
+        return self.imageseg_endpoint or f"https://imageseg.{self.region}.aliyuncs.com"
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _float(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+
+
+def _choice(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        try:
+            return kind(raw.lower())
+        except ValueError:
+            options = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+            raise ValueError(f"expected one of {options}") from None
+
+    return parse
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "return_form": lambda raw: raw or None,
+    "url_mode": _choice(UrlMode),
+    "oss_signature": _choice(OssSignature),
+    "signed_url_expires": _int,
+    "max_image_bytes": _int,
+    "min_image_side": _int,
+    "max_image_side": _int,
+    "max_object_bytes": _int,
+    "time_margin": _float,
+    "max_attempts": _int,
+    "download_workers": _int,
+}

@@ -1,0 +1,106 @@
+"""Image checks: what the object is (from its first bytes) and whether SegmentHead accepts it.
+
+Only headers are parsed here; nothing decodes a whole image. Pillow is imported lazily.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from headseg.errors import InvalidImage
+
+#: Formats SegmentHead accepts as they are.
+SEGMENTHEAD_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
+
+_MAGIC: list[tuple[int, bytes, str]] = [
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"BM", "BMP"),
+    (0, b"GIF87a", "GIF"),
+    (0, b"GIF89a", "GIF"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (8, b"WEBP", "WEBP"),
+]
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+
+#: How many leading bytes are enough to tell the format and the dimensions of almost every image.
+HEADER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the image header says: format and pixel dimensions."""
+
+    format: str
+    width: int
+    height: int
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format the leading bytes announce, or None when they are not an image at all."""
+    for offset, magic, name in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            if name == "WEBP" and head[:4] != b"RIFF":
+                continue
+            if name == "BMP" and len(head) >= 14 and head[6:10] != b"\x00\x00\x00\x00":
+                continue  # "BM" followed by non-zero reserved bytes is text, not a bitmap
+            return name
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+class NeedMoreBytes(Exception):
+    """The header did not fit in the bytes read so far."""
+
+
+def read_header(data: bytes, *, complete: bool) -> ImageInfo:
+    """Parse format and dimensions from `data`, the object's first bytes (`complete`: the whole object).
+
+    Raises `NeedMoreBytes` when a partial read ended inside the header, `InvalidImage` when it is corrupt.
+    """
+    fmt = sniff(data)
+    if fmt is None:
+        raise InvalidImage("not an image: the first bytes match no image format", code="InvalidImage.NotImage")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"refused a decompression bomb: {exc}", code="InvalidImage.TooManyPixels") from None
+    except (UnidentifiedImageError, SyntaxError, OSError, ValueError, EOFError) as exc:
+        if not complete:
+            raise NeedMoreBytes() from exc
+        raise InvalidImage(
+            f"corrupt {fmt}: its header cannot be read ({exc})", code="InvalidImage.Corrupt"
+        ) from None
+    if width <= 0 or height <= 0:
+        raise InvalidImage(f"corrupt {fmt}: it claims {width}x{height} pixels", code="InvalidImage.Corrupt")
+    return ImageInfo(format=fmt, width=width, height=height)
+
+
+def check_limits(info: ImageInfo, size: int, *, max_bytes: int, min_side: int, max_side: int) -> None:
+    """Raise `InvalidImage` unless SegmentHead accepts the image as it is."""
+    if info.format not in SEGMENTHEAD_FORMATS:
+        raise InvalidImage(
+            f"unsupported format {info.format}: SegmentHead takes JPEG, PNG or BMP",
+            code="InvalidImage.Format",
+        )
+    if size > max_bytes:
+        raise InvalidImage(
+            f"image is {size} bytes, over SegmentHead's limit of {max_bytes} bytes", code="InvalidImage.Size"
+        )
+    dims = f"{info.width}x{info.height}"
+    if min(info.width, info.height) < min_side:
+        raise InvalidImage(
+            f"image is {dims} px, under SegmentHead's minimum of {min_side}x{min_side}",
+            code="InvalidImage.Resolution",
+        )
+    if max(info.width, info.height) > max_side:
+        raise InvalidImage(
+            f"image is {dims} px, over SegmentHead's maximum of {max_side}x{max_side}",
+            code="InvalidImage.Resolution",
+        )

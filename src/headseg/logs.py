@@ -1,0 +1,79 @@
+"""One JSON log line per event, with secrets and URL signatures scrubbed from every line.
+
+Library modules log with `logging.getLogger(__name__)` and pass structured fields as
+`extra={"fields": {...}}`; `configure()` installs the JSON formatter once, at the entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Iterable
+
+#: Query parameters and header-like fields whose values are credentials or signatures.
+_SECRET_FIELDS = (
+    r"Signature|x-oss-signature|OSSAccessKeyId|x-oss-credential|security-token|x-oss-security-token|"
+    r"SecurityToken|x-acs-security-token|AccessKeySecret|access_key_secret|Authorization|policy"
+)
+_SECRET_PARAM = re.compile(rf"(?i)\b({_SECRET_FIELDS})([=:]\s*)(\"?)[^&\s\"',;)}}]+")
+REDACTED = "***"
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with signature/credential parameters and any of `secrets` replaced by ***."""
+    text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{REDACTED}", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object; fields from `extra={"fields": ...}` become top-level keys."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets: list[str] = list(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", {}) or {})
+        if record.exc_info and record.exc_info[0] is not None:
+            line["error_type"] = record.exc_info[0].__name__
+        return redact(json.dumps(line, ensure_ascii=False, default=str), self.secrets)
+
+
+_formatter = JsonFormatter()
+_formatter.converter = time.gmtime
+
+
+def configure(level: str = "INFO") -> JsonFormatter:
+    """Format every root handler's lines as JSON (adding a stderr handler if there is none) and quiet the
+    SDKs' chatty loggers. On FC the runtime's own handler is reused, so each line is written once.
+
+    oss2 logs every server error at INFO with its string-to-sign, which contains the STS token.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    for handler in root.handlers:
+        handler.setFormatter(_formatter)
+    root.setLevel(level)
+    for noisy in ("oss2", "urllib3", "alibabacloud", "darabonba", "Tea"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return _formatter
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Scrub these values from every line from now on (credentials known only at run time)."""
+    for secret in secrets:
+        if secret and secret not in _formatter.secrets:
+            _formatter.secrets.append(secret)

@@ -1,0 +1,373 @@
+"""The pipeline: one ObjectCreated record in, one Outcome out. It knows nothing of Function Compute.
+
+For each record: guard (prefixes, done already) → inspect the object → SegmentHead → store each cutout →
+write the sidecar last. Every path ends in exactly one Outcome:
+    done       cutouts and sidecar written
+    skipped    nothing to do (not an image, under the output prefix, done already for this eTag)
+    failed     permanent error, recorded in the error sidecar; FC must not retry
+    retry      transient error that outlived the retries or the time budget; the caller raises so FC retries
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+from headseg import images
+from headseg.config import Config
+from headseg.errors import (
+    CutoutExpired,
+    HeadsegError,
+    InvalidImage,
+    ObjectNotFound,
+    PermanentError,
+    RetriableError,
+)
+from headseg.events import ObjectCreated, OtherRecord, Record
+from headseg.logs import redact
+from headseg.retry import Budget, RetryPolicy, retry
+from headseg.segmenters import Head, ImageSource, Segmentation, Segmenter
+from headseg.sidecar import ErrorRecord, HeadRecord, Layout, Sidecar, Source, now_iso
+from headseg.storage import ObjectInfo, Storage
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_SEGMENT_ROUNDS = 2  # a second SegmentHead call when the cutout URLs expired before they were read
+
+
+class Status(str, enum.Enum):
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one record ended. `reason` is for people; `code` is stable for machines."""
+
+    status: Status
+    bucket: str
+    key: str
+    reason: str = ""
+    code: str = ""
+    heads: int = 0
+    sidecar: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, object]:
+        """The outcome as log fields."""
+        data: dict[str, object] = {"outcome": self.status.value, "bucket": self.bucket, "key": self.key}
+        for name in ("reason", "code", "sidecar"):
+            if getattr(self, name):
+                data[name] = getattr(self, name)
+        if self.status is Status.DONE:
+            data["heads"] = self.heads
+        if self.timings_ms:
+            data["timings_ms"] = self.timings_ms
+        return data
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason, self.code = reason, code
+
+
+@dataclass
+class Pipeline:
+    """Processes records with one segmenter; `storage_for(bucket)` gives the storage of a bucket."""
+
+    config: Config
+    segmenter: Segmenter
+    storage_for: Callable[[str], Storage]
+    policy: RetryPolicy | None = None  # default: RetryPolicy(max_attempts=config.max_attempts)
+    sleep: Callable[[float], None] = time.sleep
+    invocation_id: str = ""
+    _pool: ThreadPoolExecutor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.policy is None:
+            self.policy = RetryPolicy(max_attempts=self.config.max_attempts)
+        self._pool = ThreadPoolExecutor(max_workers=self.config.download_workers, thread_name_prefix="headseg")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- entry -----------------------------------------------------------------------------------------------
+    def process(self, record: Record, budget: Budget) -> Outcome:
+        """Run one record to its outcome. Never raises for expected failures."""
+        if isinstance(record, OtherRecord):
+            return Outcome(Status.SKIPPED, "", record.key, f"event {record.event_name} is not an object creation", "NotObjectCreated")
+        run = _Run(self, record, budget)
+        return run.execute()
+
+
+class _Run:
+    """The state of one record's processing."""
+
+    def __init__(self, pipeline: Pipeline, record: ObjectCreated, budget: Budget) -> None:
+        self.p = pipeline
+        self.config = pipeline.config
+        self.record = record
+        self.budget = budget
+        self.key = record.key
+        self.timings: dict[str, float] = {}
+        self.started = time.monotonic()
+        self.info: ObjectInfo | None = None
+        self.image: images.ImageInfo | None = None
+        self.layout: Layout | None = None
+        self.storage: Storage | None = None
+
+    def execute(self) -> Outcome:
+        try:
+            return self._execute()
+        except _Skip as skip:
+            return self._outcome(Status.SKIPPED, skip.reason, skip.code)
+        except (PermanentError, ObjectNotFound) as exc:
+            self._record_error(exc, retriable=False)
+            return self._outcome(Status.FAILED, exc.message, exc.code)
+        except RetriableError as exc:
+            self._record_error(exc, retriable=True)
+            return self._outcome(Status.RETRY, exc.message, exc.code)
+
+    # -- steps -----------------------------------------------------------------------------------------------
+    def _execute(self) -> Outcome:
+        self._guard_prefixes()
+        self.storage = self.p.storage_for(self.record.bucket)
+        previous = self._read_object_and_state()
+        self._inspect()
+        segmentation, cutouts = self._segment_and_store()
+        sidecar = self._write_sidecar(segmentation, cutouts)
+        self._clean_up(previous, sidecar)
+        return self._outcome(Status.DONE, heads=len(sidecar.heads))
+
+    def _guard_prefixes(self) -> None:
+        for key in self.record.key_candidates:
+            if key.startswith(self.config.output_prefix):
+                raise _Skip(f"object is under OUTPUT_PREFIX {self.config.output_prefix!r}: headseg's own output", "OutputPrefix")
+        if not any(key.startswith(self.config.input_prefix) for key in self.record.key_candidates):
+            raise _Skip(f"object is outside INPUT_PREFIX {self.config.input_prefix!r}", "OutsideInputPrefix")
+
+    def _read_object_and_state(self) -> "_Previous":
+        """Read the object's first bytes and the existing sidecars, concurrently; skip when done already."""
+        started = time.monotonic()
+        candidates = self.record.key_candidates
+        head_future = self.p._pool.submit(self._read_head, candidates[0])
+        state_future = self.p._pool.submit(self._read_state, candidates[0])
+        try:
+            self.info, self.head_bytes = head_future.result()
+        except ObjectNotFound:
+            if len(candidates) == 1:
+                raise
+            state_future.result()
+            self.info, self.head_bytes = self._read_head(candidates[1])  # the event's key was URL-encoded
+            state_future = self.p._pool.submit(self._read_state, candidates[1])
+        previous = state_future.result()
+        self.key = self.info.key
+        self.timings["read"] = _ms(started)
+        etags = {self.info.etag} | ({self.record.etag} if self.record.etag else set())
+        if previous.sidecar and any(previous.sidecar.is_done_for(etag, self.config.return_form) for etag in etags):
+            raise _Skip("already done for this eTag", "AlreadyDone")
+        if previous.error and not previous.error.retriable and previous.error.source.etag in etags:
+            raise _Skip(f"already failed permanently for this eTag: {previous.error.reason}", "AlreadyFailed")
+        return previous
+
+    def _read_head(self, key: str) -> tuple[ObjectInfo, bytes]:
+        assert self.storage is not None
+        return self._retry(f"read {key!r}", lambda: self.storage.get(key, images.HEADER_BYTES))
+
+    def _read_state(self, key: str) -> "_Previous":
+        layout = Layout(self.config.output_prefix, key)
+        sidecar = self._read_optional(layout.sidecar)
+        error = self._read_optional(layout.error)
+        return _Previous(
+            layout=layout,
+            sidecar=Sidecar.from_json(sidecar) if sidecar is not None else None,
+            error=ErrorRecord.from_json(error) if error is not None else None,
+            error_exists=error is not None,
+        )
+
+    def _read_optional(self, key: str) -> bytes | None:
+        assert self.storage is not None
+        try:
+            return self._retry(f"read {key!r}", lambda: self.storage.get(key)[1])
+        except ObjectNotFound:
+            return None
+
+    def _inspect(self) -> None:
+        assert self.info is not None and self.storage is not None
+        self.layout = Layout(self.config.output_prefix, self.key)
+        if images.sniff(self.head_bytes) is None:
+            raise _Skip(f"not an image (Content-Type {self.info.content_type or 'unknown'})", "NotAnImage")
+        complete = len(self.head_bytes) >= self.info.size
+        try:
+            self.image = images.read_header(self.head_bytes, complete=complete)
+        except images.NeedMoreBytes:
+            if self.info.size > self.config.max_object_bytes:
+                raise InvalidImage(
+                    f"object is {self.info.size} bytes, over MAX_OBJECT_BYTES={self.config.max_object_bytes}",
+                    code="InvalidImage.Size",
+                ) from None
+            _, data = self._retry(f"read {self.key!r}", lambda: self.storage.get(self.key))
+            self.image = images.read_header(data, complete=True)
+        images.check_limits(
+            self.image,
+            self.info.size,
+            max_bytes=self.config.max_image_bytes,
+            min_side=self.config.min_image_side,
+            max_side=self.config.max_image_side,
+        )
+
+    def _segment_and_store(self) -> tuple[Segmentation, list[str]]:
+        assert self.info is not None and self.storage is not None
+        source = ImageSource(self.storage, self.info)
+        for round_ in range(1, MAX_SEGMENT_ROUNDS + 1):
+            started = time.monotonic()
+            segmentation = self._retry(
+                "SegmentHead", lambda: self.p.segmenter.segment(source, self.config.return_form, self.budget)
+            )
+            self.timings["segment"] = _ms(started)
+            started = time.monotonic()
+            try:
+                keys = self._store_cutouts(segmentation.heads)
+            except CutoutExpired:
+                if round_ == MAX_SEGMENT_ROUNDS:
+                    raise
+                log.warning("cutout URLs expired; calling SegmentHead again", extra={"fields": {"key": self.key}})
+                continue
+            self.timings["cutouts"] = _ms(started)
+            return segmentation, keys
+        raise AssertionError("unreachable")
+
+    def _store_cutouts(self, heads: list[Head]) -> list[str]:
+        """Download each cutout and write it, all heads at once; each head's PUT starts when its GET ends."""
+        futures: list[Future[str]] = [self.p._pool.submit(self._store_cutout, i, head) for i, head in enumerate(heads)]
+        errors = []
+        keys = []
+        for future in futures:
+            try:
+                keys.append(future.result())
+            except HeadsegError as exc:
+                errors.append(exc)
+        if errors:  # the most decisive error wins: permanent, then expired (re-segment), then transient
+            for kind in (PermanentError, CutoutExpired, HeadsegError):
+                for exc in errors:
+                    if isinstance(exc, kind):
+                        raise exc
+        return keys
+
+    def _store_cutout(self, index: int, head: Head) -> str:
+        assert self.layout is not None and self.storage is not None
+        png = self._fetch(head)
+        key = self.layout.cutout(index)
+        self._retry(f"write {key!r}", lambda: self.storage.put(key, png, "image/png"))
+        return key
+
+    def _fetch(self, head: Head) -> bytes:
+        def fetch_png() -> bytes:
+            png = self.p.segmenter.fetch(head, self.budget)
+            if not png.startswith(PNG_MAGIC):
+                raise RetriableError("the cutout is not a PNG", code="BadCutout")
+            return png
+
+        return self._retry("download cutout", fetch_png)
+
+    def _write_sidecar(self, segmentation: Segmentation, keys: list[str]) -> Sidecar:
+        assert self.layout is not None and self.info is not None and self.image is not None and self.storage is not None
+        started = time.monotonic()
+        heads = [
+            HeadRecord(index=i, key=key, x=h.x, y=h.y, width=h.width, height=h.height)
+            for i, (key, h) in enumerate(zip(keys, segmentation.heads))
+        ]
+        sidecar = Sidecar(
+            source=self._source(),
+            request_id=segmentation.request_id,
+            return_form=self.config.return_form,
+            engine=self.p.segmenter.name,
+            heads=heads,
+            timings_ms=dict(self.timings),
+            created_at=now_iso(),
+        )
+        data = sidecar.to_json()
+        self._retry("write sidecar", lambda: self.storage.put(self.layout.sidecar, data, "application/json"))
+        self.timings["sidecar"] = _ms(started)
+        return sidecar
+
+    def _clean_up(self, previous: "_Previous", sidecar: Sidecar) -> None:
+        """After the sidecar: remove cutouts an older result had beyond the new head count, and the old error."""
+        assert self.storage is not None and self.layout is not None
+        stale = []
+        if previous.sidecar is not None and previous.layout == self.layout:
+            stale = [h.key for h in previous.sidecar.heads if h.key not in {n.key for n in sidecar.heads}]
+        if previous.error_exists and previous.layout == self.layout:
+            stale.append(self.layout.error)
+        for key in stale:
+            try:
+                self._retry(f"delete {key!r}", lambda: self.storage.delete(key))
+            except RetriableError as exc:  # the result stands; a leftover file is only clutter
+                log.warning("could not delete a stale output", extra={"fields": {"key": key, "error": exc.code}})
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _retry(self, what: str, call: Callable[[], T]) -> T:
+        assert self.p.policy is not None
+        return retry(call, what=what, budget=self.budget, policy=self.p.policy, sleep=self.p.sleep)
+
+    def _source(self) -> Source:
+        info = self.info
+        return Source(
+            bucket=self.record.bucket,
+            key=self.key,
+            etag=info.etag if info else (self.record.etag or ""),
+            size=info.size if info else (self.record.size or 0),
+            width=self.image.width if self.image else None,
+            height=self.image.height if self.image else None,
+        )
+
+    def _record_error(self, exc: HeadsegError, *, retriable: bool) -> None:
+        """Write the error sidecar (best effort: a storage that is down cannot take it either)."""
+        if self.storage is None:
+            return
+        try:
+            layout = self.layout or Layout(self.config.output_prefix, self.key)
+            record = ErrorRecord(
+                source=self._source(),
+                code=exc.code,
+                reason=redact(exc.message),
+                retriable=retriable,
+                request_id=self.p.invocation_id,
+                created_at=now_iso(),
+            )
+            self.storage.put(layout.error, record.to_json(), "application/json")
+        except HeadsegError as write_error:
+            log.warning(
+                "could not write the error sidecar",
+                extra={"fields": {"key": self.key, "error": write_error.code}},
+            )
+
+    def _outcome(self, status: Status, reason: str = "", code: str = "", heads: int = 0) -> Outcome:
+        self.timings["total"] = _ms(self.started)
+        sidecar = ""
+        if self.layout is not None and status in (Status.DONE, Status.FAILED):
+            sidecar = self.layout.sidecar if status is Status.DONE else self.layout.error
+        return Outcome(status, self.record.bucket, self.key, redact(reason), code, heads, sidecar, dict(self.timings))
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """What an earlier run left for this source."""
+
+    layout: Layout
+    sidecar: Sidecar | None
+    error: ErrorRecord | None
+    error_exists: bool
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

@@ -1,0 +1,137 @@
+"""The cloud segmenter: imageseg SegmentHead through the official SDK, on a signed URL of the object.
+
+Errors are classified by the service's `Code`, never by HTTP status alone (throttling comes back as
+HTTP 400 `Throttling.User`). Retries are not done here but by the pipeline, against the invocation's budget.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from urllib.parse import urlsplit
+
+from headseg.config import Config, UrlMode
+from headseg.credentials import Credentials
+from headseg.errors import CutoutExpired, HeadsegError, InvalidImage, PermanentError, RetriableError
+from headseg.retry import Budget
+from headseg.segmenters import Head, ImageSource, Segmentation
+
+MAX_CUTOUT_BYTES = 64 * 1024 * 1024  # an uncompressed RGBA PNG of 2000x2000 is 16 MB
+CALL_TIMEOUT = 10.0  # the SDK's default read timeout, capped by the budget
+CONNECT_TIMEOUT = 5.0
+
+_PERMANENT_PREFIXES = ("InvalidImage", "InvalidParameter", "InvalidFile", "MissingImageURL", "InvalidUrl")
+_TRANSIENT_PREFIXES = ("Throttling", "InternalError", "ServiceUnavailable", "Timeout", "ServerBusy")
+_CREDENTIAL_PREFIXES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "Forbidden", "NoPermission")
+
+
+class CloudSegmenter:
+    """SegmentHead on Alibaba Cloud. One instance per credentials; the SDK client is built lazily."""
+
+    name = "cloud"
+
+    def __init__(self, config: Config, credentials: Credentials) -> None:
+        self._config = config
+        self._credentials = credentials
+        self._client: Any = None
+        self._session: Any = None
+
+    # -- SegmentHead -----------------------------------------------------------------------------------------
+    def segment(self, source: ImageSource, return_form: str | None, budget: Budget) -> Segmentation:
+        from alibabacloud_imageseg20191230 import models
+        from alibabacloud_tea_util.models import RuntimeOptions
+
+        runtime = RuntimeOptions(
+            read_timeout=int(budget.timeout(CALL_TIMEOUT) * 1000),
+            connect_timeout=int(budget.timeout(CONNECT_TIMEOUT) * 1000),
+        )
+        client = self._sdk()
+        try:
+            if self._config.url_mode is UrlMode.ADVANCE:
+                _, data = source.storage.get(source.key)
+                request = models.SegmentHeadAdvanceRequest(image_urlobject=io.BytesIO(data), return_form=return_form)
+                response = client.segment_head_advance(request, runtime)
+            else:
+                url = source.storage.signed_url(
+                    source.key, self._config.signed_url_expires, public=self._config.url_mode is UrlMode.PUBLIC
+                )
+                request = models.SegmentHeadRequest(image_url=url, return_form=return_form)
+                response = client.segment_head_with_options(request, runtime)
+        except HeadsegError:
+            raise
+        except Exception as exc:
+            raise classify(exc) from None
+        body = response.body
+        elements = (body.data.elements if body.data else None) or []
+        heads = [Head(x=e.x, y=e.y, width=e.width, height=e.height, url=e.image_url) for e in elements]
+        return Segmentation(request_id=body.request_id or "", heads=heads)
+
+    def _sdk(self) -> Any:
+        if self._client is None:
+            from alibabacloud_imageseg20191230.client import Client
+            from alibabacloud_tea_openapi import models as open_api_models
+
+            endpoint = urlsplit(self._config.imageseg_url)
+            self._client = Client(
+                open_api_models.Config(
+                    access_key_id=self._credentials.access_key_id,
+                    access_key_secret=self._credentials.access_key_secret,
+                    security_token=self._credentials.security_token,
+                    endpoint=endpoint.netloc,
+                    protocol=endpoint.scheme,
+                    region_id=self._config.region,
+                )
+            )
+        return self._client
+
+    # -- cutouts ---------------------------------------------------------------------------------------------
+    def fetch(self, head: Head, budget: Budget) -> bytes:
+        """Download a temporary cutout: no redirects followed, size bounded, PNG checked by the caller."""
+        import requests
+
+        if head.png is not None:
+            return head.png
+        if not head.url:
+            raise PermanentError("SegmentHead returned a head without a cutout URL", code="NoCutoutURL")
+        if self._session is None:
+            self._session = requests.Session()
+        try:
+            with self._session.get(
+                head.url, allow_redirects=False, stream=True, timeout=(CONNECT_TIMEOUT, budget.timeout(CALL_TIMEOUT))
+            ) as response:
+                if response.status_code in (403, 404):
+                    raise CutoutExpired(f"cutout URL answered HTTP {response.status_code}: expired or gone")
+                if response.status_code >= 500 or response.status_code == 429:
+                    raise RetriableError(f"cutout download: HTTP {response.status_code}", code=f"HTTP{response.status_code}")
+                if response.status_code != 200:
+                    raise PermanentError(f"cutout download: HTTP {response.status_code}", code=f"HTTP{response.status_code}")
+                data = bytearray()
+                for block in response.iter_content(1 << 16):
+                    data += block
+                    if len(data) > MAX_CUTOUT_BYTES:
+                        raise PermanentError(f"cutout is over {MAX_CUTOUT_BYTES} bytes", code="CutoutTooLarge")
+                return bytes(data)
+        except requests.RequestException as exc:
+            raise RetriableError(f"cutout download failed: {type(exc).__name__}", code="ConnectionError") from None
+
+
+def classify(exc: Exception) -> HeadsegError:
+    """Turn an SDK exception into a permanent or retriable headseg error, by the service's error code."""
+    code = getattr(exc, "code", None) or ""
+    message = str(getattr(exc, "message", "") or "")
+    data = getattr(exc, "data", None)
+    request_id = data.get("RequestId", "") if isinstance(data, dict) else ""
+    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
+    detail = f"SegmentHead {code or type(exc).__name__}: {message}" + (f" (request id {request_id})" if request_id else "")
+    if code.startswith(_PERMANENT_PREFIXES):
+        if code.startswith("InvalidFile"):
+            detail += "; if every image fails like this, the service cannot read the URL: try URL_MODE=public"
+        return InvalidImage(detail, code=code)
+    if code.startswith(_TRANSIENT_PREFIXES) or (isinstance(status, int) and status >= 500):
+        return RetriableError(detail, code=code or f"HTTP{status}")
+    if code.startswith(_CREDENTIAL_PREFIXES):
+        return RetriableError(detail + "; check the credentials and that imageseg is activated", code=code)
+    if code:
+        return PermanentError(detail, code=code)
+    # no service code: the request never got an answer (connection refused, reset, timed out)
+    return RetriableError(f"SegmentHead call failed: {type(exc).__name__}", code="ConnectionError")

@@ -1,0 +1,65 @@
+import pytest
+
+from headseg.config import Config, OssSignature, UrlMode
+from headseg.errors import ConfigError
+
+BASE = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "heads/"}
+
+
+def test_defaults_from_minimal_env():
+    config = Config.from_env(BASE)
+    assert (config.input_prefix, config.output_prefix) == ("incoming/", "heads/")
+    assert config.url_mode is UrlMode.INTERNAL
+    assert config.oss_signature is OssSignature.V4
+    assert config.return_form is None
+    assert config.oss_url == "https://oss-cn-shanghai-internal.aliyuncs.com"
+    assert config.oss_public_url == "https://oss-cn-shanghai.aliyuncs.com"
+    assert config.imageseg_url == "https://imageseg.cn-shanghai.aliyuncs.com"
+    assert (config.min_image_side, config.max_image_side, config.max_image_bytes) == (33, 1999, 3 * 1024 * 1024)
+
+
+def test_every_variable_is_parsed():
+    env = {
+        **BASE,
+        "RETURN_FORM": "mask",
+        "URL_MODE": "PUBLIC",
+        "OSS_SIGNATURE": "v1",
+        "OSS_ENDPOINT": "http://127.0.0.1:9000",
+        "IMAGESEG_ENDPOINT": "http://127.0.0.1:9001",
+        "SIGNED_URL_EXPIRES": "120",
+        "MAX_OBJECT_BYTES": "1000",
+        "TIME_MARGIN": "1.5",
+    }
+    config = Config.from_env(env)
+    assert config.return_form == "mask"
+    assert config.url_mode is UrlMode.PUBLIC
+    assert config.oss_signature is OssSignature.V1
+    assert config.oss_url == "http://127.0.0.1:9000"
+    assert config.imageseg_url == "http://127.0.0.1:9001"
+    assert (config.signed_url_expires, config.max_object_bytes, config.time_margin) == (120, 1000, 1.5)
+
+
+@pytest.mark.parametrize(
+    "input_prefix, output_prefix",
+    [("incoming/", "incoming/heads/"), ("", "heads/"), ("heads/in/", "heads/"), ("a", "aa")],
+)
+def test_a_config_that_would_loop_refuses_to_start(input_prefix, output_prefix):
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"INPUT_PREFIX": input_prefix, "OUTPUT_PREFIX": output_prefix})
+    assert "infinite loop" in error.value.message
+
+
+def test_all_problems_are_reported_at_once_with_variable_names():
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"INPUT_PREFIX": "in/", "URL_MODE": "ftp", "SIGNED_URL_EXPIRES": "soon"})
+    message = error.value.message
+    assert "URL_MODE='ftp': expected one of internal, public, advance" in message
+    assert "SIGNED_URL_EXPIRES='soon': expected a whole number" in message
+    assert "OUTPUT_PREFIX is not set" in message
+
+
+def test_out_of_range_values_are_refused():
+    with pytest.raises(ConfigError, match="SIGNED_URL_EXPIRES=5 must be between 60 and 3600"):
+        Config.from_env({**BASE, "SIGNED_URL_EXPIRES": "5"})
+    with pytest.raises(ConfigError, match="IMAGESEG_ENDPOINT 'imageseg.local' must be a URL"):
+        Config.from_env({**BASE, "IMAGESEG_ENDPOINT": "imageseg.local"})

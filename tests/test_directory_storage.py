@@ -1,0 +1,44 @@
+import hashlib
+
+import pytest
+
+from headseg.errors import ObjectNotFound, PermanentError
+from headseg.storage.directory import DirectoryStorage
+
+
+def test_round_trip_with_unicode_and_spaces(tmp_path):
+    storage = DirectoryStorage(tmp_path / "bucket")
+    storage.put("incoming/团队 合影/a+b%20.jpg", b"abc", "image/jpeg")
+    info, data = storage.get("incoming/团队 合影/a+b%20.jpg")
+    assert data == b"abc"
+    assert info.size == 3 and info.etag == hashlib.md5(b"abc").hexdigest().upper()
+    assert info.content_type == "image/jpeg"
+    assert storage.get("incoming/团队 合影/a+b%20.jpg", 2)[1] == b"ab"
+    assert storage.bucket == "bucket"
+
+
+def test_list_is_sorted_and_filtered(tmp_path):
+    storage = DirectoryStorage(tmp_path)
+    for key in ["b/2", "a/1", "b/1", "c"]:
+        storage.put(key, b"x", "text/plain")
+    assert [i.key for i in storage.list("b/")] == ["b/1", "b/2"]
+    assert [i.key for i in storage.list("")] == ["a/1", "b/1", "b/2", "c"]
+
+
+def test_missing_and_delete(tmp_path):
+    storage = DirectoryStorage(tmp_path)
+    with pytest.raises(ObjectNotFound):
+        storage.get("nope")
+    storage.put("k", b"1", "text/plain")
+    storage.delete("k")
+    storage.delete("k")  # deleting a missing object is fine
+    with pytest.raises(ObjectNotFound):
+        storage.head("k")
+
+
+@pytest.mark.parametrize("key", ["../escape", "a/../../b", "/abs", "a//b", "dir/", ""])
+def test_keys_that_would_escape_the_root_are_refused(tmp_path, key):
+    storage = DirectoryStorage(tmp_path / "bucket")
+    with pytest.raises(PermanentError):
+        storage.put(key, b"x", "text/plain")
+    assert not (tmp_path / "escape").exists()
