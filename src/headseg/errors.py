@@ -61,7 +61,7 @@ class ObjectNotFound(HeadsegError):
     code = "NoSuchKey"
 
 
-class CutoutExpired(RetriableError):
-    """A temporary cutout URL has expired; SegmentHead must be called again."""
+class CutoutExpired(HeadsegError):
+    """A temporary cutout URL has expired: downloading it again cannot help, SegmentHead must be called again."""
 
     code = "CutoutExpired"

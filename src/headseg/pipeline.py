@@ -237,9 +237,9 @@ class _Run:
             started = time.monotonic()
             try:
                 keys = self._store_cutouts(segmentation.heads)
-            except CutoutExpired:
+            except CutoutExpired as exc:
                 if round_ == MAX_SEGMENT_ROUNDS:
-                    raise
+                    raise RetriableError(f"cutout URLs expired {round_} times in a row: {exc.message}", code=exc.code) from exc
                 log.warning("cutout URLs expired; calling SegmentHead again", extra={"fields": {"key": self.key}})
                 continue
             self.timings["cutouts"] = _ms(started)

@@ -1,0 +1,174 @@
+"""Shared fixtures: isolated environment, wire-level fakes on free ports, and a `Cloud` to drive the handler."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))  # `import index`, exactly as FC does from the code directory
+sys.path.insert(0, str(ROOT))  # `tests.fakes`
+
+from headseg import handler as handler_module  # noqa: E402
+from tests.fakes.images import portrait  # noqa: E402
+from tests.fakes.imageseg import FakeImageseg  # noqa: E402
+from tests.fakes.oss import FakeOss  # noqa: E402
+
+ACCESS_KEY_ID = "STS.NUgYrLnoC37mZZCNnAbez2Mb"
+ACCESS_KEY_SECRET = "FakeSecret4Tests0nly9Zq7Xw2Vt5Uy"
+SECURITY_TOKEN = "CAIS8gF1q6Ft5B2yfSjIr5fakeSTStoken0123456789abcdef"
+BUCKET = "headseg-demo"
+EVENTS = ROOT / "events"
+
+_OUR_VARIABLES = (
+    "INPUT_PREFIX", "OUTPUT_PREFIX", "RETURN_FORM", "URL_MODE", "REGION", "OSS_ENDPOINT", "OSS_PUBLIC_ENDPOINT",
+    "OSS_SIGNATURE", "IMAGESEG_ENDPOINT", "SIGNED_URL_EXPIRES", "MAX_IMAGE_BYTES", "MIN_IMAGE_SIDE",
+    "MAX_IMAGE_SIDE", "MAX_OBJECT_BYTES", "TIME_MARGIN", "MAX_ATTEMPTS", "DOWNLOAD_WORKERS", "BUCKET_DIR",
+    "LOG_LEVEL", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with none of headseg's variables set and a fresh handler instance."""
+    for name in _OUR_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    handler_module.reset()
+    yield
+    handler_module.reset()
+
+
+@pytest.fixture
+def fake_oss() -> Iterator[FakeOss]:
+    server = FakeOss({ACCESS_KEY_ID: ACCESS_KEY_SECRET}, tokens={ACCESS_KEY_ID: SECURITY_TOKEN})
+    server.create_bucket(BUCKET)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_imageseg() -> Iterator[FakeImageseg]:
+    server = FakeImageseg({ACCESS_KEY_ID: ACCESS_KEY_SECRET}, tokens={ACCESS_KEY_ID: SECURITY_TOKEN})
+    server.start()
+    yield server
+    server.stop()
+
+
+# -- the FC side ---------------------------------------------------------------------------------------------------
+@dataclass
+class FcCredentials:
+    access_key_id: str = ACCESS_KEY_ID
+    access_key_secret: str = ACCESS_KEY_SECRET
+    security_token: str = SECURITY_TOKEN
+
+
+@dataclass
+class FcFunction:
+    name: str = "headseg"
+    handler: str = "index.handler"
+    memory: int = 512
+    timeout: int = 60
+
+
+@dataclass
+class FcContext:
+    """The shape of FC's python3.10 context object (the fields headseg reads)."""
+
+    request_id: str = "1-6742e1a0-0123456789abcdef01234567"
+    region: str = "cn-shanghai"
+    account_id: str = "1234567890123456"
+    credentials: FcCredentials = field(default_factory=FcCredentials)
+    function: FcFunction = field(default_factory=FcFunction)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+def oss_event(*records: tuple[str, str | None], name: str = "ObjectCreated:PutObject", bucket: str = BUCKET) -> bytes:
+    """An event of the real shape (from events/put.json) for (key, eTag) records."""
+    template = load_event("put.json")["events"][0]
+    events = []
+    for key, etag in records:
+        record = json.loads(json.dumps(template))
+        record["eventName"] = name
+        record["oss"]["bucket"]["name"] = bucket
+        record["oss"]["object"]["key"] = key
+        if etag is None:
+            del record["oss"]["object"]["eTag"]
+        else:
+            record["oss"]["object"]["eTag"] = etag
+        events.append(record)
+    return json.dumps({"events": events}, ensure_ascii=False).encode("utf-8")
+
+
+@dataclass
+class Cloud:
+    """The fakes plus the function's environment: upload objects, invoke the real handler, read outputs."""
+
+    oss: FakeOss
+    imageseg: FakeImageseg
+    monkeypatch: pytest.MonkeyPatch
+    env: dict[str, str] = field(default_factory=dict)
+
+    def configure(self, **variables: str) -> None:
+        for name, value in variables.items():
+            self.env[name] = value
+            self.monkeypatch.setenv(name, value)
+        handler_module.reset()
+
+    def upload(self, key: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        return self.oss.put(BUCKET, key, data, content_type=content_type)
+
+    def upload_portrait(self, key: str, heads: list[tuple[int, int, int, int]], size=(400, 300), fmt="JPEG") -> str:
+        return self.upload(key, portrait(size[0], size[1], heads, fmt=fmt), f"image/{fmt.lower()}")
+
+    def invoke(self, event: bytes, timeout: int = 60, request_id: str = "1-test") -> dict[str, Any]:
+        import index
+
+        result = index.handler(event, FcContext(request_id=request_id, function=FcFunction(timeout=timeout)))
+        return json.loads(result)
+
+    def invoke_key(self, key: str, etag: str | None, **kwargs: Any) -> dict[str, Any]:
+        return self.invoke(oss_event((key, etag)), **kwargs)
+
+    def read(self, key: str) -> bytes | None:
+        return self.oss.get(BUCKET, key)
+
+    def read_json(self, key: str) -> dict[str, Any] | None:
+        data = self.read(key)
+        return None if data is None else json.loads(data)
+
+    def outputs(self, prefix: str = "heads/") -> list[str]:
+        return self.oss.keys(BUCKET, prefix)
+
+
+@pytest.fixture
+def cloud(fake_oss: FakeOss, fake_imageseg: FakeImageseg, monkeypatch: pytest.MonkeyPatch) -> Cloud:
+    cloud = Cloud(fake_oss, fake_imageseg, monkeypatch)
+    cloud.configure(
+        INPUT_PREFIX="incoming/",
+        OUTPUT_PREFIX="heads/",
+        OSS_ENDPOINT=fake_oss.url,
+        OSS_PUBLIC_ENDPOINT=fake_oss.url,
+        IMAGESEG_ENDPOINT=fake_imageseg.url,
+        TIME_MARGIN="1",
+    )
+    return cloud
+
+
+def png_image(data: bytes):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+

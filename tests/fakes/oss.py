@@ -1,0 +1,662 @@
+"""A fake Alibaba Cloud OSS endpoint: the real `oss2` SDK talks to it over HTTP on 127.0.0.1.
+
+Scope
+    Path-style addressing only (`http://127.0.0.1:PORT/bucket/key`, what oss2 uses for an IP endpoint) and the
+    operations headseg needs: PutObject, GetObject (ranges, `x-oss-range-behavior: standard`), HeadObject,
+    DeleteObject, DeleteMultipleObjects, ListObjects (v1) and ListObjectsV2. Every request must be signed — V1 or
+    V4, in the Authorization header or as a presigned URL, with or without an STS token — and each signature is
+    recomputed from what arrived on the wire, the way oss2/auth.py builds it. Errors are OSS `<Error>` XML (and
+    `x-oss-err` on HEAD) with an `x-oss-request-id`, so oss2 raises the same exception classes as against OSS.
+
+Layout (moto's split)
+    `ServiceError`             an OSS error answer: HTTP status, OSS code, message, extra `<Error>` fields.
+    `StoredObject`, `OssState` buckets and objects; no HTTP.
+    `FakeOss`                  HTTP glue: routing, signature checks, XML, test helpers, fault shortcuts.
+
+Anything the fake does not implement (another sub-resource, a conditional or unknown `x-oss-*` header, a V2
+signature, a chunked body) is answered 501 NotImplemented *and* recorded with `fail()`, so the test fails rather
+than trusting an answer the real service would not give.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import re
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Callable, Iterator
+from urllib.parse import quote, unquote
+
+from oss2.utils import Crc64
+
+from ._server import Fault, FakeServer, Request, Response
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+CLOCK_SKEW = 15 * 60  # seconds OSS tolerates between a signed Date / x-oss-date and its clock
+MAX_KEYS = 1000
+OWNER_ID = "1000000000000000"
+V4_ALGORITHM = "OSS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+# Query parameters that carry a presigned URL's signature (V1 and V4); they never select an operation.
+_PRESIGN_PARAMS = frozenset({
+    "OSSAccessKeyId", "Expires", "Signature", "security-token",
+    "x-oss-signature-version", "x-oss-credential", "x-oss-date", "x-oss-expires", "x-oss-signature",
+    "x-oss-security-token", "x-oss-additional-headers",
+})  # fmt: skip
+# The entries of oss2's V1 sub-resource list (ProviderAuth._subresource_key_set) that the routes below accept;
+# any other parameter is either not a sub-resource or makes the request unsupported.
+_V1_SUBRESOURCES = frozenset({"delete", "objectMeta", "continuation-token", "security-token"})
+_LIST_V1_PARAMS = frozenset({"prefix", "marker", "max-keys", "delimiter", "encoding-type"})
+_LIST_V2_PARAMS = _LIST_V1_PARAMS - {"marker"} | {"list-type", "continuation-token", "start-after", "fetch-owner"}
+_KNOWN_OSS_HEADERS = frozenset({"x-oss-date", "x-oss-content-sha256", "x-oss-security-token", "x-oss-range-behavior"})
+_UNSUPPORTED_HEADERS = frozenset({"if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "transfer-encoding"})
+
+
+class ServiceError(Exception):
+    """An OSS error answer: HTTP status, OSS error code, message and extra `<Error>` children."""
+
+    def __init__(self, status: int, code: str, message: str, **details: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class _Unsupported(Exception):
+    """A request the fake does not implement: answered 501 and recorded as a test failure."""
+
+
+def _invalid_argument(message: str, name: str, value: str) -> ServiceError:
+    return ServiceError(400, "InvalidArgument", message, ArgumentName=name, ArgumentValue=value)
+
+
+# -- state ------------------------------------------------------------------------------------------------------
+@dataclass
+class StoredObject:
+    key: str
+    data: bytes
+    content_type: str
+    last_modified: int  # epoch seconds
+    metadata: dict[str, str] = field(default_factory=dict)  # full header names: x-oss-meta-*
+    etag: str = field(init=False)  # uppercase hex MD5 without quotes (oss2 strips them too)
+    crc64: int = field(init=False)  # CRC-64/ECMA as oss2.utils.Crc64 computes it
+
+    def __post_init__(self) -> None:
+        self.etag = hashlib.md5(self.data).hexdigest().upper()
+        crc = Crc64()
+        crc.update(self.data)
+        self.crc64 = crc.crc
+
+    @property
+    def content_md5(self) -> str:
+        return base64.b64encode(hashlib.md5(self.data).digest()).decode()
+
+
+class OssState:
+    """Buckets of objects, safe to share between the server's handler threads."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, dict[str, StoredObject]] = {}
+        self._lock = threading.Lock()
+
+    def create_bucket(self, name: str) -> None:
+        with self._lock:
+            self._buckets.setdefault(name, {})
+
+    def lookup(self, bucket: str, key: str) -> StoredObject | None:
+        with self._lock:
+            return self._buckets.get(bucket, {}).get(key)
+
+    def fetch(self, bucket: str, key: str) -> StoredObject:
+        with self._lock:
+            obj = self._bucket(bucket).get(key)
+        if obj is None:
+            raise ServiceError(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+        return obj
+
+    def put(self, bucket: str, obj: StoredObject) -> None:
+        with self._lock:
+            self._bucket(bucket)[obj.key] = obj
+
+    def delete(self, bucket: str, key: str) -> None:
+        with self._lock:
+            self._bucket(bucket).pop(key, None)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        with self._lock:
+            return sorted(key for key in self._buckets.get(bucket, {}) if key.startswith(prefix))
+
+    def list(
+        self, bucket: str, prefix: str, delimiter: str, after: str, max_keys: int
+    ) -> tuple[list[tuple[str, StoredObject | None]], bool]:
+        """One page of (name, object) in key order, object None for a common prefix; and whether more follow."""
+        with self._lock:
+            objects = dict(self._bucket(bucket))
+        keys = sorted(key for key in objects if key.startswith(prefix) and key > after)
+        page = list(itertools.islice(_list_entries(keys, objects, prefix, delimiter, after), max_keys + 1))
+        return page[:max_keys], len(page) > max_keys
+
+    def _bucket(self, name: str) -> dict[str, StoredObject]:
+        try:
+            return self._buckets[name]
+        except KeyError:
+            raise ServiceError(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=name) from None
+
+
+def _list_entries(
+    keys: list[str], objects: dict[str, StoredObject], prefix: str, delimiter: str, after: str
+) -> Iterator[tuple[str, StoredObject | None]]:
+    last_common = None
+    for key in keys:
+        cut = key.find(delimiter, len(prefix)) if delimiter else -1
+        if cut < 0:
+            yield key, objects[key]
+            continue
+        common = key[: cut + len(delimiter)]
+        if common != last_common and common > after:  # a marker equal to a common prefix skips that "directory"
+            last_common = common
+            yield common, None
+
+
+# -- HTTP glue ----------------------------------------------------------------------------------------------------
+def _any(request: Request) -> bool:
+    return True
+
+
+class FakeOss(FakeServer):
+    """A signature-checking OSS endpoint. `credentials`: access key id -> secret; `tokens`: access key id -> the
+    STS security token that key requires. `clock_offset` (seconds) shifts the fake's clock."""
+
+    name = "fake-oss"
+
+    def __init__(self, credentials: dict[str, str], tokens: dict[str, str] | None = None, region: str = "cn-shanghai"):
+        super().__init__()
+        self.credentials = dict(credentials)
+        self.tokens = dict(tokens or {})
+        self.region = region
+        self.clock_offset = 0.0
+        self.state = OssState()
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    # -- test helpers -----------------------------------------------------------------------------------------------
+    def create_bucket(self, name: str) -> None:
+        self.state.create_bucket(name)
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
+        """Store an object (creating the bucket if needed); returns its ETag (uppercase hex, no quotes)."""
+        self.state.create_bucket(bucket)
+        obj = StoredObject(key, bytes(data), content_type, int(self.now()))
+        self.state.put(bucket, obj)
+        return obj.etag
+
+    def get(self, bucket: str, key: str) -> bytes | None:
+        obj = self.state.lookup(bucket, key)
+        return None if obj is None else obj.data
+
+    def object(self, bucket: str, key: str) -> StoredObject | None:
+        return self.state.lookup(bucket, key)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return self.state.keys(bucket, prefix)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.state.delete(bucket, key)
+
+    # -- faults -------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def match(method: str | None = None, bucket: str | None = None, key: str | None = None) -> Callable[[Request], bool]:
+        """A fault matcher on method / bucket / decoded key (key "" is a bucket-level request such as a listing)."""
+
+        def accepts(request: Request) -> bool:
+            try:
+                got_bucket, got_key = _split_path(request.path)
+            except ServiceError:
+                return False
+            return (
+                (method is None or request.method == method.upper())
+                and (bucket is None or got_bucket == bucket)
+                and (key is None or got_key == key)
+            )
+
+        return accepts
+
+    def throttle(self, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
+        error = ServiceError(503, "SlowDown", "Please reduce your request rate.")
+        return self.inject(Fault("status", match, times, response=_error_response(error, _request_id(), head=True)))
+
+    def server_error(self, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
+        error = ServiceError(500, "InternalError", "We encountered an internal error. Please try again.")
+        return self.inject(Fault("status", match, times, response=_error_response(error, _request_id(), head=True)))
+
+    def drop(self, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
+        return self.inject(Fault("drop", match, times))
+
+    def delay(self, seconds: float, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
+        return self.inject(Fault("delay", match, times, seconds=seconds))
+
+    # -- serving --------------------------------------------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        request_id = _request_id()
+        head = request.method == "HEAD"
+        try:
+            bucket, key = _split_path(request.path)
+            operation = self._route(request, bucket, key)
+            self._authenticate(request, bucket, key)
+            response = operation(request, bucket, key)
+        except ServiceError as error:
+            response = _error_response(error, request_id, head)
+        except _Unsupported as unsupported:
+            self.fail(f"{request.method} {request.raw_path}: {unsupported}")
+            error = ServiceError(501, "NotImplemented", f"The fake OSS does not implement {unsupported}.")
+            response = _error_response(error, request_id, head)
+        response.headers["x-oss-request-id"] = request_id
+        return response
+
+    def _route(self, request: Request, bucket: str, key: str) -> Callable[[Request, str, str], Response]:
+        for name in request.headers:
+            custom = name.startswith("x-oss-") and not name.startswith("x-oss-meta-")
+            if name in _UNSUPPORTED_HEADERS or (custom and name not in _KNOWN_OSS_HEADERS):
+                raise _Unsupported(f"the {name!r} header")
+        params = {name for name, _ in request.query} - _PRESIGN_PARAMS
+        method = request.method
+        if bucket and not key:
+            if method == "GET" and request.param("list-type") == "2" and params <= _LIST_V2_PARAMS:
+                return self._list_objects_v2
+            if method == "GET" and params <= _LIST_V1_PARAMS:
+                return self._list_objects
+            if method == "POST" and "delete" in params and params <= {"delete", "encoding-type"}:
+                return self._delete_objects
+        elif bucket:
+            if method == "PUT" and not params:
+                return self._put_object
+            if method == "GET" and not params:
+                return self._get_object
+            if method == "HEAD" and params <= {"objectMeta"}:
+                return self._head_object
+            if method == "DELETE" and not params:
+                return self._delete_object
+        raise _Unsupported(f"{method} on {'an object' if key else 'a bucket' if bucket else 'the service'} "
+                           f"with parameters {sorted(params)}")
+
+    # -- operations -----------------------------------------------------------------------------------------------
+    def _put_object(self, request: Request, bucket: str, key: str) -> Response:
+        _check_content_md5(request)
+        metadata = {name: value for name, value in request.headers.items() if name.startswith("x-oss-meta-")}
+        content_type = request.header("content-type") or DEFAULT_CONTENT_TYPE
+        obj = StoredObject(key, request.body, content_type, int(self.now()), metadata)
+        self.state.put(bucket, obj)
+        headers = {"ETag": f'"{obj.etag}"', "Content-MD5": obj.content_md5, "x-oss-hash-crc64ecma": str(obj.crc64)}
+        return Response(200, headers=headers)
+
+    def _get_object(self, request: Request, bucket: str, key: str) -> Response:
+        obj = self.state.fetch(bucket, key)
+        headers = _object_headers(obj)
+        standard = request.header("x-oss-range-behavior") == "standard"
+        window = _byte_range(request.header("range"), len(obj.data), standard)
+        if window is None:
+            return Response(200, obj.data, headers)
+        start, end = window
+        headers["Content-Range"] = f"bytes {start}-{end}/{len(obj.data)}"
+        return Response(206, obj.data[start : end + 1], headers)
+
+    def _head_object(self, request: Request, bucket: str, key: str) -> Response:
+        obj = self.state.fetch(bucket, key)
+        return Response(200, headers={**_object_headers(obj), "Content-Length": str(len(obj.data))})
+
+    def _delete_object(self, request: Request, bucket: str, key: str) -> Response:
+        self.state.delete(bucket, key)
+        return Response(204)
+
+    def _delete_objects(self, request: Request, bucket: str, key: str) -> Response:
+        if not request.header("content-md5"):
+            raise ServiceError(400, "InvalidRequest", "Missing required header for this request: Content-MD5")
+        _check_content_md5(request)
+        encode = _encoder(request)
+        malformed = ServiceError(400, "MalformedXML", "The XML you provided was not well-formed.")
+        try:
+            root = ET.fromstring(request.body)
+        except ET.ParseError:
+            raise malformed from None
+        keys = [node.text or "" for node in root.findall("Object/Key")]
+        if root.tag != "Delete" or not keys or len(keys) > MAX_KEYS or not all(keys):
+            raise malformed
+        for name in keys:
+            self.state.delete(bucket, name)
+        result = ET.Element("DeleteResult")
+        if request.param("encoding-type"):
+            _sub(result, "EncodingType", "url")
+        if (root.findtext("Quiet") or "false").lower() != "true":
+            for name in keys:
+                _sub(_sub(result, "Deleted"), "Key", encode(name))
+        return _xml_response(result)
+
+    def _list_objects(self, request: Request, bucket: str, key: str) -> Response:
+        encode = _encoder(request)
+        prefix, delimiter, marker = (request.param(name) or "" for name in ("prefix", "delimiter", "marker"))
+        max_keys = _max_keys(request)
+        page, truncated = self.state.list(bucket, prefix, delimiter, marker, max_keys)
+        root = ET.Element("ListBucketResult")
+        for tag, text in (("Name", bucket), ("Prefix", encode(prefix)), ("Marker", encode(marker)),
+                          ("MaxKeys", str(max_keys)), ("Delimiter", encode(delimiter))):
+            _sub(root, tag, text)
+        if request.param("encoding-type"):
+            _sub(root, "EncodingType", "url")
+        _sub(root, "IsTruncated", str(truncated).lower())
+        if truncated:
+            _sub(root, "NextMarker", encode(page[-1][0]))
+        _add_entries(root, page, encode, owner=True)
+        return _xml_response(root)
+
+    def _list_objects_v2(self, request: Request, bucket: str, key: str) -> Response:
+        encode = _encoder(request)
+        prefix, delimiter, token, start_after = (
+            request.param(name) or "" for name in ("prefix", "delimiter", "continuation-token", "start-after")
+        )
+        max_keys = _max_keys(request)
+        after = _decode_token(token) if token else start_after
+        page, truncated = self.state.list(bucket, prefix, delimiter, after, max_keys)
+        root = ET.Element("ListBucketResult")
+        for tag, text in (("Name", bucket), ("Prefix", encode(prefix)), ("MaxKeys", str(max_keys)),
+                          ("Delimiter", encode(delimiter))):
+            _sub(root, tag, text)
+        if start_after:
+            _sub(root, "StartAfter", encode(start_after))
+        if token:
+            _sub(root, "ContinuationToken", encode(token))
+        if request.param("encoding-type"):
+            _sub(root, "EncodingType", "url")
+        _sub(root, "IsTruncated", str(truncated).lower())
+        if truncated:
+            _sub(root, "NextContinuationToken", encode(base64.urlsafe_b64encode(page[-1][0].encode()).decode()))
+        _sub(root, "KeyCount", str(len(page)))
+        _add_entries(root, page, encode, owner=request.param("fetch-owner") == "true")
+        return _xml_response(root)
+
+    # -- signatures (mirroring oss2/auth.py) ------------------------------------------------------------------
+    def _authenticate(self, request: Request, bucket: str, key: str) -> None:
+        authorization = request.header("authorization")
+        if authorization.startswith("OSS "):
+            access_key_id, _, signature = authorization[len("OSS ") :].rpartition(":")
+            date = request.header("x-oss-date") or request.header("date")
+            self._check_skew(_parse_http_date(date))
+            token = request.header("x-oss-security-token")
+            self._verify_v1(request, bucket, key, access_key_id, signature, date, token)
+        elif authorization.startswith(V4_ALGORITHM + " "):
+            fields = dict(part.strip().partition("=")[::2] for part in authorization[len(V4_ALGORITHM) :].split(","))
+            if not fields.get("Credential") or not fields.get("Signature"):
+                raise ServiceError(400, "InvalidArgument", "Authorization header is malformed.")
+            date_time = request.header("x-oss-date")
+            self._check_skew(_parse_v4_date(date_time))
+            additional = fields.get("AdditionalHeaders", "")
+            token = request.header("x-oss-security-token")
+            self._verify_v4(request, bucket, key, fields["Credential"], fields["Signature"], date_time, additional, token)
+        elif authorization:
+            raise _Unsupported(f"the Authorization scheme {authorization.split()[0]!r}")
+        elif request.param("x-oss-signature-version") is not None:
+            self._verify_v4_url(request, bucket, key)
+        elif request.param("Signature") is not None:
+            expires = request.param("Expires") or ""
+            if not expires.isdecimal():
+                raise _invalid_argument("Expires is not a number.", "Expires", expires)
+            access_key_id = request.param("OSSAccessKeyId") or ""
+            token = request.param("security-token") or ""
+            if self.now() > int(expires):
+                raise _expired(int(expires), self.now())
+            self._verify_v1(request, bucket, key, access_key_id, request.param("Signature") or "", expires, token)
+        else:
+            raise ServiceError(403, "AccessDenied", "You have no right to access this object because of bucket acl.")
+
+    def _verify_v4_url(self, request: Request, bucket: str, key: str) -> None:
+        if request.param("x-oss-signature-version") != V4_ALGORITHM:
+            raise _invalid_argument("Unsupported signature version.", "x-oss-signature-version",
+                                    request.param("x-oss-signature-version") or "")
+        credential, signature, date_time, expires = (
+            request.param(name) or "" for name in ("x-oss-credential", "x-oss-signature", "x-oss-date", "x-oss-expires")
+        )
+        if not credential or not signature:
+            raise ServiceError(400, "InvalidArgument", "x-oss-credential and x-oss-signature are required.")
+        if not expires.isdecimal() or not 0 < int(expires) <= 7 * 24 * 3600:
+            raise _invalid_argument("x-oss-expires must be 1..604800 seconds.", "x-oss-expires", expires)
+        signed_at = _parse_v4_date(date_time)
+        if self.now() > signed_at + int(expires):
+            raise _expired(int(signed_at) + int(expires), self.now())
+        additional = request.param("x-oss-additional-headers") or ""
+        token = request.param("x-oss-security-token") or ""
+        self._verify_v4(request, bucket, key, credential, signature, date_time, additional, token)
+
+    def _secret(self, access_key_id: str, token: str) -> str:
+        """The secret for `access_key_id`, once the STS token matches what that key requires (none or one)."""
+        secret = self.credentials.get(access_key_id)
+        if secret is None or (access_key_id in self.tokens and not token):
+            raise ServiceError(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our "
+                               "records.", OSSAccessKeyId=access_key_id)
+        if (token or None) != self.tokens.get(access_key_id):
+            raise ServiceError(403, "InvalidSecurityToken", "The security token you provided is invalid.")
+        return secret
+
+    def _check_skew(self, signed_at: float) -> None:
+        if abs(self.now() - signed_at) > CLOCK_SKEW:
+            raise ServiceError(403, "RequestTimeTooSkewed", "The difference between the request time and the "
+                               "current time is too large.", ServerTime=formatdate(self.now(), usegmt=True))
+
+    def _verify_v1(
+        self, request: Request, bucket: str, key: str, access_key_id: str, signature: str, date: str, token: str
+    ) -> None:
+        secret = self._secret(access_key_id, token)
+        headers = "".join(f"{name}:{value}\n" for name, value in sorted(request.headers.items())
+                          if name.startswith("x-oss-"))
+        subresources = sorted((name, value) for name, value in request.query if name in _V1_SUBRESOURCES)
+        resource = f"/{bucket}/{key}"
+        if subresources:
+            resource += "?" + "&".join(f"{name}={value}" if value else name for name, value in subresources)
+        string_to_sign = "\n".join(
+            [request.method, request.header("content-md5"), request.header("content-type"), date, headers + resource]
+        )
+        digest = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
+        if not hmac.compare_digest(base64.b64encode(digest), signature.encode()):
+            raise _signature_mismatch(access_key_id, signature, StringToSign=string_to_sign)
+
+    def _verify_v4(
+        self, request: Request, bucket: str, key: str, credential: str, signature: str, date_time: str,
+        additional: str, token: str,
+    ) -> None:
+        access_key_id, _, scope = credential.partition("/")
+        secret = self._secret(access_key_id, token)
+        expected_scope = f"{date_time[:8]}/{self.region}/oss/aliyun_v4_request"
+        if scope != expected_scope:
+            raise _signature_mismatch(access_key_id, signature, CredentialScope=scope, ExpectedScope=expected_scope)
+        extra = sorted({name.strip().lower() for name in additional.split(";") if name.strip()})
+        query = sorted((_v4_quote(name), _v4_quote(value)) for name, value in request.query if name != "x-oss-signature")
+        headers = sorted(
+            (name, value) for name, value in request.headers.items()
+            if name.startswith("x-oss-") or name in ("content-type", "content-md5") or name in extra
+        )
+        payload = request.headers.get("x-oss-content-sha256", UNSIGNED_PAYLOAD)
+        if payload != UNSIGNED_PAYLOAD and payload != hashlib.sha256(request.body).hexdigest():
+            raise ServiceError(400, "InvalidArgument", "x-oss-content-sha256 does not match the request body.")
+        canonical_request = "\n".join([
+            request.method,
+            _v4_quote(f"/{bucket}/{key}", keep_slash=True),
+            "&".join(f"{name}={value}" if value else name for name, value in query),
+            "".join(f"{name}:{value}\n" for name, value in headers),
+            ";".join(extra),
+            payload,
+        ])  # fmt: skip
+        string_to_sign = "\n".join(
+            [V4_ALGORITHM, date_time, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+        )
+        signing_key = ("aliyun_v4" + secret).encode()
+        for part in scope.split("/"):
+            signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise _signature_mismatch(
+                access_key_id, signature, CanonicalRequest=canonical_request, StringToSign=string_to_sign
+            )
+
+
+# -- wire helpers -------------------------------------------------------------------------------------------------
+def _request_id() -> str:
+    return uuid.uuid4().hex[:24].upper()
+
+
+def _split_path(path: str) -> tuple[str, str]:
+    """`/bucket/key` (percent-encoded) -> (bucket, key), both decoded; key "" for bucket-level requests."""
+    bucket, _, key = path[1:].partition("/")
+    try:
+        return unquote(bucket, errors="strict"), unquote(key, errors="strict")
+    except UnicodeDecodeError:
+        raise ServiceError(400, "InvalidURI", "Couldn't parse the specified URI.") from None
+
+
+def _v4_quote(text: str, keep_slash: bool = False) -> str:
+    # oss2's __v4_uri_encode: everything but A-Z a-z 0-9 _ - ~ . (and "/" in the path) as %XX of the UTF-8 bytes
+    return quote(text.encode(), safe="/" if keep_slash else "")
+
+
+def _parse_http_date(value: str) -> float:
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        raise ServiceError(403, "AccessDenied", "OSS authentication requires a valid Date.") from None
+
+
+def _parse_v4_date(value: str) -> float:
+    try:
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        raise ServiceError(403, "AccessDenied", "OSS V4 authentication requires a valid x-oss-date.") from None
+
+
+def _signature_mismatch(access_key_id: str, provided: str, **details: str) -> ServiceError:
+    return ServiceError(
+        403, "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+        OSSAccessKeyId=access_key_id, SignatureProvided=provided, **details,
+    )  # fmt: skip
+
+
+def _expired(expires: int, now: float) -> ServiceError:
+    return ServiceError(403, "AccessDenied", "Request has expired.", Expires=formatdate(expires, usegmt=True),
+                        ServerTime=formatdate(now, usegmt=True))
+
+
+def _check_content_md5(request: Request) -> None:
+    sent = request.header("content-md5")
+    if sent and sent != base64.b64encode(hashlib.md5(request.body).digest()).decode():
+        raise ServiceError(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
+
+
+def _byte_range(header: str, size: int, standard: bool) -> tuple[int, int] | None:
+    """The inclusive (start, end) a Range header selects, or None for the whole object (200).
+
+    Like OSS: a malformed, multi-part or reversed range is ignored. Without `x-oss-range-behavior: standard` a
+    range reaching past the end or starting beyond it is ignored too; with it the end is clamped and a range
+    starting beyond the end is 416 InvalidRange.
+    """
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.groups()
+    if first:
+        start, end = int(first), int(last) if last else size - 1
+        if end < start:
+            return None
+        satisfiable, overreach = start < size, end >= size
+    else:  # a suffix: the last N bytes
+        start, end = max(size - int(last), 0), size - 1
+        satisfiable, overreach = int(last) > 0 and size > 0, int(last) > size
+    if not satisfiable and standard:
+        raise ServiceError(416, "InvalidRange", "The requested range cannot be satisfied.",
+                           RangeRequested=header, ActualObjectSize=str(size))
+    if not satisfiable or (overreach and not standard):
+        return None
+    return start, min(end, size - 1)
+
+
+def _object_headers(obj: StoredObject) -> dict[str, str]:
+    return {
+        "Content-Type": obj.content_type,
+        "ETag": f'"{obj.etag}"',
+        "Last-Modified": formatdate(obj.last_modified, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "x-oss-object-type": "Normal",
+        "x-oss-storage-class": "Standard",
+        "x-oss-hash-crc64ecma": str(obj.crc64),
+        **obj.metadata,
+    }
+
+
+def _encoder(request: Request) -> Callable[[str], str]:
+    """How names are written into a listing: url-encoded when the request asks `encoding-type=url`."""
+    encoding = request.param("encoding-type") or ""
+    if encoding not in ("", "url"):
+        raise _invalid_argument("Invalid Encoding Method specified in Request", "encoding-type", encoding)
+    return (lambda text: quote(text, safe="/")) if encoding else (lambda text: text)
+
+
+def _max_keys(request: Request) -> int:
+    raw = request.param("max-keys") or "100"
+    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_KEYS:
+        raise _invalid_argument(f"max-keys must be 1..{MAX_KEYS}.", "max-keys", raw)
+    return int(raw)
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeError):
+        raise _invalid_argument("The continuation token provided is incorrect.", "continuation-token", token) from None
+
+
+def _add_entries(root: ET.Element, page: list[tuple[str, StoredObject | None]], encode: Callable[[str], str],
+                 owner: bool) -> None:
+    for name, obj in page:
+        if obj is None:
+            continue
+        contents = _sub(root, "Contents")
+        for tag, text in (("Key", encode(name)),
+                          ("LastModified", time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(obj.last_modified))),
+                          ("ETag", f'"{obj.etag}"'), ("Type", "Normal"), ("Size", str(len(obj.data))),
+                          ("StorageClass", "Standard")):
+            _sub(contents, tag, text)
+        if owner:
+            node = _sub(contents, "Owner")
+            _sub(node, "ID", OWNER_ID)
+            _sub(node, "DisplayName", OWNER_ID)
+    for name, obj in page:
+        if obj is None:
+            _sub(_sub(root, "CommonPrefixes"), "Prefix", encode(name))
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    node = ET.SubElement(parent, tag)
+    node.text = text
+    return node
+
+
+def _xml_response(root: ET.Element) -> Response:
+    return Response(200, ET.tostring(root, encoding="utf-8", xml_declaration=True), {"Content-Type": "application/xml"})
+
+
+def _error_response(error: ServiceError, request_id: str, head: bool) -> Response:
+    """OSS's `<Error>` body; HEAD answers have no body, so OSS repeats it base64-encoded in `x-oss-err`."""
+    root = ET.Element("Error")
+    fields = {"Code": error.code, "Message": error.message, "RequestId": request_id, "HostId": "127.0.0.1"}
+    for tag, text in {**fields, **error.details}.items():
+        _sub(root, tag, text)
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    headers = {"Content-Type": "application/xml", "x-oss-request-id": request_id}
+    if head:
+        headers["x-oss-err"] = base64.b64encode(body).decode()
+    return Response(error.status, body, headers)

@@ -1,0 +1,326 @@
+"""The function end to end: the real handler, the real oss2 and imageseg SDKs, fake servers over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from headseg.errors import ConfigError, RetriableError
+from tests.conftest import BUCKET, Cloud, load_event, oss_event, png_image
+from tests.fakes._server import Fault, Response
+from tests.fakes.imageseg import is_result_download
+
+HEADS = [(40, 50, 60, 80), (170, 40, 70, 90), (300, 60, 50, 70)]
+
+
+def log_lines(caplog) -> list[dict]:
+    return [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+
+
+def test_several_heads_become_cutouts_and_a_sidecar(cloud: Cloud, caplog):
+    etag = cloud.upload_portrait("incoming/group.jpg", HEADS)
+
+    result = cloud.invoke_key("incoming/group.jpg", etag)
+
+    assert [o["outcome"] for o in result["outcomes"]] == ["done"]
+    folder = "heads/incoming/group.jpg/"
+    assert cloud.outputs() == [folder + f"head-{i}.png" for i in range(3)] + [folder + "heads.json"]
+    sidecar = cloud.read_json(folder + "heads.json")
+    assert sidecar["schema_version"] == 1
+    assert sidecar["source"] == {"bucket": BUCKET, "key": "incoming/group.jpg", "etag": etag, "size": len(cloud.read("incoming/group.jpg")), "width": 400, "height": 300}
+    assert sidecar["request_id"] and sidecar["engine"] == "cloud" and sidecar["return_form"] is None
+    for i, (head, (x, y, w, h)) in enumerate(zip(sidecar["heads"], HEADS)):
+        assert head["index"] == i and head["key"] == folder + f"head-{i}.png"
+        assert abs(head["x"] - x) <= 2 and abs(head["y"] - y) <= 2
+        assert abs(head["width"] - w) <= 3 and abs(head["height"] - h) <= 3
+        cutout = png_image(cloud.read(head["key"]))
+        assert cutout.mode == "RGBA" and cutout.size == (head["width"], head["height"])
+        assert cutout.getpixel((0, 0))[3] == 0  # corner of the ellipse's box: background, transparent
+        assert cutout.getpixel((cutout.width // 2, cutout.height // 2))[3] == 255
+        assert cloud.oss.object(BUCKET, head["key"]).content_type == "image/png"
+    assert set(sidecar["timings_ms"]) >= {"read", "segment", "cutouts"}
+    # the sidecar is the last write
+    puts = [unquote(e.request.path) for e in cloud.oss.logged(lambda r: r.method == "PUT")]
+    assert puts[-1].endswith("/heads.json") and len(puts) == 4
+    [line] = [line for line in log_lines(caplog) if line.get("outcome")]
+    assert line["request_id"] == "1-test" and line["key"] == "incoming/group.jpg" and line["heads"] == 3
+    assert line["outcome"] == "done" and line["timings_ms"]["total"] > 0
+
+
+def test_internal_url_mode_gives_segmenthead_a_signed_url_on_the_oss_endpoint(cloud: Cloud):
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    cloud.invoke_key("incoming/a.jpg", etag)
+    [url] = cloud.imageseg.fetched_urls
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}" == cloud.oss.url
+    assert "x-oss-signature=" in parts.query and "x-oss-expires=300" in parts.query
+
+
+def test_public_url_mode_signs_on_the_public_endpoint(cloud: Cloud):
+    public = cloud.oss.url.replace("127.0.0.1", "localhost")
+    cloud.configure(URL_MODE="public", OSS_PUBLIC_ENDPOINT=public)
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["outcome"] == "done"
+    [url] = cloud.imageseg.fetched_urls
+    assert url.startswith(public + f"/{BUCKET}/incoming/a.jpg?")
+
+
+def test_signature_v1_works_end_to_end(cloud: Cloud):
+    cloud.configure(OSS_SIGNATURE="v1")
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:2])
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["heads"] == 2
+    [url] = cloud.imageseg.fetched_urls
+    assert "Signature=" in url and "security-token=" in url
+
+
+def test_mask_form_writes_single_channel_masks(cloud: Cloud):
+    cloud.configure(RETURN_FORM="mask")
+    etag = cloud.upload_portrait("incoming/a.png", HEADS[:2], fmt="PNG")
+    cloud.invoke_key("incoming/a.png", etag)
+    sidecar = cloud.read_json("heads/incoming/a.png/heads.json")
+    assert sidecar["return_form"] == "mask"
+    for head in sidecar["heads"]:
+        mask = png_image(cloud.read(head["key"]))
+        assert mask.mode == "L" and mask.getpixel((0, 0)) == 0 and mask.getpixel((mask.width // 2, mask.height // 2)) == 255
+
+
+def test_no_heads_is_a_success_with_an_empty_sidecar(cloud: Cloud):
+    etag = cloud.upload_portrait("incoming/landscape.bmp", [], fmt="BMP")
+    result = cloud.invoke_key("incoming/landscape.bmp", etag)
+    assert result["outcomes"][0]["outcome"] == "done" and result["outcomes"][0]["heads"] == 0
+    assert cloud.read_json("heads/incoming/landscape.bmp/heads.json")["heads"] == []
+    assert cloud.outputs() == ["heads/incoming/landscape.bmp/heads.json"]
+
+
+def test_a_duplicate_event_is_skipped_without_calling_segmenthead(cloud: Cloud):
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS)
+    cloud.invoke_key("incoming/a.jpg", etag)
+    puts = len(cloud.oss.logged(lambda r: r.method == "PUT"))
+
+    second = cloud.invoke_key("incoming/a.jpg", etag)
+
+    assert second["outcomes"][0]["outcome"] == "skipped" and second["outcomes"][0]["code"] == "AlreadyDone"
+    assert cloud.imageseg.calls == 1
+    assert len(cloud.oss.logged(lambda r: r.method == "PUT")) == puts
+
+
+def test_throttling_then_success(cloud: Cloud, caplog):
+    cloud.imageseg.throttle(times=2)
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    result = cloud.invoke_key("incoming/a.jpg", etag)
+    assert result["outcomes"][0]["outcome"] == "done"
+    assert (cloud.imageseg.calls, cloud.imageseg.served, cloud.imageseg.throttled) == (3, 1, 2)
+    retries = [line for line in log_lines(caplog) if line["message"] == "retrying"]
+    assert [line["error"] for line in retries] == ["Throttling.User", "Throttling.User"]
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_retried(cloud: Cloud, status):
+    cloud.imageseg.server_error(times=1, status=status)
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["outcome"] == "done"
+    assert cloud.imageseg.calls == 2
+
+
+def test_a_dropped_connection_is_retried(cloud: Cloud):
+    cloud.imageseg.drop(times=1)
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["outcome"] == "done"
+
+
+def test_throttling_past_the_budget_raises_so_fc_retries(cloud: Cloud, caplog):
+    cloud.imageseg.throttle(times=1000)
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+
+    with pytest.raises(RetriableError) as error:
+        cloud.invoke_key("incoming/a.jpg", etag, timeout=3)  # 3 s timeout - 1 s margin
+
+    assert "Function Compute retries" in error.value.message
+    record = cloud.read_json("heads/incoming/a.jpg/error.json")
+    assert record["retriable"] is True and record["code"] == "BudgetExhausted" and record["source"]["etag"] == etag
+    assert "Throttling.User" in record["reason"]
+    assert cloud.read("heads/incoming/a.jpg/heads.json") is None
+    [line] = [line for line in log_lines(caplog) if line.get("outcome")]
+    assert line["outcome"] == "retry" and line["code"] == "BudgetExhausted"
+
+    # FC retries later, the quota is free again: the retry completes the work and clears the error record
+    cloud.imageseg.clear_faults()
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["outcome"] == "done"
+    assert cloud.read("heads/incoming/a.jpg/error.json") is None
+
+
+def test_an_image_segmenthead_rejects_is_recorded_and_not_retried(cloud: Cloud):
+    cloud.imageseg.invalid_image(times=1, code="InvalidImage.Content")
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+
+    result = cloud.invoke_key("incoming/a.jpg", etag)
+
+    outcome = result["outcomes"][0]
+    assert outcome["outcome"] == "failed" and outcome["code"] == "InvalidImage.Content"
+    assert outcome["sidecar"] == "heads/incoming/a.jpg/error.json"
+    record = cloud.read_json("heads/incoming/a.jpg/error.json")
+    assert record["retriable"] is False and record["code"] == "InvalidImage.Content" and record["source"]["etag"] == etag
+    assert cloud.imageseg.calls == 1
+    # the same event again: already failed for this eTag, not re-billed
+    again = cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]
+    assert again["outcome"] == "skipped" and again["code"] == "AlreadyFailed"
+    assert cloud.imageseg.calls == 1
+
+
+def test_a_corrupt_object_fails_permanently_before_segmenthead(cloud: Cloud):
+    etag = cloud.upload("incoming/broken.jpg", b"\xff\xd8\xff\xe0" + b"\x00garbage" * 10)
+    outcome = cloud.invoke_key("incoming/broken.jpg", etag)["outcomes"][0]
+    assert outcome["outcome"] == "failed" and outcome["code"] == "InvalidImage.Corrupt"
+    assert "corrupt JPEG" in outcome["reason"]
+    assert cloud.imageseg.calls == 0
+    assert cloud.read_json("heads/incoming/broken.jpg/error.json")["code"] == "InvalidImage.Corrupt"
+
+
+@pytest.mark.parametrize(
+    "fmt, size, code",
+    [("GIF", (100, 100), "InvalidImage.Format"), ("PNG", (2400, 100), "InvalidImage.Resolution"), ("PNG", (20, 20), "InvalidImage.Resolution")],
+)
+def test_images_outside_the_limits_fail_with_a_clear_reason(cloud: Cloud, fmt, size, code):
+    etag = cloud.upload_portrait("incoming/x.img", [], size=size, fmt=fmt)
+    outcome = cloud.invoke_key("incoming/x.img", etag)["outcomes"][0]
+    assert outcome["outcome"] == "failed" and outcome["code"] == code
+    assert cloud.imageseg.calls == 0
+
+
+def test_a_missing_object_fails_with_no_such_key(cloud: Cloud):
+    outcome = cloud.invoke_key("incoming/gone.jpg", "ABC")["outcomes"][0]
+    assert outcome["outcome"] == "failed" and outcome["code"] == "NoSuchKey"
+
+
+def test_not_an_image_is_skipped(cloud: Cloud):
+    event = load_event("not-image.json")
+    cloud.upload("incoming/notes.txt", b"hello", "text/plain")
+    result = cloud.invoke(json.dumps(event).encode())
+    outcome = result["outcomes"][0]
+    assert outcome["outcome"] == "skipped" and outcome["code"] == "NotAnImage"
+    assert cloud.outputs() == [] and cloud.imageseg.calls == 0
+
+
+def test_an_object_under_the_output_prefix_is_skipped_without_any_request(cloud: Cloud):
+    result = cloud.invoke((Path(__file__).parent.parent / "events" / "output-prefix.json").read_bytes())
+    assert result["outcomes"][0]["code"] == "OutputPrefix"
+    assert cloud.oss.requests == [] and cloud.imageseg.calls == 0
+
+
+def test_a_url_encoded_key_is_found_in_its_decoded_form(cloud: Cloud):
+    etag = cloud.upload_portrait("incoming/团队 合影/张 三.jpg", HEADS[:1])
+    result = cloud.invoke((Path(__file__).parent.parent / "events" / "encoded-key.json").read_bytes())
+    outcome = result["outcomes"][0]
+    assert outcome["outcome"] == "done" and outcome["key"] == "incoming/团队 合影/张 三.jpg"
+    sidecar = cloud.read_json("heads/incoming/团队 合影/张 三.jpg/heads.json")
+    assert sidecar["source"]["etag"] == etag and len(sidecar["heads"]) == 1
+
+
+def test_a_multi_record_event_processes_every_record(cloud: Cloud):
+    event = load_event("multi-record.json")
+    for record, fmt in zip(event["events"], ["JPEG", "PNG", "BMP"]):
+        key = record["oss"]["object"]["key"]
+        record["oss"]["object"]["eTag"] = cloud.upload_portrait(key, HEADS[:2], fmt=fmt)
+    result = cloud.invoke(json.dumps(event).encode())
+    assert [o["outcome"] for o in result["outcomes"]] == ["done"] * 3
+    assert cloud.imageseg.calls == 3
+
+
+def test_one_transient_record_makes_the_event_retry_and_the_retry_skips_the_done_ones(cloud: Cloud):
+    good = cloud.upload_portrait("incoming/good.jpg", HEADS[:1])
+    cloud.oss.server_error(times=100, match=cloud.oss.match(method="GET", key="incoming/bad.jpg"))
+    event = oss_event(("incoming/good.jpg", good), ("incoming/bad.jpg", "ABC"))
+    with pytest.raises(RetriableError):
+        cloud.invoke(event, timeout=3)
+    cloud.oss.clear_faults()
+    bad = cloud.upload_portrait("incoming/bad.jpg", HEADS[:1])
+    retry = cloud.invoke(oss_event(("incoming/good.jpg", good), ("incoming/bad.jpg", bad)))
+    assert [o["outcome"] for o in retry["outcomes"]] == ["skipped", "done"]
+    assert cloud.imageseg.calls == 2
+
+
+def test_expired_cutout_urls_call_segmenthead_again(cloud: Cloud):
+    expired = Response(403, b"<Error><Code>AccessDenied</Code><Message>Request has expired.</Message></Error>")
+    cloud.imageseg.inject(Fault("status", is_result_download, times=1, response=expired))
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:2])
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["outcome"] == "done"
+    assert cloud.imageseg.calls == 2
+    assert len(cloud.read_json("heads/incoming/a.jpg/heads.json")["heads"]) == 2
+
+
+def test_a_new_upload_replaces_the_outputs_and_removes_stale_cutouts(cloud: Cloud):
+    first = cloud.upload_portrait("incoming/a.jpg", HEADS)
+    cloud.invoke_key("incoming/a.jpg", first)
+    second = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    assert second != first
+    cloud.invoke_key("incoming/a.jpg", second)
+    assert cloud.outputs() == ["heads/incoming/a.jpg/head-0.png", "heads/incoming/a.jpg/heads.json"]
+    assert cloud.read_json("heads/incoming/a.jpg/heads.json")["source"]["etag"] == second
+
+
+def test_credentials_from_environment_when_the_context_has_none(cloud: Cloud):
+    import index
+    from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN, FcContext
+
+    cloud.configure(
+        ALIBABA_CLOUD_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
+        ALIBABA_CLOUD_SECURITY_TOKEN=SECURITY_TOKEN,
+    )
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    context = FcContext(credentials=None)  # python3.12: credentials only in the environment
+    result = json.loads(index.handler(oss_event(("incoming/a.jpg", etag)), context))
+    assert result["outcomes"][0]["outcome"] == "done"
+
+
+def test_wrong_credentials_are_retriable_with_a_hint(cloud: Cloud):
+    import index
+    from tests.conftest import FcContext, FcCredentials
+
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    context = FcContext(credentials=FcCredentials(access_key_secret="wrong-secret-value"))
+    with pytest.raises(RetriableError):
+        index.handler(oss_event(("incoming/a.jpg", etag)), context)
+
+
+def test_a_looping_config_refuses_to_start(cloud: Cloud, caplog):
+    import index
+
+    cloud.configure(OUTPUT_PREFIX="incoming/heads/")
+    with pytest.raises(ConfigError) as error:
+        index.initialize(None)
+    assert "infinite loop" in error.value.message
+    [line] = [line for line in log_lines(caplog) if line["message"] == "refusing to start"]
+    assert "OUTPUT_PREFIX 'incoming/heads/' overlaps INPUT_PREFIX 'incoming/'" in line["reason"]
+    with pytest.raises(ConfigError):
+        index.handler(oss_event(("incoming/a.jpg", "A")), None)
+    assert cloud.oss.requests == []
+
+
+@pytest.mark.parametrize("raw", [b"", b"not json", b'{"events": "nope"}', b'{"events": [{"eventName": "ObjectCreated:PutObject"}]}'])
+def test_malformed_events_are_rejected_with_a_clear_log_line(cloud: Cloud, caplog, raw):
+    result = cloud.invoke(raw)
+    assert result["outcome"] == "rejected" and result["reason"]
+    [line] = [line for line in log_lines(caplog) if line.get("outcome")]
+    assert line["outcome"] == "rejected" and line["level"] == "ERROR" and "Traceback" not in caplog.text
+
+
+def test_no_secret_or_signature_reaches_the_logs(cloud: Cloud, caplog):
+    from tests.conftest import ACCESS_KEY_SECRET, SECURITY_TOKEN
+
+    cloud.configure(LOG_LEVEL="DEBUG")
+    cloud.imageseg.throttle(times=1)
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    cloud.invoke_key("incoming/a.jpg", etag)
+    cloud.imageseg.inject(Fault("status", lambda r: True, times=1, response=Response(400, json.dumps({"Code": "InvalidFile.Download", "Message": f"cannot download {cloud.imageseg.fetched_urls[0]}"}).encode())))
+    etag = cloud.upload_portrait("incoming/b.jpg", HEADS[:1])
+    cloud.invoke_key("incoming/b.jpg", etag)
+    text = caplog.text
+    assert "InvalidFile.Download" in text
+    for secret in (ACCESS_KEY_SECRET, SECURITY_TOKEN):
+        assert secret not in text
+    assert "x-oss-signature=" not in text.replace("x-oss-signature=***", "")
+    assert cloud.read_json("heads/incoming/b.jpg/error.json")["reason"].count("x-oss-signature=***") == 1
