@@ -31,6 +31,8 @@ _OUR_VARIABLES = (
     "OSS_SIGNATURE", "IMAGESEG_ENDPOINT", "SIGNED_URL_EXPIRES", "MAX_IMAGE_BYTES", "MIN_IMAGE_SIDE",
     "MAX_IMAGE_SIDE", "MAX_OBJECT_BYTES", "TIME_MARGIN", "MAX_ATTEMPTS", "DOWNLOAD_WORKERS", "BUCKET_DIR",
     "LOG_LEVEL", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
+    # darabonba sends even 127.0.0.1 traffic through a proxy when these are set (it ignores NO_PROXY)
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
 )
 
 

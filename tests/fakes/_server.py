@@ -174,6 +174,9 @@ class _Httpd(ThreadingHTTPServer):
 def _make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: with Nagle on, the body waits for the client's delayed ACK
+        # (~40 ms per response on Linux).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: object) -> None:  # silence stderr
             pass

@@ -45,6 +45,7 @@ MAX_KEYS = 1000
 OWNER_ID = "1000000000000000"
 V4_ALGORITHM = "OSS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+_CRC64 = Crc64().crc64  # oss2's own CRC-64/ECMA (a crcmod.Crc); `.new(data)` reuses its table
 
 # Query parameters that carry a presigned URL's signature (V1 and V4); they never select an operation.
 _PRESIGN_PARAMS = frozenset({
@@ -58,7 +59,9 @@ _V1_SUBRESOURCES = frozenset({"delete", "objectMeta", "continuation-token", "sec
 _LIST_V1_PARAMS = frozenset({"prefix", "marker", "max-keys", "delimiter", "encoding-type"})
 _LIST_V2_PARAMS = _LIST_V1_PARAMS - {"marker"} | {"list-type", "continuation-token", "start-after", "fetch-owner"}
 _KNOWN_OSS_HEADERS = frozenset({"x-oss-date", "x-oss-content-sha256", "x-oss-security-token", "x-oss-range-behavior"})
-_UNSUPPORTED_HEADERS = frozenset({"if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "transfer-encoding"})
+_UNSUPPORTED_HEADERS = frozenset(
+    {"if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "transfer-encoding"}
+)
 
 
 class ServiceError(Exception):
@@ -90,9 +93,7 @@ class StoredObject:
 
     def __post_init__(self) -> None:
         self.etag = hashlib.md5(self.data).hexdigest().upper()
-        crc = Crc64()
-        crc.update(self.data)
-        self.crc64 = crc.crc
+        self.crc64 = _CRC64.new(self.data).crcValue
 
     @property
     def content_md5(self) -> str:
@@ -213,7 +214,9 @@ class FakeOss(FakeServer):
 
     # -- faults -------------------------------------------------------------------------------------------------------
     @staticmethod
-    def match(method: str | None = None, bucket: str | None = None, key: str | None = None) -> Callable[[Request], bool]:
+    def match(
+        method: str | None = None, bucket: str | None = None, key: str | None = None
+    ) -> Callable[[Request], bool]:
         """A fault matcher on method / bucket / decoded key (key "" is a bucket-level request such as a listing)."""
 
         def accepts(request: Request) -> bool:
@@ -229,11 +232,14 @@ class FakeOss(FakeServer):
 
         return accepts
 
+    # Canned answers carry `x-oss-err` as well, so a faulted HEAD still tells oss2 its code.
     def throttle(self, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
+        """503 SlowDown for the next `times` matching requests."""
         error = ServiceError(503, "SlowDown", "Please reduce your request rate.")
         return self.inject(Fault("status", match, times, response=_error_response(error, _request_id(), head=True)))
 
     def server_error(self, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
+        """500 InternalError for the next `times` matching requests."""
         error = ServiceError(500, "InternalError", "We encountered an internal error. Please try again.")
         return self.inject(Fault("status", match, times, response=_error_response(error, _request_id(), head=True)))
 
@@ -396,9 +402,9 @@ class FakeOss(FakeServer):
                 raise ServiceError(400, "InvalidArgument", "Authorization header is malformed.")
             date_time = request.header("x-oss-date")
             self._check_skew(_parse_v4_date(date_time))
-            additional = fields.get("AdditionalHeaders", "")
-            token = request.header("x-oss-security-token")
-            self._verify_v4(request, bucket, key, fields["Credential"], fields["Signature"], date_time, additional, token)
+            credential, signature = fields["Credential"], fields["Signature"]
+            additional, token = fields.get("AdditionalHeaders", ""), request.header("x-oss-security-token")
+            self._verify_v4(request, bucket, key, credential, signature, date_time, additional, token)
         elif authorization:
             raise _Unsupported(f"the Authorization scheme {authorization.split()[0]!r}")
         elif request.param("x-oss-signature-version") is not None:
@@ -475,7 +481,9 @@ class FakeOss(FakeServer):
         if scope != expected_scope:
             raise _signature_mismatch(access_key_id, signature, CredentialScope=scope, ExpectedScope=expected_scope)
         extra = sorted({name.strip().lower() for name in additional.split(";") if name.strip()})
-        query = sorted((_v4_quote(name), _v4_quote(value)) for name, value in request.query if name != "x-oss-signature")
+        query = sorted(
+            (_v4_quote(name), _v4_quote(value)) for name, value in request.query if name != "x-oss-signature"
+        )
         headers = sorted(
             (name, value) for name, value in request.headers.items()
             if name.startswith("x-oss-") or name in ("content-type", "content-md5") or name in extra

@@ -17,10 +17,10 @@ from alibabacloud_tea_util.models import RuntimeOptions
 from darabonba.exceptions import UnretryableException
 from PIL import Image
 
-from . import imageseg
-from ._server import Fault, FakeServer, Request, Response
-from .imageseg import FakeImageseg
-from .images import portrait
+from tests.fakes import imageseg
+from tests.fakes._server import Fault, FakeServer, Request, Response
+from tests.fakes.imageseg import FakeImageseg
+from tests.fakes.images import portrait
 
 AK, SECRET = "LTAItestkey", "test-secret"
 STS_AK, STS_SECRET, STS_TOKEN = "STS.testkey", "sts-secret", "sts-token"

@@ -1,0 +1,74 @@
+"""Build the FC code directory's dependencies for python3.10 x86_64 without Docker: `python -m headseg.package`.
+
+uv resolves the target's wheels (`--python-platform/--python-version --only-binary :all:`), evaluating
+environment markers for python3.10 (pip evaluates them for the interpreter it runs on and so drops
+`async_timeout; python_version < "3.11"`). Several of the SDKs' dependencies exist only as source
+distributions; they are pure Python, so pip first builds the tree into a wheelhouse with the C compiler
+disabled (optional C speedups such as crcmod's fall back to their pure-Python code) and uv takes the pure
+wheels from there with `--find-links`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+PLATFORM = "x86_64-manylinux2014"
+PYTHON_VERSION = "3.10"
+#: The function's own runtime dependencies (headseg's core requirements; never the `local` extra).
+FALLBACK_REQUIREMENTS = ["alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3"]
+
+
+def requirements() -> list[str]:
+    """headseg's core requirements as installed, or the pinned fallback when headseg is not installed."""
+    try:
+        declared = metadata.requires("headseg") or []
+    except metadata.PackageNotFoundError:
+        return list(FALLBACK_REQUIREMENTS)
+    return [req for req in declared if "extra ==" not in req]
+
+
+def build(target: Path, requirements: list[str]) -> int:
+    """Install `requirements` for FC's python3.10 x86_64 into `target`; returns the installed size in bytes."""
+    pip = [sys.executable, "-m", "pip"]
+    uv = [sys.executable, "-m", "uv"]
+    target = target.resolve()
+    if target.exists():
+        shutil.rmtree(target)
+    with tempfile.TemporaryDirectory(prefix="headseg-wheels-") as wheelhouse:
+        env = {**os.environ, "CC": "false", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        subprocess.run(
+            [*pip, "wheel", "--quiet", "--no-cache-dir", "--wheel-dir", wheelhouse, *requirements], check=True, env=env
+        )
+        subprocess.run(
+            [
+                *uv, "pip", "install", "--quiet", "--target", str(target), "--python-platform", PLATFORM,
+                "--python-version", PYTHON_VERSION, "--only-binary", ":all:", "--find-links", wheelhouse,
+                *requirements,
+            ],
+            check=True,
+            env=env,
+        )
+    for junk in [*target.rglob("__pycache__"), target / "bin"]:
+        shutil.rmtree(junk, ignore_errors=True)
+    return sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="headseg package", description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="python", help="directory to install into (default: ./python)")
+    args = parser.parse_args(argv)
+    size = build(Path(args.target), requirements())
+    print(f"installed {', '.join(requirements())} for python{PYTHON_VERSION} {PLATFORM} into {args.target}: "
+          f"{size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""s.yaml and the code agree: handler, code directory, environment names, trigger prefix and events."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from headseg.config import Config
+from headseg.events import OBJECT_CREATED_KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+_ENV = re.compile(r"\$\{env\('([A-Z_]+)',\s*'([^']*)'\)\}")
+_VAR = re.compile(r"\$\{vars\.(\w+)\}")
+
+
+def rendered(environ: dict[str, str] | None = None) -> dict:
+    """s.yaml with `${env('X', 'default')}` and `${vars.x}` resolved the way Serverless Devs does."""
+    environ = environ or {}
+    text = (ROOT / "s.yaml").read_text(encoding="utf-8")
+    text = _ENV.sub(lambda m: environ.get(m.group(1), m.group(2)), text)
+    variables = yaml.safe_load(text)["vars"]
+    return yaml.safe_load(_VAR.sub(lambda m: str(variables[m.group(1)]), text))
+
+
+@pytest.fixture(scope="module")
+def props() -> dict:
+    return rendered()["resources"]["headseg"]["props"]
+
+
+def test_handler_and_initializer_exist_in_the_code_directory(props):
+    assert props["code"] == "./src" and props["runtime"] == "python3.10"
+    for entry in (props["handler"], props["instanceLifecycleConfig"]["initializer"]["handler"]):
+        module, function = entry.split(".")
+        assert (ROOT / "src" / f"{module}.py").is_file()
+        assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_every_environment_variable_is_read_by_the_config(props):
+    names = {f.name.upper() for f in dataclasses.fields(Config)}
+    env = {k: str(v) for k, v in props["environmentVariables"].items()}
+    assert set(env) - {"PYTHONPATH"} <= names
+    config = Config.from_env(env)  # and together they form a valid configuration
+    assert config.time_margin < props["timeout"]
+
+
+def test_the_trigger_watches_the_input_prefix_and_every_creation_event(props):
+    [trigger] = props["triggers"]
+    assert trigger["triggerType"] == "oss"
+    assert trigger["triggerConfig"]["filter"]["key"]["prefix"] == props["environmentVariables"]["INPUT_PREFIX"]
+    assert {e.removeprefix("oss:ObjectCreated:") for e in trigger["triggerConfig"]["events"]} == OBJECT_CREATED_KINDS
+    assert trigger["invocationRole"].endswith(":role/aliyunosseventnotificationrole")
+    assert trigger["sourceArn"].startswith("acs:oss:cn-shanghai:")
+
+
+def test_explicit_resources_and_async_retries(props):
+    assert props["memorySize"] >= 512 and props["timeout"] > 3  # fc3 defaults to a 3 s timeout
+    assert props["logConfig"] == "auto"
+    assert 0 <= props["asyncInvokeConfig"]["maxAsyncRetryAttempts"] <= 8
+    assert props["environmentVariables"]["PYTHONPATH"] == "/code/python"
+
+
+def test_the_pre_deploy_action_builds_the_dependencies_into_the_pythonpath(props):
+    [action] = rendered()["resources"]["headseg"]["actions"]["pre-deploy"]
+    assert action["path"] == "./src" and "python3 -m headseg.package --target python" == action["run"]
+
+
+def test_prefixes_from_the_environment_flow_into_trigger_and_function():
+    props = rendered({"HEADSEG_INPUT_PREFIX": "uploads/", "HEADSEG_OUTPUT_PREFIX": "cutouts/"})["resources"]["headseg"]["props"]
+    assert props["triggers"][0]["triggerConfig"]["filter"]["key"]["prefix"] == "uploads/"
+    assert props["environmentVariables"]["OUTPUT_PREFIX"] == "cutouts/"
+
+
+def test_a_looping_prefix_pair_in_s_yaml_would_be_refused():
+    props = rendered({"HEADSEG_INPUT_PREFIX": "photos/", "HEADSEG_OUTPUT_PREFIX": "photos/heads/"})["resources"]["headseg"]["props"]
+    with pytest.raises(Exception, match="infinite loop"):
+        Config.from_env({k: str(v) for k, v in props["environmentVariables"].items()})
