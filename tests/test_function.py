@@ -139,6 +139,7 @@ def test_throttling_past_the_budget_raises_so_fc_retries(cloud: Cloud, caplog):
         cloud.invoke_key("incoming/a.jpg", etag, timeout=3)  # 3 s timeout - 1 s margin
 
     assert "Function Compute retries" in error.value.message
+    assert 2 <= cloud.imageseg.calls <= 6
     record = cloud.read_json("heads/incoming/a.jpg/error.json")
     assert record["retriable"] is True and record["code"] == "BudgetExhausted" and record["source"]["etag"] == etag
     assert "Throttling.User" in record["reason"]
@@ -284,6 +285,9 @@ def test_wrong_credentials_are_retriable_with_a_hint(cloud: Cloud):
     context = FcContext(credentials=FcCredentials(access_key_secret="wrong-secret-value"))
     with pytest.raises(RetriableError):
         index.handler(oss_event(("incoming/a.jpg", etag)), context)
+    # refused credentials are not retried inside the invocation: one request per read, then FC's retry
+    assert len(cloud.oss.logged(lambda r: r.method == "GET")) <= 3
+    assert all(entry.status == 403 for entry in cloud.oss.logged())
 
 
 def test_a_looping_config_refuses_to_start(cloud: Cloud, caplog):

@@ -78,3 +78,12 @@ def test_budget_timeout_caps_calls():
     assert budget.timeout(10) == 3
     clock.now = 2.95
     assert budget.timeout(10) == 0.1  # floor: never a zero timeout
+
+
+def test_access_denied_is_not_retried_inside_the_invocation():
+    from headseg.errors import AccessDenied
+
+    call, calls = flaky(5, error=AccessDenied)
+    with pytest.raises(AccessDenied):
+        retry(call, what="t", budget=Budget.seconds(100), policy=RetryPolicy(), sleep=lambda s: None)
+    assert len(calls) == 1

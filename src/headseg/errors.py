@@ -47,6 +47,15 @@ class RetriableError(HeadsegError):
     """A transient failure (throttling, 5xx, timeout): retried in the time budget, then raised for FC."""
 
     code = "Retriable"
+    retry_in_invocation = True
+
+
+class AccessDenied(RetriableError):
+    """Credentials or permissions were refused: retrying within this invocation cannot help, but a later
+    retry may (rotated STS token, a RAM policy fixed), so FC's async retry takes it."""
+
+    code = "AccessDenied"
+    retry_in_invocation = False
 
 
 class BudgetExhausted(RetriableError):

@@ -56,7 +56,8 @@ def retry(
 ) -> T:
     """Run `call`, retrying `RetriableError`s while attempts and time remain.
 
-    Gives up with the last error after `policy.max_attempts`, or with `BudgetExhausted` when the next wait
+    Gives up with the last error after `policy.max_attempts` (at once for errors that say retrying now cannot
+    help), or with `BudgetExhausted` when the next wait
     would not leave time for another attempt.
     """
     attempt = 0
@@ -65,7 +66,7 @@ def retry(
         try:
             return call()
         except RetriableError as exc:
-            if attempt >= policy.max_attempts:
+            if attempt >= policy.max_attempts or not exc.retry_in_invocation:
                 raise
             wait = policy.delay(attempt)
             if budget.remaining() <= wait:

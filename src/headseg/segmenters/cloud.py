@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from headseg.config import Config, UrlMode
 from headseg.credentials import Credentials
-from headseg.errors import CutoutExpired, HeadsegError, InvalidImage, PermanentError, RetriableError
+from headseg.errors import AccessDenied, CutoutExpired, HeadsegError, InvalidImage, PermanentError, RetriableError
 from headseg.retry import Budget
 from headseg.segmenters import Head, ImageSource, Segmentation
 
@@ -130,7 +130,7 @@ def classify(exc: Exception) -> HeadsegError:
     if code.startswith(_TRANSIENT_PREFIXES) or (isinstance(status, int) and status >= 500):
         return RetriableError(detail, code=code or f"HTTP{status}")
     if code.startswith(_CREDENTIAL_PREFIXES):
-        return RetriableError(detail + "; check the credentials and that imageseg is activated", code=code)
+        return AccessDenied(detail + "; check the credentials and that imageseg is activated", code=code)
     if code:
         return PermanentError(detail, code=code)
     # no service code: the request never got an answer (connection refused, reset, timed out)

@@ -14,7 +14,7 @@ from oss2 import exceptions as oss_errors
 
 from headseg.config import OssSignature
 from headseg.credentials import Credentials
-from headseg.errors import HeadsegError, ObjectNotFound, PermanentError, RetriableError
+from headseg.errors import AccessDenied, HeadsegError, ObjectNotFound, PermanentError, RetriableError
 from headseg.events import normalize_etag
 from headseg.storage import ObjectInfo
 
@@ -121,7 +121,7 @@ def _translate(exc: oss_errors.OssError, operation: str, key: str) -> HeadsegErr
     if status >= 500 or status == 429 or code in _TRANSIENT_CODES:
         return RetriableError(f"{where}: HTTP {status} {code}{request}", code=code or f"HTTP{status}")
     if code in _AUTH_CODES:
-        return RetriableError(
+        return AccessDenied(
             f"{where}: HTTP {status} {code}{request}: check the function role's RAM policy and credentials",
             code=code,
         )
