@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from headseg.errors import PermanentError
 
@@ -19,6 +19,7 @@ SCHEMA_VERSION = 1
 SIDECAR_NAME = "heads.json"
 ERROR_NAME = "error.json"
 MAX_KEY_BYTES = 1023
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,9 @@ class Sidecar:
     @classmethod
     def from_json(cls, data: bytes) -> "Sidecar | None":
         """The sidecar in `data`, or None when it is unreadable or of another schema (then it is redone)."""
-        try:
-            raw = json.loads(data)
-            if raw.get("schema_version") != SCHEMA_VERSION:
-                return None
-            return cls(
+        return _load(
+            data,
+            lambda raw: cls(
                 source=Source(**raw["source"]),
                 request_id=raw["request_id"],
                 return_form=raw["return_form"],
@@ -106,9 +105,8 @@ class Sidecar:
                 heads=[HeadRecord(**head) for head in raw["heads"]],
                 timings_ms=raw.get("timings_ms", {}),
                 created_at=raw.get("created_at", ""),
-            )
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return None
+            ),
+        )
 
     def is_done_for(self, etag: str, return_form: str | None) -> bool:
         return self.source.etag == etag and self.return_form == return_form
@@ -131,24 +129,32 @@ class ErrorRecord:
 
     @classmethod
     def from_json(cls, data: bytes) -> "ErrorRecord | None":
-        try:
-            raw = json.loads(data)
-            if raw.get("schema_version") != SCHEMA_VERSION:
-                return None
-            return cls(
+        return _load(
+            data,
+            lambda raw: cls(
                 source=Source(**raw["source"]),
                 code=raw["code"],
                 reason=raw["reason"],
                 retriable=bool(raw["retriable"]),
                 request_id=raw.get("request_id", ""),
                 created_at=raw.get("created_at", ""),
-            )
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return None
+            ),
+        )
 
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _load(data: bytes, build: Callable[[dict[str, Any]], T]) -> T | None:
+    """`build(raw)` for a JSON record of this schema version; None when unreadable or of another version."""
+    try:
+        raw = json.loads(data)
+        if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
+            return None
+        return build(raw)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _dump(data: dict[str, Any]) -> bytes:
