@@ -164,6 +164,7 @@ def test_an_image_segmenthead_rejects_is_recorded_and_not_retried(cloud: Cloud):
     assert outcome["sidecar"] == "heads/incoming/a.jpg/error.json"
     record = cloud.read_json("heads/incoming/a.jpg/error.json")
     assert record["retriable"] is False and record["code"] == "InvalidImage.Content" and record["source"]["etag"] == etag
+    assert record["request_id"] == "1-test"  # the FC invocation that failed
     assert cloud.imageseg.calls == 1
     # the same event again: already failed for this eTag, not re-billed
     again = cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]

@@ -132,8 +132,7 @@ def handler(event: bytes | str, context: Any) -> str:
         log.error("malformed event", extra={"fields": {"request_id": request_id, "outcome": "rejected", "reason": exc.message}})
         return json.dumps({"outcome": "rejected", "reason": exc.message})
     pipeline = app.pipeline(credentials)
-    pipeline.invocation_id = request_id
-    outcomes = [pipeline.process(record, budget) for record in records]
+    outcomes = [pipeline.process(record, budget, request_id) for record in records]
     for outcome in outcomes:
         level = logging.ERROR if outcome.status in (Status.FAILED, Status.RETRY) else logging.INFO
         log.log(level, outcome.status.value, extra={"fields": {"request_id": request_id, **outcome.fields()}})

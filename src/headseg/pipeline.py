@@ -89,7 +89,6 @@ class Pipeline:
     storage_for: Callable[[str], Storage]
     policy: RetryPolicy | None = None  # default: RetryPolicy(max_attempts=config.max_attempts)
     sleep: Callable[[float], None] = time.sleep
-    invocation_id: str = ""
     _pool: ThreadPoolExecutor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -101,23 +100,25 @@ class Pipeline:
         self._pool.shutdown(wait=True)
 
     # -- entry -----------------------------------------------------------------------------------------------
-    def process(self, record: Record, budget: Budget) -> Outcome:
-        """Run one record to its outcome. Never raises for expected failures."""
+    def process(self, record: Record, budget: Budget, invocation_id: str = "") -> Outcome:
+        """Run one record to its outcome (`invocation_id` goes into error sidecars). Never raises for
+        expected failures."""
         if isinstance(record, OtherRecord):
             return Outcome(Status.SKIPPED, "", record.key, f"event {record.event_name} is not an object creation", "NotObjectCreated")
-        run = _Run(self, record, budget)
-        return run.execute()
+        return _Run(self, record, budget, invocation_id).execute()
 
 
 class _Run:
     """The state of one record's processing."""
 
-    def __init__(self, pipeline: Pipeline, record: ObjectCreated, budget: Budget) -> None:
+    def __init__(self, pipeline: Pipeline, record: ObjectCreated, budget: Budget, invocation_id: str) -> None:
         self.p = pipeline
         self.config = pipeline.config
         self.record = record
         self.budget = budget
+        self.invocation_id = invocation_id
         self.key = record.key
+        self.head_bytes = b""  # the object's first bytes, enough for format and dimensions
         self.timings: dict[str, float] = {}
         self.started = time.monotonic()
         self.info: ObjectInfo | None = None
@@ -310,7 +311,7 @@ class _Run:
             stale.append(self.layout.error)
         for key in stale:
             try:
-                self._retry(f"delete {key!r}", lambda: self.storage.delete(key))
+                self._retry(f"delete {key!r}", lambda key=key: self.storage.delete(key))
             except RetriableError as exc:  # the result stands; a leftover file is only clutter
                 log.warning("could not delete a stale output", extra={"fields": {"key": key, "error": exc.code}})
 
@@ -341,7 +342,7 @@ class _Run:
                 code=exc.code,
                 reason=redact(exc.message),
                 retriable=retriable,
-                request_id=self.p.invocation_id,
+                request_id=self.invocation_id,
                 created_at=now_iso(),
             )
             self.storage.put(layout.error, record.to_json(), "application/json")
