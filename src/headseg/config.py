@@ -24,6 +24,13 @@ class UrlMode(str, enum.Enum):
     ADVANCE = "advance"
 
 
+class Engine(str, enum.Enum):
+    """Who segments: imageseg SegmentHead in the cloud, or the offline engine (the `local` extra)."""
+
+    CLOUD = "cloud"
+    LOCAL = "local"
+
+
 class OssSignature(str, enum.Enum):
     V1 = "v1"
     V4 = "v4"
@@ -36,6 +43,7 @@ class Config:
     input_prefix: str
     output_prefix: str
     return_form: str | None = None
+    engine: Engine = Engine.CLOUD
     url_mode: UrlMode = UrlMode.INTERNAL
     region: str = "cn-shanghai"
     oss_endpoint: str = ""  # where the function reads and writes; default: the region's internal endpoint
@@ -124,6 +132,11 @@ class Config:
 
     # -- derived values ---------------------------------------------------------------------------------------
     @property
+    def needs_credentials(self) -> bool:
+        """Only the local engine over a directory bucket runs without an Alibaba Cloud account."""
+        return self.engine is Engine.CLOUD or not self.bucket_dir
+
+    @property
     def oss_url(self) -> str:
         return self.oss_endpoint or f"https://oss-{self.region}-internal.aliyuncs.com"
 
@@ -164,6 +177,7 @@ def _choice(kind: Callable[[str], T]) -> Callable[[str], T]:
 _PARSERS: dict[str, Callable[[str], object]] = {
     "return_form": lambda raw: raw or None,
     "url_mode": _choice(UrlMode),
+    "engine": _choice(Engine),
     "oss_signature": _choice(OssSignature),
     "signed_url_expires": _int,
     "max_image_bytes": _int,

@@ -21,7 +21,7 @@ from headseg.errors import ConfigError, MalformedEvent, RetriableError
 from headseg.events import parse_event
 from headseg.pipeline import Outcome, Pipeline, Status
 from headseg.retry import Budget
-from headseg.segmenters import Segmenter
+from headseg.segmenters import Segmenter, build_segmenter
 from headseg.storage import Storage
 
 log = logging.getLogger("headseg")
@@ -34,18 +34,16 @@ class App:
     """What one instance builds once: the config and, per credentials, a pipeline wired to its clients."""
 
     config: Config
-    make_segmenter: Callable[[Config, Credentials], Segmenter]
+    make_segmenter: Callable[[Config, Credentials | None], Segmenter] = build_segmenter
     _pipelines: dict[tuple[str, str | None], Pipeline] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def pipeline(self, credentials: Credentials) -> Pipeline:
-        cache_key = (credentials.access_key_id, credentials.security_token)
+    def pipeline(self, credentials: Credentials | None) -> Pipeline:
+        cache_key = (credentials.access_key_id, credentials.security_token) if credentials else ("", None)
         with self._lock:
             pipeline = self._pipelines.get(cache_key)
             if pipeline is None:
-                for stale in self._pipelines.values():  # rotated STS credentials: drop the old clients
-                    stale.close()
-                self._pipelines.clear()
+                self.close()  # rotated STS credentials: drop the old clients
                 pipeline = Pipeline(
                     config=self.config,
                     segmenter=self.make_segmenter(self.config, credentials),
@@ -54,7 +52,12 @@ class App:
                 self._pipelines[cache_key] = pipeline
         return pipeline
 
-    def _storage_factory(self, credentials: Credentials) -> Callable[[str], Storage]:
+    def close(self) -> None:
+        for pipeline in self._pipelines.values():
+            pipeline.close()
+        self._pipelines.clear()
+
+    def _storage_factory(self, credentials: Credentials | None) -> Callable[[str], Storage]:
         stores: dict[str, Storage] = {}
 
         def storage_for(bucket: str) -> Storage:
@@ -66,6 +69,7 @@ class App:
                 else:
                     from headseg.storage.oss import OssStorage
 
+                    assert credentials is not None, "OSS needs credentials"
                     stores[bucket] = OssStorage(
                         bucket,
                         endpoint=self.config.oss_url,
@@ -77,12 +81,6 @@ class App:
             return stores[bucket]
 
         return storage_for
-
-
-def cloud_segmenter(config: Config, credentials: Credentials) -> Segmenter:
-    from headseg.segmenters.cloud import CloudSegmenter
-
-    return CloudSegmenter(config, credentials)
 
 
 _app: App | None = None
@@ -99,7 +97,7 @@ def load_app() -> App:
             log.error("refusing to start", extra={"fields": {"error": exc.code, "reason": exc.message}})
             raise
         logs.configure(config.log_level.upper())
-        _app = App(config=config, make_segmenter=cloud_segmenter)
+        _app = App(config=config)
     return _app
 
 
@@ -107,8 +105,7 @@ def reset() -> None:
     """Forget the instance state (tests, and `headseg invoke` between runs)."""
     global _app
     if _app is not None:
-        for pipeline in _app._pipelines.values():
-            pipeline.close()
+        _app.close()
     _app = None
 
 
@@ -124,8 +121,9 @@ def handler(event: bytes | str, context: Any) -> str:
     request_id = getattr(context, "request_id", "") or ""
     timeout = float(getattr(getattr(context, "function", None), "timeout", 0) or DEFAULT_TIMEOUT)
     budget = Budget(deadline=started + max(1.0, timeout - app.config.time_margin))
-    credentials = Credentials.resolve(context)
-    logs.add_secrets(credentials.secrets())
+    credentials = Credentials.resolve(context) if app.config.needs_credentials else None
+    if credentials is not None:
+        logs.add_secrets(credentials.secrets())
     try:
         records = parse_event(event)
     except MalformedEvent as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from headseg.config import Config, Engine
+from headseg.credentials import Credentials
 from headseg.retry import Budget
 from headseg.storage import ObjectInfo, Storage
 
@@ -54,3 +56,16 @@ class Segmenter(Protocol):
     def fetch(self, head: Head, budget: Budget) -> bytes:
         """The head's cutout PNG. Raises `CutoutExpired` when its temporary URL is no longer valid."""
         ...
+
+
+def build_segmenter(config: Config, credentials: Credentials | None) -> Segmenter:
+    """The segmenter `config.engine` names (imported lazily: the local engine's libraries are heavy)."""
+    if config.engine is Engine.LOCAL:
+        from headseg.segmenters.local import LocalSegmenter
+
+        return LocalSegmenter()
+    from headseg.segmenters.cloud import CloudSegmenter
+
+    if credentials is None:
+        raise ValueError("the cloud segmenter needs credentials")
+    return CloudSegmenter(config, credentials)
