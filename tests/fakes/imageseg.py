@@ -22,19 +22,19 @@ import hashlib
 import hmac
 import io
 import json
-import re
 import secrets
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from datetime import datetime, timezone
 from http.client import HTTPException
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
 from PIL import Image, ImageChops
+
+from headseg import acs3
 
 from ._server import Fault, FakeServer, Request, Response
 
@@ -61,11 +61,6 @@ SERVER_ERROR_CODES = {500: "InternalError", 503: "ServiceUnavailable"}
 
 API_VERSION = "2019-12-30"
 HOST_ID = "imageseg.cn-shanghai.aliyuncs.com"
-ALGORITHM = "ACS3-HMAC-SHA256"
-REQUIRED_SIGNED_HEADERS = frozenset(
-    {"host", "x-acs-date", "x-acs-content-sha256", "x-acs-signature-nonce", "x-acs-action", "x-acs-version"}
-)
-MAX_DATE_SKEW = 15 * 60
 MAX_IMAGE_BYTES = 3 * 1024 * 1024
 MIN_SIDE, MAX_SIDE = 32, 2000  # exclusive: larger than 32x32, smaller than 2000x2000
 ALLOWED_HOSTS = frozenset({"127.0.0.1", "localhost"})
@@ -75,7 +70,6 @@ MARKER_TOLERANCE = 60  # per channel; survives JPEG artefacts, rejects the edge 
 RESULT_PREFIX = "/results/"
 RESULT_ACCESS_KEY = "LTAIfakeimagesegresult"
 
-_AUTH = re.compile(r"(\S+) Credential=([^,]+),SignedHeaders=([^,]+),Signature=([0-9a-f]+)")
 _MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP"}
 
 
@@ -276,42 +270,12 @@ class FakeImageseg(FakeServer):
 
     def _verify_signature(self, request: Request) -> str:
         """Recompute the ACS3 signature over the signed headers; returns the caller's access key id."""
-        match = _AUTH.fullmatch(request.header("authorization"))
-        if match is None or match[1] != ALGORITHM:
-            raise ApiError(400, INCOMPLETE_SIGNATURE, "The request signature does not conform to Aliyun standards.")
-        access_key_id, signed, signature = match[2], match[3].split(";"), match[4]
-        secret = self.credentials.get(access_key_id)
-        if secret is None:
-            raise ApiError(404, ACCESS_KEY_NOT_FOUND, "Specified access key is not found.")
-        unsigned = REQUIRED_SIGNED_HEADERS - set(signed)
-        absent = [name for name in signed if name not in request.headers]
-        if unsigned or absent:
-            raise ApiError(
-                400, INCOMPLETE_SIGNATURE, f"Headers not signed: {sorted(unsigned)}; signed but absent: {absent}."
+        try:
+            return acs3.verify(
+                request.method, request.path, request.query, request.headers, request.body, self.credentials.get
             )
-        payload_hash = request.header("x-acs-content-sha256")
-        if payload_hash != hashlib.sha256(request.body).hexdigest():
-            raise ApiError(400, SIGNATURE_MISMATCH, "x-acs-content-sha256 does not match the request body.")
-        _check_date(request.header("x-acs-date"))
-        canonical_request = "\n".join(
-            [
-                request.method,
-                request.path,
-                _canonical_query(request.query),
-                "".join(f"{name}:{request.headers[name].strip()}\n" for name in sorted(signed)),
-                ";".join(sorted(signed)),
-                payload_hash,
-            ]
-        )
-        string_to_sign = f"{ALGORITHM}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
-        expected = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature, expected):
-            raise ApiError(
-                400,
-                SIGNATURE_MISMATCH,
-                f"Specified signature does not match our calculation. server string to sign is:{string_to_sign}",
-            )
-        return access_key_id
+        except acs3.SignatureError as err:
+            raise ApiError(err.status, err.code, err.message) from err
 
     def _check_token(self, request: Request, access_key_id: str) -> None:
         expected, token = self.tokens.get(access_key_id), request.header("x-acs-security-token")
@@ -337,21 +301,6 @@ class FakeImageseg(FakeServer):
             self._bucket = (tokens - 1.0 if allowed else tokens, now)
             self._qps_throttled += not allowed
             return allowed
-
-
-def _canonical_query(query: list[tuple[str, str]]) -> str:
-    pairs = sorted(dict(query).items())
-    return "&".join(f"{quote(key, safe='~')}={quote(value, safe='~')}" for key, value in pairs)
-
-
-def _check_date(value: str) -> None:
-    try:
-        stamp = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError as exc:
-        message = f"Specified time stamp or date value is not well formatted: {value!r}."
-        raise ApiError(400, TIMESTAMP_FORMAT, message) from exc
-    if abs(time.time() - stamp) > MAX_DATE_SKEW:
-        raise ApiError(400, TIMESTAMP_EXPIRED, "Specified time stamp or date value is expired.")
 
 
 def _request_id() -> str:

@@ -1,0 +1,5 @@
+import sys
+
+from headseg.cli import main
+
+sys.exit(main())

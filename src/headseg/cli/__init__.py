@@ -1,0 +1,34 @@
+"""The `headseg` command: the function's pipeline on a laptop, and the tools around it.
+
+Each subcommand lives in its own module with `register(subparsers)`; this module only wires them together.
+Options that mirror a function setting default to the same environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from headseg.errors import HeadsegError
+
+
+def main(argv: list[str] | None = None) -> int:
+    from headseg.cli import invoke, segment, serve, sheet
+
+    parser = argparse.ArgumentParser(prog="headseg", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (segment, invoke, sheet, serve):
+        command.register(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except HeadsegError as exc:
+        print(f"headseg {args.command}: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"headseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

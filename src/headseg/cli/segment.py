@@ -1,0 +1,115 @@
+"""`headseg segment PATH... --out DIR`: the function's job on local files, DIR standing in for the bucket.
+
+Each input is copied into DIR under `incoming/` and run through the same pipeline as in the cloud, so DIR
+ends up with exactly the function's layout: `heads/incoming/<name>/head-N.png` and `heads.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from headseg.config import Config, Engine
+from headseg.credentials import Credentials
+from headseg.events import ObjectCreated
+from headseg.handler import App
+from headseg.errors import HeadsegError
+from headseg.pipeline import Outcome, Pipeline, Status
+from headseg.retry import Budget
+from headseg.storage.directory import DirectoryStorage
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"})
+INPUT_PREFIX = "incoming/"
+OUTPUT_PREFIX = "heads/"
+BUCKET = "local"
+PER_IMAGE_SECONDS = 300.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("segment", help="cut out the heads of local images", description=__doc__)
+    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (a directory bucket)")
+    parser.add_argument("--engine", choices=[e.value for e in Engine], default=os.environ.get("ENGINE", "local"))
+    parser.add_argument("--return-form", default=os.environ.get("RETURN_FORM") or None, help="'mask' for masks")
+    parser.add_argument(
+        "--imageseg-endpoint",
+        default=os.environ.get("IMAGESEG_ENDPOINT", ""),
+        help="with --engine cloud: SegmentHead's endpoint, e.g. http://127.0.0.1:8080 for `headseg serve`",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = collect(args.paths)
+    if not inputs:
+        print("headseg segment: no input files found", file=sys.stderr)
+        return 2
+    config = Config(
+        input_prefix=INPUT_PREFIX,
+        output_prefix=OUTPUT_PREFIX,
+        return_form=args.return_form,
+        engine=Engine(args.engine),
+        bucket_dir=str(args.out),
+        imageseg_endpoint=args.imageseg_endpoint,
+    )
+    credentials = Credentials.resolve() if config.needs_credentials else None
+    storage = DirectoryStorage(args.out, BUCKET)
+    app = App(config)
+    pipeline = app.pipeline(credentials)
+    failures: list[tuple[Path, str]] = []
+    done = already = 0
+    from tqdm import tqdm
+
+    try:
+        with tqdm(inputs, unit="image", disable=args.quiet, file=sys.stderr) as progress:
+            for path, key in progress:
+                progress.set_postfix_str(path.name, refresh=False)
+                outcome = _process(pipeline, storage, path, key)
+                if isinstance(outcome, str):
+                    failures.append((path, outcome))
+                elif outcome.status is Status.DONE:
+                    done += 1
+                elif outcome.code == "AlreadyDone":
+                    already += 1
+                else:  # a file named on the command line that is skipped (not an image) counts as failed
+                    failures.append((path, outcome.reason))
+    finally:
+        app.close()
+    for path, reason in failures:
+        print(f"{path}: {reason}", file=sys.stderr)
+    print(
+        f"{len(inputs)} image(s): {done} done, {already} already done, {len(failures)} failed; "
+        f"results in {args.out / OUTPUT_PREFIX}"
+    )
+    return 1 if failures else 0
+
+
+def _process(pipeline: Pipeline, storage: DirectoryStorage, path: Path, key: str) -> Outcome | str:
+    """The outcome of one file, or why it could not even be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    storage.put(key, data, "application/octet-stream")
+    record = ObjectCreated("ObjectCreated:PutObject", BUCKET, key)
+    return pipeline.process(record, Budget.seconds(PER_IMAGE_SECONDS))
+
+
+def collect(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(file, key) for each input: files as given, folders searched for images, keys unique and stable."""
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+                found.append((file, INPUT_PREFIX + file.relative_to(path.parent).as_posix()))
+        else:
+            found.append((path, INPUT_PREFIX + path.name))
+    seen: dict[str, Path] = {}
+    for file, key in found:
+        if key in seen and seen[key] != file:
+            raise HeadsegError(f"{file} and {seen[key]} would both be stored as {key}: rename one")
+        seen[key] = file
+    return found
