@@ -1,0 +1,222 @@
+"""The offline engine: find every head and cut out head and hair, with the models mediapipe's wheel ships.
+
+1. Faces: full-range detection on the whole image, plus short-range detection on half-overlapping tiles for
+   faces too small for it; overlapping candidates merged (NMS); candidates found only on a tile verified by
+   full-range detection on a padded crop around them (tiles alone see faces in poker chips and headlights).
+2. Per face, a head box: the face box grown upwards for hair and sideways for ears, cut just below the chin.
+3. Per head, person segmentation on a crop around it, kept inside a head ellipse and above the jaw line,
+   each pixel given to the nearest face where heads overlap, edges softened.
+
+Everything here works on numpy arrays; mediapipe is imported when the engine is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FULL_RANGE_MIN_SCORE = 0.5
+TILE_MIN_SCORE = 0.6
+VERIFY_MIN_SCORE = 0.5
+NMS_IOU = 0.3
+TILE_FRACTION = 0.5  # tile side as a fraction of the image's short side; tiles overlap by half
+MIN_TILED_SIDE = 400  # smaller images are searched whole only
+HEAD_TOP = 0.75  # hair above the face box, in face heights
+HEAD_BOTTOM = 0.08  # below the face box (the chin), in face heights
+HEAD_SIDE = 0.3  # ears and hair each side, in face widths
+JAW_SIDE = 0.12  # below the face's middle only the face itself (plus this, in face widths) is head
+CONTEXT = 1.6  # the segmentation crop is the head box grown by this factor
+ALPHA_FLOOR = 0.08  # alpha below this is background
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face: box (x0, y0, x1, y1) in image pixels and the detector's score."""
+
+    box: tuple[float, float, float, float]
+    score: float
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+
+@dataclass(frozen=True)
+class HeadCut:
+    """One head: its box in the image (x, y, width, height) and its alpha matte over that box (0..1)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    alpha: np.ndarray  # float32, shape (height, width)
+
+
+class HeadCutter:
+    """Finds heads and cuts them out. Holds mediapipe graphs: one instance, used by one thread at a time."""
+
+    def __init__(self) -> None:
+        from mediapipe.python.solutions import face_detection, selfie_segmentation
+
+        self._full = face_detection.FaceDetection(model_selection=1, min_detection_confidence=FULL_RANGE_MIN_SCORE)
+        self._short = face_detection.FaceDetection(model_selection=0, min_detection_confidence=TILE_MIN_SCORE)
+        self._segmenter = selfie_segmentation.SelfieSegmentation(model_selection=0)
+        self._lock = threading.Lock()
+
+    def cut(self, rgb: np.ndarray) -> list[HeadCut]:
+        """All heads in an RGB uint8 image, left to right."""
+        with self._lock:
+            faces = self.find_faces(rgb)
+            return [self._cut_head(rgb, face, faces) for face in faces]
+
+    # -- faces -----------------------------------------------------------------------------------------------
+    def find_faces(self, rgb: np.ndarray) -> list[Face]:
+        height, width = rgb.shape[:2]
+        whole = _detect(self._full, rgb, 0, 0)
+        tiled = [face for tile in _tiles(width, height) for face in _detect(self._short, _crop(rgb, tile), tile[0], tile[1])]
+        merged = _nms(whole + tiled)
+        confirmed = [
+            face for face in merged if any(_iou(face.box, w.box) > NMS_IOU for w in whole) or self._verify(rgb, face)
+        ]
+        return sorted(confirmed, key=lambda face: face.box[0])
+
+    def _verify(self, rgb: np.ndarray, face: Face) -> bool:
+        """Full-range detection on a padded crop around a tile-only candidate must find it again."""
+        height, width = rgb.shape[:2]
+        pad = 1.5 * max(face.width, face.height)
+        x0, y0 = max(0, int(face.box[0] - pad)), max(0, int(face.box[1] - pad))
+        x1, y1 = min(width, int(face.box[2] + pad)), min(height, int(face.box[3] + pad))
+        found = _detect(self._full, rgb[y0:y1, x0:x1], x0, y0)
+        return any(_iou(face.box, other.box) > NMS_IOU and other.score >= VERIFY_MIN_SCORE for other in found)
+
+    # -- heads -----------------------------------------------------------------------------------------------
+    def _cut_head(self, rgb: np.ndarray, face: Face, faces: list[Face]) -> HeadCut:
+        height, width = rgb.shape[:2]
+        hx0, hy0, hx1, hy1 = head_box(face, width, height)
+        cw, ch = (hx1 - hx0) * CONTEXT, (hy1 - hy0) * CONTEXT
+        cx0, cy0 = max(0, int((hx0 + hx1 - cw) / 2)), max(0, int((hy0 + hy1 - ch) / 2))
+        cx1, cy1 = min(width, int((hx0 + hx1 + cw) / 2)), min(height, int((hy0 + hy1 + ch) / 2) + 1)
+        crop = np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1])
+        person = self._segmenter.process(crop).segmentation_mask  # float32 0..1, the crop's size
+        ys, xs = np.mgrid[cy0:cy1, cx0:cx1].astype(np.float32)
+        alpha = person * _head_region(face, (hx0, hy0, hx1, hy1), xs, ys) * _nearest(face, faces, xs, ys)
+        alpha = _soften(alpha)
+        alpha[alpha < ALPHA_FLOOR] = 0.0
+        rows, cols = np.nonzero(alpha)
+        if rows.size == 0:  # segmentation saw no person: fall back to the head ellipse itself
+            alpha = _soften(_head_region(face, (hx0, hy0, hx1, hy1), xs, ys) * _nearest(face, faces, xs, ys))
+            rows, cols = np.nonzero(alpha >= ALPHA_FLOOR)
+        top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        return HeadCut(int(cx0 + left), int(cy0 + top), int(right - left), int(bottom - top), alpha[top:bottom, left:right])
+
+
+def head_box(face: Face, width: int, height: int) -> tuple[float, float, float, float]:
+    """The box a head (with hair, without neck) occupies around a face box, clipped to the image."""
+    x0, y0, x1, y1 = face.box
+    return (
+        max(0.0, x0 - HEAD_SIDE * face.width),
+        max(0.0, y0 - HEAD_TOP * face.height),
+        min(float(width), x1 + HEAD_SIDE * face.width),
+        min(float(height), y1 + HEAD_BOTTOM * face.height),
+    )
+
+
+def _head_region(face: Face, box: tuple[float, float, float, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """1 inside the head ellipse, above the jaw line and, below the face's middle, within the jaw's width
+    (collars and shoulders are not head); falls off softly over a few pixels."""
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    rx, ry = max(1.0, (x1 - x0) / 2), max(1.0, (y1 - y0) / 2)
+    distance = np.sqrt(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
+    feather = 3.0 / min(rx, ry)
+    inside = np.clip((1.0 + feather - distance) / (2 * feather), 0.0, 1.0)
+    jaw = face.box[3] + HEAD_BOTTOM * face.height
+    above_jaw = np.clip((jaw - ys) / 3.0 + 0.5, 0.0, 1.0)
+    fx, fy = face.centre
+    half_jaw = face.width * (0.5 + JAW_SIDE)
+    beside_jaw = np.clip((half_jaw - np.abs(xs - fx)) / 3.0 + 0.5, 0.0, 1.0)
+    lower = np.clip((ys - fy) / 3.0 + 0.5, 0.0, 1.0)  # 0 above the face's middle, 1 below it
+    return (inside * above_jaw * (1.0 - lower * (1.0 - beside_jaw))).astype(np.float32)
+
+
+def _nearest(face: Face, faces: list[Face], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """1 where `face` is the nearest face (distances in face sizes), 0 where another one is."""
+    def scaled_distance(other: Face) -> np.ndarray:
+        cx, cy = other.centre
+        return np.hypot((xs - cx) / other.width, (ys - cy) / other.height)
+
+    own = scaled_distance(face)
+    keep = np.ones_like(own, dtype=np.float32)
+    for other in faces:
+        if other is not face:
+            keep[scaled_distance(other) < own] = 0.0
+    return keep
+
+
+def _soften(alpha: np.ndarray) -> np.ndarray:
+    """Smooth the matte's edge (a one-pixel Gaussian) without growing it."""
+    from PIL import Image, ImageFilter
+
+    image = Image.fromarray(np.clip(alpha * 255.0, 0, 255).astype(np.uint8), "L")
+    return np.asarray(image.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float32) / 255.0 * (alpha > 0)
+
+
+def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Half-overlapping square tiles (x0, y0, x1, y1) covering the image; none for small images."""
+    short = min(width, height)
+    if short < MIN_TILED_SIDE:
+        return []
+    side = int(short * TILE_FRACTION)
+    step = side // 2
+    xs = list(range(0, width - side, step)) + [width - side]
+    ys = list(range(0, height - side, step)) + [height - side]
+    return [(x, y, x + side, y + side) for y in sorted(set(ys)) for x in sorted(set(xs))]
+
+
+def _crop(rgb: np.ndarray, tile: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = tile
+    return np.ascontiguousarray(rgb[y0:y1, x0:x1])
+
+
+def _detect(detector: Any, rgb: np.ndarray, dx: int, dy: int) -> list[Face]:
+    """Faces found by a mediapipe detector in `rgb`, in the coordinates of the image it was cut from."""
+    height, width = rgb.shape[:2]
+    result = detector.process(np.ascontiguousarray(rgb))
+    faces = []
+    for detection in result.detections or []:
+        box = detection.location_data.relative_bounding_box
+        x0 = max(0.0, box.xmin * width) + dx
+        y0 = max(0.0, box.ymin * height) + dy
+        x1 = min(float(width), (box.xmin + box.width) * width) + dx
+        y1 = min(float(height), (box.ymin + box.height) * height) + dy
+        if x1 - x0 >= 4 and y1 - y0 >= 4:
+            faces.append(Face((x0, y0, x1, y1), float(detection.score[0])))
+    return faces
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _nms(faces: list[Face]) -> list[Face]:
+    """Keep the best-scoring face of every group that overlaps by more than NMS_IOU."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: f.score, reverse=True):
+        if all(_iou(face.box, other.box) <= NMS_IOU for other in kept):
+            kept.append(face)
+    return kept

@@ -1,0 +1,69 @@
+"""The local segmenter: SegmentHead's contract offline, on the engine in `headcut` (the `local` extra).
+
+Same input, same output: RGBA cutouts cropped to each head's box (or single-channel masks for
+ReturnForm=mask) with X/Y/Width/Height in input-image coordinates, left to right.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+from typing import Any
+
+from headseg.errors import ConfigError, InvalidImage
+from headseg.retry import Budget
+from headseg.segmenters import Head, ImageSource, Segmentation
+
+INSTALL_HINT = "the local engine needs the `local` extra: pip install 'headseg[local]'"
+
+
+class LocalSegmenter:
+    """Heads found and cut out on this machine; the engine (mediapipe) loads on first use."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._cutter: Any = None
+        self._lock = threading.Lock()
+
+    def segment(self, source: ImageSource, return_form: str | None, budget: Budget) -> Segmentation:
+        _, data = source.storage.get(source.key)
+        return Segmentation(request_id=f"local-{uuid.uuid4()}", heads=self.cut(data, return_form))
+
+    def fetch(self, head: Head, budget: Budget) -> bytes:
+        assert head.png is not None, "local heads carry their cutouts"
+        return head.png
+
+    def cut(self, data: bytes, return_form: str | None) -> list[Head]:
+        """The heads in an encoded image, each with its cutout (or mask) PNG."""
+        import numpy as np
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InvalidImage(f"the image cannot be decoded: {exc}", code="InvalidImage.Content") from None
+        heads = []
+        for cut in self._engine().cut(rgb):
+            alpha = Image.fromarray((cut.alpha * 255.0 + 0.5).astype(np.uint8), "L")
+            if return_form == "mask":
+                picture = alpha
+            else:
+                picture = Image.fromarray(rgb[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width]).convert("RGBA")
+                picture.putalpha(alpha)
+            png = io.BytesIO()
+            picture.save(png, "PNG", compress_level=1)
+            heads.append(Head(cut.x, cut.y, cut.width, cut.height, png=png.getvalue()))
+        return heads
+
+    def _engine(self) -> Any:
+        with self._lock:
+            if self._cutter is None:
+                try:
+                    from headseg.segmenters.headcut import HeadCutter
+                except ImportError as exc:
+                    raise ConfigError(f"{INSTALL_HINT} ({exc.name} is missing)") from None
+                self._cutter = HeadCutter()
+            return self._cutter
