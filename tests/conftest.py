@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sys
@@ -16,6 +17,7 @@ sys.path.insert(0, str(ROOT / "src"))  # `import index`, exactly as FC does from
 sys.path.insert(0, str(ROOT))  # `tests.fakes`
 
 from headseg import handler as handler_module  # noqa: E402
+from headseg.config import Config  # noqa: E402
 from tests.fakes.images import portrait  # noqa: E402
 from tests.fakes.imageseg import FakeImageseg  # noqa: E402
 from tests.fakes.oss import FakeOss  # noqa: E402
@@ -27,10 +29,8 @@ BUCKET = "headseg-demo"
 EVENTS = ROOT / "events"
 
 _OUR_VARIABLES = (
-    "INPUT_PREFIX", "OUTPUT_PREFIX", "RETURN_FORM", "URL_MODE", "REGION", "OSS_ENDPOINT", "OSS_PUBLIC_ENDPOINT",
-    "OSS_SIGNATURE", "IMAGESEG_ENDPOINT", "SIGNED_URL_EXPIRES", "MAX_IMAGE_BYTES", "MIN_IMAGE_SIDE",
-    "MAX_IMAGE_SIDE", "MAX_OBJECT_BYTES", "TIME_MARGIN", "MAX_ATTEMPTS", "DOWNLOAD_WORKERS", "BUCKET_DIR",
-    "LOG_LEVEL", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
+    *(f.name.upper() for f in dataclasses.fields(Config)),
+    "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
     # darabonba sends even 127.0.0.1 traffic through a proxy when these are set (it ignores NO_PROXY)
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
 )
@@ -174,3 +174,27 @@ def png_image(data: bytes):
     return image
 
 
+
+
+SAMPLES = ROOT / "tests" / "samples"
+
+
+def sample_labels() -> dict[str, list[list[int]]]:
+    """Hand-labelled head boxes [x, y, width, height] per sample file."""
+    return {k: v for k, v in json.loads((SAMPLES / "labels.json").read_text()).items() if not k.startswith("_")}
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two [x, y, width, height] boxes."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+@pytest.fixture(scope="session")
+def local_segmenter():
+    """One offline engine for the session: mediapipe's graphs take a moment to build."""
+    from headseg.segmenters.local import LocalSegmenter
+
+    return LocalSegmenter()

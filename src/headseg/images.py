@@ -74,9 +74,8 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
     except (UnidentifiedImageError, SyntaxError, OSError, ValueError, EOFError) as exc:
         if not complete:
             raise NeedMoreBytes() from exc
-        raise InvalidImage(
-            f"corrupt {fmt}: its header cannot be read ({exc})", code="InvalidImage.Corrupt"
-        ) from None
+        detail = "its data does not parse" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        raise InvalidImage(f"corrupt {fmt}: the header cannot be read ({detail})", code="InvalidImage.Corrupt") from None
     if width <= 0 or height <= 0:
         raise InvalidImage(f"corrupt {fmt}: it claims {width}x{height} pixels", code="InvalidImage.Corrupt")
     return ImageInfo(format=fmt, width=width, height=height)

@@ -11,8 +11,10 @@ import json
 import os
 import sys
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from headseg.errors import RetriableError
 
@@ -44,20 +46,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ["BUCKET_DIR"] = str(args.bucket_dir)
-    os.environ["ENGINE"] = args.engine
-    os.environ.setdefault("INPUT_PREFIX", "incoming/")
-    os.environ.setdefault("OUTPUT_PREFIX", "heads/")
     from headseg import handler
 
-    handler.reset()
+    settings = {
+        "BUCKET_DIR": str(args.bucket_dir),
+        "ENGINE": args.engine,
+        "INPUT_PREFIX": os.environ.get("INPUT_PREFIX", "incoming/"),
+        "OUTPUT_PREFIX": os.environ.get("OUTPUT_PREFIX", "heads/"),
+    }
     context = LocalContext(function=_Function(timeout=args.timeout))
-    try:
-        result = handler.handler(args.event.read_bytes(), context)
-    except RetriableError as exc:
-        print(f"headseg invoke: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
+    with _environment(settings):
         handler.reset()
+        try:
+            result = handler.handler(args.event.read_bytes(), context)
+        except RetriableError as exc:
+            print(f"headseg invoke: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            handler.reset()
     print(json.dumps(json.loads(result), ensure_ascii=False, indent=2))
     return 0
+
+
+@contextmanager
+def _environment(settings: dict[str, str]) -> Iterator[None]:
+    """The handler reads its configuration from the environment: set it for the call, then restore it."""
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -22,11 +22,12 @@ FULL_RANGE_MIN_SCORE = 0.5
 TILE_MIN_SCORE = 0.6
 VERIFY_MIN_SCORE = 0.5
 NMS_IOU = 0.3
-TILE_FRACTION = 0.5  # tile side as a fraction of the image's short side; tiles overlap by half
+TILE_FRACTION = 0.35  # tile side as a fraction of the image's short side; tiles overlap by half
 MIN_TILED_SIDE = 400  # smaller images are searched whole only
 HEAD_TOP = 0.75  # hair above the face box, in face heights
 HEAD_BOTTOM = 0.08  # below the face box (the chin), in face heights
 HEAD_SIDE = 0.3  # ears and hair each side, in face widths
+YAW_SHIFT = 1.0  # a turned face's head lies behind it: shift the head box away from the nose by this much
 JAW_SIDE = 0.12  # below the face's middle only the face itself (plus this, in face widths) is head
 CONTEXT = 1.6  # the segmentation crop is the head box grown by this factor
 ALPHA_FLOOR = 0.08  # alpha below this is background
@@ -34,10 +35,11 @@ ALPHA_FLOOR = 0.08  # alpha below this is background
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face: box (x0, y0, x1, y1) in image pixels and the detector's score."""
+    """A detected face: box (x0, y0, x1, y1) and nose tip (x, y) in image pixels, and the detector's score."""
 
     box: tuple[float, float, float, float]
     score: float
+    nose: tuple[float, float] | None = None
 
     @property
     def width(self) -> float:
@@ -122,12 +124,17 @@ class HeadCutter:
 
 
 def head_box(face: Face, width: int, height: int) -> tuple[float, float, float, float]:
-    """The box a head (with hair, without neck) occupies around a face box, clipped to the image."""
+    """The box a head (with hair, without neck) occupies around a face box, clipped to the image.
+
+    In a turned face the nose sits off the box's middle and the back of the head is on the other side, so
+    the box shifts away from the nose.
+    """
     x0, y0, x1, y1 = face.box
+    shift = -YAW_SHIFT * (face.nose[0] - face.centre[0]) if face.nose else 0.0
     return (
-        max(0.0, x0 - HEAD_SIDE * face.width),
+        max(0.0, x0 - HEAD_SIDE * face.width + shift),
         max(0.0, y0 - HEAD_TOP * face.height),
-        min(float(width), x1 + HEAD_SIDE * face.width),
+        min(float(width), x1 + HEAD_SIDE * face.width + shift),
         min(float(height), y1 + HEAD_BOTTOM * face.height),
     )
 
@@ -200,8 +207,10 @@ def _detect(detector: Any, rgb: np.ndarray, dx: int, dy: int) -> list[Face]:
         y0 = max(0.0, box.ymin * height) + dy
         x1 = min(float(width), (box.xmin + box.width) * width) + dx
         y1 = min(float(height), (box.ymin + box.height) * height) + dy
+        keypoints = detection.location_data.relative_keypoints
+        nose = (keypoints[2].x * width + dx, keypoints[2].y * height + dy) if len(keypoints) > 2 else None
         if x1 - x0 >= 4 and y1 - y0 >= 4:
-            faces.append(Face((x0, y0, x1, y1), float(detection.score[0])))
+            faces.append(Face((x0, y0, x1, y1), float(detection.score[0]), nose))
     return faces
 
 

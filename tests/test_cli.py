@@ -1,0 +1,96 @@
+"""The `headseg` command: exit status, messages, outputs in the function's layout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from headseg.cli import main
+from tests.conftest import EVENTS, SAMPLES, iou, sample_labels
+
+
+def test_segment_writes_the_function_layout_and_a_summary(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(SAMPLES), "--out", str(out), "--quiet"]) == 0
+    stdout = capsys.readouterr().out
+    assert "3 image(s): 3 done, 0 already done, 0 failed" in stdout
+    labels = sample_labels()
+    for name, boxes in labels.items():
+        folder = out / "heads" / "incoming" / "samples" / name
+        sidecar = json.loads((folder / "heads.json").read_text())
+        assert sidecar["engine"] == "local" and sidecar["source"]["key"] == f"incoming/samples/{name}"
+        assert len(sidecar["heads"]) == len(boxes)
+        for head in sidecar["heads"]:
+            assert (out / head["key"]).is_file()
+            assert max(iou([head["x"], head["y"], head["width"], head["height"]], box) for box in boxes) >= 0.5
+        assert (out / "incoming" / "samples" / name).read_bytes() == (SAMPLES / name).read_bytes()
+    # a second run finds everything done
+    assert main(["segment", str(SAMPLES), "--out", str(out), "--quiet"]) == 0
+    assert "3 image(s): 0 done, 3 already done, 0 failed" in capsys.readouterr().out
+
+
+def test_bad_files_fail_with_one_clear_line_each(tmp_path, capsys):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    (tmp_path / "tiny.png").write_bytes(_png(20, 20))
+    shutil.copy(SAMPLES / "astronaut.jpg", tmp_path / "good.jpg")
+    paths = [tmp_path / n for n in ("broken.jpg", "notes.txt", "tiny.png", "good.jpg", "missing.jpg")]
+
+    status = main(["segment", *map(str, paths), "--out", str(tmp_path / "out"), "--quiet"])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    lines = captured.err.strip().splitlines()
+    assert lines == [
+        f"{tmp_path / 'broken.jpg'}: corrupt JPEG: the header cannot be read (its data does not parse)",
+        f"{tmp_path / 'notes.txt'}: not an image (Content-Type text/plain)",
+        f"{tmp_path / 'tiny.png'}: image is 20x20 px, under SegmentHead's minimum of 33x33",
+        f"{tmp_path / 'missing.jpg'}: cannot read: No such file or directory",
+    ]
+    assert "Traceback" not in captured.err
+    assert "5 image(s): 1 done, 0 already done, 4 failed" in captured.out
+
+
+def test_mask_form(tmp_path):
+    assert main(["segment", str(SAMPLES / "astronaut.jpg"), "--out", str(tmp_path), "--return-form", "mask", "--quiet"]) == 0
+    mask = Image.open(tmp_path / "heads" / "incoming" / "astronaut.jpg" / "head-0.png")
+    assert mask.mode == "L"
+
+
+def test_sheet_shows_each_source_with_its_cutouts(tmp_path, capsys):
+    main(["segment", str(SAMPLES), "--out", str(tmp_path / "out"), "--quiet"])
+    assert main(["sheet", str(tmp_path / "out"), "-o", str(tmp_path / "sheet.png")]) == 0
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"))
+    assert sheet.shape[0] == 3 * 240 + 4 * 12  # one row per source
+    # the first row's box outlines are drawn in the first box colour
+    assert (np.abs(sheet.astype(int) - (255, 64, 64)).sum(axis=2) == 0).sum() > 100
+    assert "3 image(s)" in capsys.readouterr().out
+
+
+def test_sheet_on_an_empty_folder_says_what_to_do(tmp_path, capsys):
+    assert main(["sheet", str(tmp_path), "-o", str(tmp_path / "s.png")]) == 2
+    assert "run `headseg segment` first" in capsys.readouterr().err
+
+
+def test_invoke_runs_the_real_handler_on_an_event_file(tmp_path, capsys, monkeypatch):
+    bucket = tmp_path / "bucket"
+    (bucket / "incoming").mkdir(parents=True)
+    shutil.copy(SAMPLES / "group.jpg", bucket / "incoming" / "group.jpg")
+    assert main(["invoke", str(EVENTS / "put.json"), "--bucket-dir", str(bucket)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["outcomes"][0]["outcome"] == "done" and result["outcomes"][0]["heads"] == 4
+    assert sorted(p.name for p in (bucket / "heads" / "incoming" / "group.jpg").iterdir()) == [
+        "head-0.png", "head-1.png", "head-2.png", "head-3.png", "heads.json"
+    ]
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, "PNG")
+    return buffer.getvalue()

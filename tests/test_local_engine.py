@@ -1,0 +1,70 @@
+"""The offline engine finds the heads a person would label and cuts out only the head."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from headseg.errors import InvalidImage
+from tests.conftest import SAMPLES, iou, png_image, sample_labels
+
+LABELS = sample_labels()
+
+
+@pytest.mark.parametrize("name", sorted(LABELS))
+def test_finds_every_labelled_head_and_nothing_else(local_segmenter, name):
+    heads = local_segmenter.cut((SAMPLES / name).read_bytes(), None)
+    found = [[h.x, h.y, h.width, h.height] for h in heads]
+    assert len(found) == len(LABELS[name])
+    for label in LABELS[name]:
+        assert max(iou(label, box) for box in found) >= 0.5, (label, found)
+    assert [box[0] for box in found] == sorted(box[0] for box in found)  # left to right, like SegmentHead
+
+
+def test_background_outside_the_head_is_transparent(local_segmenter):
+    [head] = local_segmenter.cut((SAMPLES / "astronaut.jpg").read_bytes(), None)
+    cutout = png_image(head.png)
+    assert cutout.mode == "RGBA" and cutout.size == (head.width, head.height)
+    alpha = np.asarray(cutout)[:, :, 3]
+    corners = [alpha[0, 0], alpha[0, -1], alpha[-1, 0], alpha[-1, -1]]
+    assert max(corners) == 0
+    assert alpha[head.height // 2, head.width // 2] == 255  # the face
+    assert 0.45 < (alpha > 127).mean() < 0.9  # a head fills most of its box, not all of it
+    # the colours are the source's: the cutout is the image, not a rendering
+    source = np.asarray(Image.open(SAMPLES / "astronaut.jpg").convert("RGB"))
+    centre = (head.y + head.height // 2, head.x + head.width // 2)
+    assert tuple(np.asarray(cutout)[head.height // 2, head.width // 2, :3]) == tuple(source[centre])
+
+
+def test_the_suit_below_the_chin_is_not_head(local_segmenter):
+    [head] = local_segmenter.cut((SAMPLES / "astronaut.jpg").read_bytes(), None)
+    alpha = np.asarray(png_image(head.png))[:, :, 3]
+    assert head.y + head.height <= 200  # the chin is at about y=187; the collar starts below it
+    assert alpha[-3:, :].mean() < 128  # only the chin reaches the bottom rows
+
+
+def test_mask_form_is_single_channel_with_the_same_boxes(local_segmenter):
+    data = (SAMPLES / "group.jpg").read_bytes()
+    cutouts = local_segmenter.cut(data, None)
+    masks = local_segmenter.cut(data, "mask")
+    assert [(h.x, h.y, h.width, h.height) for h in masks] == [(h.x, h.y, h.width, h.height) for h in cutouts]
+    for mask, cutout in zip(masks, cutouts):
+        image = png_image(mask.png)
+        assert image.mode == "L" and image.size == (mask.width, mask.height)
+        assert np.array_equal(np.asarray(image), np.asarray(png_image(cutout.png))[:, :, 3])
+
+
+def test_an_image_without_people_has_no_heads(local_segmenter):
+    gradient = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
+    buffer = io.BytesIO()
+    gradient.save(buffer, "JPEG")
+    assert local_segmenter.cut(buffer.getvalue(), None) == []
+
+
+def test_undecodable_bytes_are_an_invalid_image(local_segmenter):
+    with pytest.raises(InvalidImage) as error:
+        local_segmenter.cut(b"\xff\xd8\xff\xe0 truncated", None)
+    assert error.value.code == "InvalidImage.Content"
