@@ -1,0 +1,1 @@
+"""headseg's benchmarks: `python -m bench` runs them all and writes bench/results.md."""

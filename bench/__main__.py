@@ -1,0 +1,32 @@
+"""Run every benchmark and write bench/results.md: `python -m bench`."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench import local_engine
+
+BENCHMARKS = [("Local engine (issue 4)", local_engine)]
+
+
+def main() -> int:
+    sections = [
+        "# Benchmark results",
+        "",
+        f"Written by `python -m bench` on {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
+        f"{platform.machine()}. Every figure is a ratio measured side by side in the same run.",
+    ]
+    for title, module in BENCHMARKS:
+        print(f"== {title}", flush=True)
+        rows = module.run()
+        print("\n".join(rows), flush=True)
+        sections += ["", f"## {title}", "", (module.__doc__ or "").strip(), "", *rows]
+    (Path(__file__).parent / "results.md").write_text("\n".join(sections) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
