@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "src"))  # `import index`, exactly as FC does from
 sys.path.insert(0, str(ROOT))  # `tests.fakes`
 
 from headseg import handler as handler_module  # noqa: E402
+from headseg.cli.invoke import FunctionMeta, LocalContext  # noqa: E402
 from headseg.config import Config  # noqa: E402
 from tests.fakes.images import portrait  # noqa: E402
 from tests.fakes.imageseg import FakeImageseg  # noqa: E402
@@ -71,23 +72,13 @@ class FcCredentials:
     security_token: str = SECURITY_TOKEN
 
 
-@dataclass
-class FcFunction:
-    name: str = "headseg"
-    handler: str = "index.handler"
-    memory: int = 512
-    timeout: int = 60
-
-
-@dataclass
-class FcContext:
-    """The shape of FC's python3.10 context object (the fields headseg reads)."""
-
-    request_id: str = "1-6742e1a0-0123456789abcdef01234567"
-    region: str = "cn-shanghai"
-    account_id: str = "1234567890123456"
-    credentials: FcCredentials = field(default_factory=FcCredentials)
-    function: FcFunction = field(default_factory=FcFunction)
+def fc_context(timeout: int = 60, request_id: str = "1-6742e1a0-0123456789abcdef01234567", credentials: Any = "sts") -> LocalContext:
+    """FC's python3.10 context: the function role's STS credentials by default; None as on python3.12."""
+    return LocalContext(
+        request_id=request_id,
+        function=FunctionMeta(timeout=timeout),
+        credentials=FcCredentials() if credentials == "sts" else credentials,
+    )
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -135,7 +126,7 @@ class Cloud:
     def invoke(self, event: bytes, timeout: int = 60, request_id: str = "1-test") -> dict[str, Any]:
         import index
 
-        result = index.handler(event, FcContext(request_id=request_id, function=FcFunction(timeout=timeout)))
+        result = index.handler(event, fc_context(timeout=timeout, request_id=request_id))
         return json.loads(result)
 
     def invoke_key(self, key: str, etag: str | None, **kwargs: Any) -> dict[str, Any]:

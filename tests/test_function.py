@@ -265,7 +265,7 @@ def test_a_new_upload_replaces_the_outputs_and_removes_stale_cutouts(cloud: Clou
 
 def test_credentials_from_environment_when_the_context_has_none(cloud: Cloud):
     import index
-    from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN, FcContext
+    from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN, fc_context
 
     cloud.configure(
         ALIBABA_CLOUD_ACCESS_KEY_ID=ACCESS_KEY_ID,
@@ -273,17 +273,17 @@ def test_credentials_from_environment_when_the_context_has_none(cloud: Cloud):
         ALIBABA_CLOUD_SECURITY_TOKEN=SECURITY_TOKEN,
     )
     etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
-    context = FcContext(credentials=None)  # python3.12: credentials only in the environment
+    context = fc_context(credentials=None)  # python3.12: credentials only in the environment
     result = json.loads(index.handler(oss_event(("incoming/a.jpg", etag)), context))
     assert result["outcomes"][0]["outcome"] == "done"
 
 
 def test_wrong_credentials_are_retriable_with_a_hint(cloud: Cloud):
     import index
-    from tests.conftest import FcContext, FcCredentials
+    from tests.conftest import FcCredentials, fc_context
 
     etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
-    context = FcContext(credentials=FcCredentials(access_key_secret="wrong-secret-value"))
+    context = fc_context(credentials=FcCredentials(access_key_secret="wrong-secret-value"))
     with pytest.raises(RetriableError):
         index.handler(oss_event(("incoming/a.jpg", etag)), context)
     # refused credentials are not retried inside the invocation: one request per read, then FC's retry

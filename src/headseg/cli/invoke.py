@@ -14,13 +14,15 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from headseg.errors import RetriableError
 
 
 @dataclass
-class _Function:
+class FunctionMeta:
+    """`context.function` on FC."""
+
     name: str = "headseg"
     handler: str = "index.handler"
     memory: int = 512
@@ -29,11 +31,13 @@ class _Function:
 
 @dataclass
 class LocalContext:
-    """What the handler reads from FC's context; credentials come from the environment when needed."""
+    """The shape of FC's python3.10 context (the fields the handler reads). Without `credentials` (an object
+    with access_key_id, access_key_secret, security_token) they come from the environment, as on python3.12."""
 
     request_id: str = field(default_factory=lambda: f"local-{uuid.uuid4()}")
-    function: _Function = field(default_factory=_Function)
-    credentials: None = None
+    function: FunctionMeta = field(default_factory=FunctionMeta)
+    credentials: Any = None
+    region: str = "cn-shanghai"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         "INPUT_PREFIX": os.environ.get("INPUT_PREFIX", "incoming/"),
         "OUTPUT_PREFIX": os.environ.get("OUTPUT_PREFIX", "heads/"),
     }
-    context = LocalContext(function=_Function(timeout=args.timeout))
+    context = LocalContext(function=FunctionMeta(timeout=args.timeout))
     with _environment(settings):
         handler.reset()
         try:
