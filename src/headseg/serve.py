@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from urllib.request import url2pathname
 
 from headseg import acs3, images
-from headseg.errors import HeadsegError, InvalidImage
+from headseg.errors import HeadsegError
 from headseg.segmenters import Head
 
 API_VERSION = "2019-12-30"
