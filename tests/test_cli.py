@@ -56,7 +56,8 @@ def test_bad_files_fail_with_one_clear_line_each(tmp_path, capsys):
 
 def test_mask_form(tmp_path):
     assert main(["segment", str(SAMPLES / "astronaut.jpg"), "--out", str(tmp_path), "--return-form", "mask", "--quiet"]) == 0
-    mask = Image.open(tmp_path / "heads" / "incoming" / "astronaut.jpg" / "head-0.png")
+    sidecar = json.loads((tmp_path / "heads" / "incoming" / "astronaut.jpg" / "heads.json").read_text())
+    mask = Image.open(tmp_path / sidecar["heads"][0]["key"])
     assert mask.mode == "L"
 
 
@@ -82,9 +83,10 @@ def test_invoke_runs_the_real_handler_on_an_event_file(tmp_path, capsys, monkeyp
     assert main(["invoke", str(EVENTS / "put.json"), "--bucket-dir", str(bucket)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["outcomes"][0]["outcome"] == "done" and result["outcomes"][0]["heads"] == 4
+    etag = json.loads((bucket / "heads" / "incoming" / "group.jpg" / "heads.json").read_text())["source"]["etag"]
     assert sorted(p.name for p in (bucket / "heads" / "incoming" / "group.jpg").iterdir()) == [
-        "head-0.png", "head-1.png", "head-2.png", "head-3.png", "heads.json"
-    ]
+        f"head-{i}-{etag[:8].lower()}.png" for i in range(4)
+    ] + ["heads.json"]
 
 
 def _png(width: int, height: int) -> bytes:

@@ -59,7 +59,14 @@ def test_all_problems_are_reported_at_once_with_variable_names():
 
 
 def test_out_of_range_values_are_refused():
-    with pytest.raises(ConfigError, match="SIGNED_URL_EXPIRES=5 must be between 60 and 3600"):
+    with pytest.raises(ConfigError, match="SIGNED_URL_EXPIRES=5 must be between 30 and 3600"):
         Config.from_env({**BASE, "SIGNED_URL_EXPIRES": "5"})
     with pytest.raises(ConfigError, match="IMAGESEG_ENDPOINT 'imageseg.local' must be a URL"):
         Config.from_env({**BASE, "IMAGESEG_ENDPOINT": "imageseg.local"})
+
+
+def test_scratch_defaults_inside_the_output_prefix_and_must_not_overlap_the_input():
+    assert Config.from_env(BASE).scratch == "heads/.scratch/"
+    assert Config.from_env({**BASE, "SCRATCH_PREFIX": "tmp/headseg/"}).scratch == "tmp/headseg/"
+    with pytest.raises(ConfigError, match="SCRATCH_PREFIX 'incoming/tmp/' overlaps INPUT_PREFIX"):
+        Config.from_env({**BASE, "SCRATCH_PREFIX": "incoming/tmp/"})

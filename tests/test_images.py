@@ -20,7 +20,8 @@ def encode(fmt: str, size=(64, 48), mode="RGB", **options) -> bytes:
 def test_sniff_and_header(fmt, mode, expected):
     data = encode(fmt, mode=mode)
     assert images.sniff(data) == expected
-    assert images.read_header(data, complete=True) == images.ImageInfo(expected, 64, 48)
+    info = images.read_header(data, complete=True)
+    assert (info.format, info.width, info.height, info.mode, info.orientation) == (expected, 64, 48, mode, 1)
 
 
 @pytest.mark.parametrize("data", [b"", b"hello world", b"<html><body>not a jpeg</body></html>", b"BMW is a car, not a bitmap", b"%PDF-1.7"])
@@ -43,7 +44,7 @@ def test_a_header_cut_short_asks_for_more_then_is_corrupt_when_complete():
     with pytest.raises(InvalidImage) as error:
         images.read_header(prefix, complete=True)
     assert error.value.code == "InvalidImage.Corrupt"
-    assert images.read_header(jpeg, complete=True) == images.ImageInfo("JPEG", 200, 100)
+    assert images.read_header(jpeg, complete=True) == images.ImageInfo("JPEG", 200, 100, "RGB", 1)
 
 
 LIMITS = dict(max_bytes=3 * 1024 * 1024, min_side=33, max_side=1999)
@@ -66,3 +67,22 @@ def test_limits(info, size, code, words):
 
 def test_limits_inclusive_bounds_pass():
     images.check_limits(images.ImageInfo("BMP", 33, 1999), 3 * 1024 * 1024, **LIMITS)
+
+
+def test_exif_orientation_and_upright_size():
+    image = Image.new("RGB", (300, 200))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif)
+    info = images.read_header(buffer.getvalue(), complete=True)
+    assert info.orientation == 6 and info.upright_size == (200, 300)
+
+
+def test_heif_header():
+    from pillow_heif import from_pillow
+
+    buffer = io.BytesIO()
+    from_pillow(Image.new("RGB", (120, 80), "white")).save(buffer, quality=50)
+    info = images.read_header(buffer.getvalue(), complete=True)
+    assert (info.format, info.width, info.height) == ("HEIF", 120, 80)

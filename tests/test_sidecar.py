@@ -10,7 +10,7 @@ SOURCE = Source("b", "incoming/a.jpg", "ETAG", 10, 40, 50)
 
 def test_layout_keys():
     layout = Layout("heads/", "incoming/团队/a b.jpg")
-    assert layout.cutout(2) == "heads/incoming/团队/a b.jpg/head-2.png"
+    assert layout.cutout(2, "688A7BF4F233DC9C88A80BF985AB7329") == "heads/incoming/团队/a b.jpg/head-2-688a7bf4.png"
     assert layout.sidecar == "heads/incoming/团队/a b.jpg/heads.json"
     assert layout.error == "heads/incoming/团队/a b.jpg/error.json"
 
@@ -21,7 +21,10 @@ def test_keys_over_the_oss_limit_are_a_permanent_error():
 
 
 def test_sidecar_round_trip_and_done_check():
-    sidecar = Sidecar(SOURCE, "req", None, "cloud", [HeadRecord(0, "k", 1, 2, 3, 4)], {"total": 1.0}, "now")
+    sidecar = Sidecar(
+        SOURCE, "req", None, "cloud", [HeadRecord(0, "k", 1, 2, 3, 4)], {"steps": ["EXIF orientation 6 applied"]},
+        {"total": 1.0}, "now",
+    )
     loaded = Sidecar.from_json(sidecar.to_json())
     assert loaded == sidecar
     assert loaded.is_done_for("ETAG", None) and not loaded.is_done_for("OTHER", None)

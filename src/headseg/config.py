@@ -8,10 +8,13 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, fields
-from typing import Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from headseg.errors import ConfigError
+
+if TYPE_CHECKING:
+    from headseg.normalize import Limits
 
 T = TypeVar("T")
 
@@ -50,11 +53,13 @@ class Config:
     oss_public_endpoint: str = ""  # only used to sign URLs in URL_MODE=public
     oss_signature: OssSignature = OssSignature.V4
     imageseg_endpoint: str = ""  # default: https://imageseg.<region>.aliyuncs.com
-    signed_url_expires: int = 300  # seconds: enough for SegmentHead to fetch the image, no more
+    scratch_prefix: str = ""  # normalized copies for SegmentHead, deleted after; default: OUTPUT_PREFIX + ".scratch/"
+    signed_url_expires: int = 60  # seconds: each SegmentHead attempt gets a fresh URL, fetched at once
     max_image_bytes: int = 3 * 1024 * 1024  # SegmentHead: at most 3 MB
     min_image_side: int = 33  # SegmentHead: larger than 32x32
     max_image_side: int = 1999  # SegmentHead: smaller than 2000x2000
-    max_object_bytes: int = 3 * 1024 * 1024  # objects larger than this are refused without being read
+    max_object_bytes: int = 50 * 1024 * 1024  # larger objects are refused without being read
+    max_pixels: int = 100_000_000  # decompression-bomb guard: larger images are refused from their header
     time_margin: float = 3.0  # seconds kept free at the end of an invocation to record the outcome
     max_attempts: int = 6  # per cloud call, within the time budget
     download_workers: int = 8
@@ -100,9 +105,7 @@ class Config:
             )
         if not self.output_prefix:
             problems.append("OUTPUT_PREFIX is empty: set it to a prefix outside INPUT_PREFIX, e.g. 'heads/'")
-        if self.input_prefix and self.output_prefix and (
-            self.output_prefix.startswith(self.input_prefix) or self.input_prefix.startswith(self.output_prefix)
-        ):
+        if self.input_prefix and self.output_prefix and _overlap(self.output_prefix, self.input_prefix):
             problems.append(
                 f"OUTPUT_PREFIX {self.output_prefix!r} overlaps INPUT_PREFIX {self.input_prefix!r}: every "
                 "cutout would re-trigger the function (an infinite loop and a large bill); "
@@ -112,12 +115,17 @@ class Config:
             value = getattr(self, prefix)
             if value.startswith("/"):
                 problems.append(f"{prefix.upper()} {value!r} must not start with '/' (OSS keys never do)")
-        if not 60 <= self.signed_url_expires <= 3600:
-            problems.append(f"SIGNED_URL_EXPIRES={self.signed_url_expires} must be between 60 and 3600 seconds")
+        if not 30 <= self.signed_url_expires <= 3600:
+            problems.append(f"SIGNED_URL_EXPIRES={self.signed_url_expires} must be between 30 and 3600 seconds")
+        if self.input_prefix and _overlap(self.scratch, self.input_prefix):
+            problems.append(
+                f"SCRATCH_PREFIX {self.scratch!r} overlaps INPUT_PREFIX {self.input_prefix!r}: normalized copies "
+                "would re-trigger the function; leave it empty (it defaults to inside OUTPUT_PREFIX)"
+            )
         if not 0 < self.min_image_side <= self.max_image_side:
             problems.append("MIN_IMAGE_SIDE must be positive and not above MAX_IMAGE_SIDE")
-        if self.max_image_bytes <= 0 or self.max_object_bytes <= 0:
-            problems.append("MAX_IMAGE_BYTES and MAX_OBJECT_BYTES must be positive")
+        if self.max_image_bytes <= 0 or self.max_object_bytes <= 0 or self.max_pixels <= 0:
+            problems.append("MAX_IMAGE_BYTES, MAX_OBJECT_BYTES and MAX_PIXELS must be positive")
         if self.max_attempts < 1 or self.download_workers < 1:
             problems.append("MAX_ATTEMPTS and DOWNLOAD_WORKERS must be at least 1")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -137,6 +145,17 @@ class Config:
         return self.engine is Engine.CLOUD or not self.bucket_dir
 
     @property
+    def scratch(self) -> str:
+        """Where normalized copies go: SCRATCH_PREFIX, or a folder inside OUTPUT_PREFIX."""
+        return self.scratch_prefix or f"{self.output_prefix}.scratch/"
+
+    @property
+    def limits(self) -> "Limits":
+        from headseg.normalize import Limits
+
+        return Limits(self.max_image_bytes, self.min_image_side, self.max_image_side, self.max_pixels)
+
+    @property
     def oss_url(self) -> str:
         return self.oss_endpoint or f"https://oss-{self.region}-internal.aliyuncs.com"
 
@@ -147,6 +166,11 @@ class Config:
     @property
     def imageseg_url(self) -> str:
         return self.imageseg_endpoint or f"https://imageseg.{self.region}.aliyuncs.com"
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether a key could start with both prefixes."""
+    return a.startswith(b) or b.startswith(a)
 
 
 def _int(raw: str) -> int:
@@ -184,6 +208,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "min_image_side": _int,
     "max_image_side": _int,
     "max_object_bytes": _int,
+    "max_pixels": _int,
     "time_margin": _float,
     "max_attempts": _int,
     "download_workers": _int,

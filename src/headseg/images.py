@@ -31,11 +31,18 @@ HEADER_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What the image header says: format and pixel dimensions."""
+    """What the image header says: format, stored pixel dimensions, mode and EXIF orientation (1: upright)."""
 
     format: str
     width: int
     height: int
+    mode: str = "RGB"
+    orientation: int = 1
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """The size as displayed: orientations 5 to 8 turn the image a quarter."""
+        return (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
 
 
 def sniff(head: bytes) -> str | None:
@@ -66,11 +73,19 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
         raise InvalidImage("not an image: the first bytes match no image format", code="InvalidImage.NotImage")
     from PIL import Image, UnidentifiedImageError
 
+    if fmt == "HEIF":
+        register_heif()
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-    except Image.DecompressionBombError as exc:
-        raise InvalidImage(f"refused a decompression bomb: {exc}", code="InvalidImage.TooManyPixels") from None
+            mode = image.mode
+            orientation = exif_orientation(image)
+    except Image.DecompressionBombError:
+        raise InvalidImage(
+            f"{fmt} header claims more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels: refused unread "
+            "(a decompression bomb)",
+            code="InvalidImage.TooManyPixels",
+        ) from None
     except (UnidentifiedImageError, SyntaxError, OSError, ValueError, EOFError) as exc:
         if not complete:
             raise NeedMoreBytes() from exc
@@ -78,7 +93,23 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
         raise InvalidImage(f"corrupt {fmt}: the header cannot be read ({detail})", code="InvalidImage.Corrupt") from None
     if width <= 0 or height <= 0:
         raise InvalidImage(f"corrupt {fmt}: it claims {width}x{height} pixels", code="InvalidImage.Corrupt")
-    return ImageInfo(format=fmt, width=width, height=height)
+    return ImageInfo(format=fmt, width=width, height=height, mode=mode, orientation=orientation)
+
+
+def exif_orientation(image: object) -> int:
+    """The EXIF orientation tag (1 to 8) of an open Pillow image; 1 when absent or unreadable."""
+    try:
+        value = image.getexif().get(0x0112, 1)  # type: ignore[attr-defined]
+    except (SyntaxError, ValueError, OSError, TypeError, AttributeError):  # a broken EXIF block is not fatal
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def register_heif() -> None:
+    """Teach Pillow to open HEIC/HEIF (pillow-heif), once."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
 
 
 def check_limits(info: ImageInfo, size: int, *, max_bytes: int, min_side: int, max_side: int) -> None:

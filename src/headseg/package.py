@@ -22,7 +22,9 @@ from pathlib import Path
 PLATFORM = "x86_64-manylinux2014"
 PYTHON_VERSION = "3.10"
 #: The function's own runtime dependencies (headseg's core requirements; never the `local` extra).
-FALLBACK_REQUIREMENTS = ["alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3"]
+FALLBACK_REQUIREMENTS = [
+    "alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3", "pillow-heif>=0.16", "tqdm>=4.66"
+]
 
 
 def requirements() -> list[str]:

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
-from headseg import images
+from headseg import images, normalize
 from headseg.config import Config
 from headseg.errors import (
     CutoutExpired,
@@ -119,6 +119,7 @@ class _Run:
         self.invocation_id = invocation_id
         self.key = record.key
         self.head_bytes = b""  # the object's first bytes, enough for format and dimensions
+        self.normalized: normalize.Normalized | None = None
         self.timings: dict[str, float] = {}
         self.started = time.monotonic()
         self.info: ObjectInfo | None = None
@@ -144,7 +145,12 @@ class _Run:
         self.storage = self.p.storage_for(self.record.bucket)
         previous = self._read_object_and_state()
         self._inspect()
-        segmentation, cutouts = self._segment_and_store()
+        source = self._source_for_segmenthead()
+        try:
+            segmentation, cutouts = self._segment_and_store(source)
+        finally:
+            if source.key != self.key:
+                self._delete_quietly(source.key)
         sidecar = self._write_sidecar(segmentation, cutouts)
         self._clean_up(previous, sidecar)
         return self._outcome(Status.DONE, heads=len(sidecar.heads))
@@ -153,6 +159,8 @@ class _Run:
         for key in self.record.key_candidates:
             if key.startswith(self.config.output_prefix):
                 raise _Skip(f"object is under OUTPUT_PREFIX {self.config.output_prefix!r}: headseg's own output", "OutputPrefix")
+            if key.startswith(self.config.scratch):
+                raise _Skip(f"object is under SCRATCH_PREFIX {self.config.scratch!r}: a normalized copy", "ScratchPrefix")
         if not any(key.startswith(self.config.input_prefix) for key in self.record.key_candidates):
             raise _Skip(f"object is outside INPUT_PREFIX {self.config.input_prefix!r}", "OutsideInputPrefix")
 
@@ -203,32 +211,58 @@ class _Run:
             return None
 
     def _inspect(self) -> None:
+        """Format, size and dimensions from the first bytes; refuse what no normalization can rescue."""
         assert self.info is not None and self.storage is not None
         self.layout = Layout(self.config.output_prefix, self.key)
         if images.sniff(self.head_bytes) is None:
             raise _Skip(f"not an image (Content-Type {self.info.content_type or 'unknown'})", "NotAnImage")
-        complete = len(self.head_bytes) >= self.info.size
+        if self.info.size > self.config.max_object_bytes:
+            raise InvalidImage(
+                f"object is {self.info.size} bytes, over MAX_OBJECT_BYTES={self.config.max_object_bytes}: refused unread",
+                code="InvalidImage.Size",
+            )
         try:
-            self.image = images.read_header(self.head_bytes, complete=complete)
+            self.image = images.read_header(self.head_bytes, complete=len(self.head_bytes) >= self.info.size)
         except images.NeedMoreBytes:
-            if self.info.size > self.config.max_object_bytes:
-                raise InvalidImage(
-                    f"object is {self.info.size} bytes, over MAX_OBJECT_BYTES={self.config.max_object_bytes}",
-                    code="InvalidImage.Size",
-                ) from None
-            _, data = self._retry(f"read {self.key!r}", lambda: self.storage.get(self.key))
-            self.image = images.read_header(data, complete=True)
-        images.check_limits(
-            self.image,
-            self.info.size,
-            max_bytes=self.config.max_image_bytes,
-            min_side=self.config.min_image_side,
-            max_side=self.config.max_image_side,
-        )
+            self.image = images.read_header(self._read_whole(), complete=True)
+        normalize.check_pixels(self.image, self.config.limits)
+        width, height = self.image.upright_size
+        if min(width, height) < self.config.min_image_side:
+            raise InvalidImage(
+                f"image is {width}x{height} px, under SegmentHead's minimum of "
+                f"{self.config.min_image_side}x{self.config.min_image_side}",
+                code="InvalidImage.Resolution",
+            )
 
-    def _segment_and_store(self) -> tuple[Segmentation, list[str]]:
+    def _read_whole(self) -> bytes:
+        """The whole object (at most MAX_OBJECT_BYTES, checked before)."""
         assert self.info is not None and self.storage is not None
-        source = ImageSource(self.storage, self.info)
+        if len(self.head_bytes) >= self.info.size:
+            return self.head_bytes
+        return self._retry(f"read {self.key!r}", lambda: self.storage.get(self.key))[1]
+
+    def _source_for_segmenthead(self) -> ImageSource:
+        """The object itself when SegmentHead takes it as it is; otherwise a normalized copy under the scratch
+        prefix (deleted after), with `self.normalized` saying how to map boxes back."""
+        assert self.info is not None and self.image is not None and self.storage is not None
+        why = normalize.reasons(self.image, self.info.size, self.config.limits)
+        if not why:
+            return ImageSource(self.storage, self.info)
+        started = time.monotonic()
+        self.normalized = normalize.normalize(self._read_whole(), self.config.limits)
+        extension = "png" if self.normalized.format == "PNG" else "jpg"
+        key = f"{self.config.scratch}{self.key}/{self.info.etag[:8].lower()}.{extension}"
+        data = self.normalized.data
+        content_type = f"image/{self.normalized.format.lower()}"
+        self._retry(f"write {key!r}", lambda: self.storage.put(key, data, content_type))
+        self.timings["normalize"] = _ms(started)
+        log.info(
+            "normalized",
+            extra={"fields": {"key": self.key, "why": why, "steps": list(self.normalized.steps)}},
+        )
+        return ImageSource(self.storage, ObjectInfo(key, len(data), self.info.etag, content_type))
+
+    def _segment_and_store(self, source: ImageSource) -> tuple[Segmentation, list[str]]:
         for round_ in range(1, MAX_SEGMENT_ROUNDS + 1):
             started = time.monotonic()
             segmentation = self._retry(
@@ -248,7 +282,13 @@ class _Run:
         raise AssertionError("unreachable")
 
     def _store_cutouts(self, heads: list[Head]) -> list[str]:
-        """Download each cutout and write it, all heads at once; each head's PUT starts when its GET ends."""
+        """Download each cutout and write it, all heads at once; each head's PUT starts when its GET ends.
+
+        Meanwhile a HEAD of the source checks that no newer upload superseded this one; if one did, the
+        cutouts just written are removed and the newer upload's own event does the work.
+        """
+        assert self.storage is not None and self.info is not None
+        current = self.p._pool.submit(self._retry, f"head {self.key!r}", lambda: self.storage.head(self.key))
         futures: list[Future[str]] = [self.p._pool.submit(self._store_cutout, i, head) for i, head in enumerate(heads)]
         errors = []
         keys = []
@@ -262,12 +302,22 @@ class _Run:
                 for exc in errors:
                     if isinstance(exc, kind):
                         raise exc
+        try:
+            etag = current.result().etag
+        except ObjectNotFound:
+            etag = ""
+        if etag != self.info.etag:
+            for key in keys:
+                self._delete_quietly(key)
+            now = f"a newer upload (eTag {etag})" if etag else "its deletion"
+            raise _Skip(f"superseded by {now} while processing; that event does the work", "Superseded")
         return keys
 
     def _store_cutout(self, index: int, head: Head) -> str:
         assert self.layout is not None and self.storage is not None
+        assert self.info is not None
         png = self._fetch(head)
-        key = self.layout.cutout(index)
+        key = self.layout.cutout(index, self.info.etag)
         self._retry(f"write {key!r}", lambda: self.storage.put(key, png, "image/png"))
         return key
 
@@ -283,16 +333,18 @@ class _Run:
     def _write_sidecar(self, segmentation: Segmentation, keys: list[str]) -> Sidecar:
         assert self.layout is not None and self.info is not None and self.image is not None and self.storage is not None
         started = time.monotonic()
-        heads = [
-            HeadRecord(index=i, key=key, x=h.x, y=h.y, width=h.width, height=h.height)
-            for i, (key, h) in enumerate(zip(keys, segmentation.heads))
-        ]
+        normalized = self.normalized
+        heads = []
+        for i, (key, h) in enumerate(zip(keys, segmentation.heads)):
+            x, y, width, height = normalized.to_original(h.x, h.y, h.width, h.height) if normalized else (h.x, h.y, h.width, h.height)
+            heads.append(HeadRecord(index=i, key=key, x=x, y=y, width=width, height=height))
         sidecar = Sidecar(
             source=self._source(),
             request_id=segmentation.request_id,
             return_form=self.config.return_form,
             engine=self.p.segmenter.name,
             heads=heads,
+            normalization=_describe(normalized) if normalized else None,
             timings_ms=dict(self.timings),
             created_at=now_iso(),
         )
@@ -310,10 +362,15 @@ class _Run:
         if previous.error_exists and previous.layout == self.layout:
             stale.append(self.layout.error)
         for key in stale:
-            try:
-                self._retry(f"delete {key!r}", lambda key=key: self.storage.delete(key))
-            except RetriableError as exc:  # the result stands; a leftover file is only clutter
-                log.warning("could not delete a stale output", extra={"fields": {"key": key, "error": exc.code}})
+            self._delete_quietly(key)
+
+    def _delete_quietly(self, key: str) -> None:
+        """Delete an object that is only clutter once the result stands; a failure is logged, not raised."""
+        assert self.storage is not None
+        try:
+            self._retry(f"delete {key!r}", lambda: self.storage.delete(key))
+        except HeadsegError as exc:
+            log.warning("could not delete a leftover object", extra={"fields": {"key": key, "error": exc.code}})
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _retry(self, what: str, call: Callable[[], T]) -> T:
@@ -327,8 +384,8 @@ class _Run:
             key=self.key,
             etag=info.etag if info else (self.record.etag or ""),
             size=info.size if info else (self.record.size or 0),
-            width=self.image.width if self.image else None,
-            height=self.image.height if self.image else None,
+            width=self.image.upright_size[0] if self.image else None,
+            height=self.image.upright_size[1] if self.image else None,
         )
 
     def _record_error(self, exc: HeadsegError, *, retriable: bool) -> None:
@@ -368,6 +425,17 @@ class _Previous:
     sidecar: Sidecar | None
     error: ErrorRecord | None
     error_exists: bool
+
+
+def _describe(normalized: normalize.Normalized) -> dict[str, object]:
+    """The sidecar's record of a normalization: heads are in original pixels, cutouts in normalized ones."""
+    return {
+        "steps": list(normalized.steps),
+        "width": normalized.width,
+        "height": normalized.height,
+        "format": normalized.format,
+        "scale": round(normalized.scale, 6),
+    }
 
 
 def _ms(started: float) -> float:

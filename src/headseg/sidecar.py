@@ -1,9 +1,12 @@
 """Output layout and the JSON sidecars: where cutouts go, what the result records, how "done" is read back.
 
-For a source `incoming/a.jpg` and OUTPUT_PREFIX `heads/`:
-    heads/incoming/a.jpg/head-0.png ...   one cutout (or mask) per head, left as SegmentHead ordered them
-    heads/incoming/a.jpg/heads.json       the sidecar, written last: its presence for an eTag means done
-    heads/incoming/a.jpg/error.json       the error sidecar of a failed attempt (permanent or retriable)
+For a source `incoming/a.jpg` at eTag 688A7BF4… and OUTPUT_PREFIX `heads/`:
+    heads/incoming/a.jpg/head-0-688a7bf4.png ...   one cutout (or mask) per head, as SegmentHead ordered them
+    heads/incoming/a.jpg/heads.json                the sidecar, written last: its presence for an eTag means done
+    heads/incoming/a.jpg/error.json                the error sidecar of a failed attempt (permanent or retriable)
+
+Cutout names carry the source's eTag, so runs on two versions of one object never overwrite each other's
+cutouts: the sidecar alone says which set is current, and the previous set is deleted after it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class Layout:
     source_key: str
 
     def __post_init__(self) -> None:
-        longest = self.cutout(99)
+        longest = self.cutout(99, "0" * 32)
         if len(longest.encode("utf-8")) > MAX_KEY_BYTES:
             raise PermanentError(
                 f"output keys for {self.source_key!r} would exceed OSS's {MAX_KEY_BYTES}-byte key limit; "
@@ -42,8 +45,8 @@ class Layout:
     def folder(self) -> str:
         return f"{self.output_prefix}{self.source_key}/"
 
-    def cutout(self, index: int) -> str:
-        return f"{self.folder}head-{index}.png"
+    def cutout(self, index: int, etag: str) -> str:
+        return f"{self.folder}head-{index}-{etag[:8].lower()}.png"
 
     @property
     def sidecar(self) -> str:
@@ -66,7 +69,7 @@ class Source:
 
 @dataclass(frozen=True)
 class HeadRecord:
-    """One head: box in the source image's pixel coordinates and the key of its cutout."""
+    """One head: box in the source image's pixel coordinates (upright, full size) and the key of its cutout."""
 
     index: int
     key: str
@@ -85,6 +88,7 @@ class Sidecar:
     return_form: str | None
     engine: str
     heads: list[HeadRecord]
+    normalization: dict[str, Any] | None = None  # what was done so SegmentHead would take the image
     timings_ms: dict[str, float] = field(default_factory=dict)
     created_at: str = ""
     schema_version: int = SCHEMA_VERSION
@@ -103,6 +107,7 @@ class Sidecar:
                 return_form=raw["return_form"],
                 engine=raw["engine"],
                 heads=[HeadRecord(**head) for head in raw["heads"]],
+                normalization=raw.get("normalization"),
                 timings_ms=raw.get("timings_ms", {}),
                 created_at=raw.get("created_at", ""),
             ),

@@ -1,0 +1,166 @@
+"""Normalization: bring an image SegmentHead would refuse within its limits, and map results back.
+
+The normalized copy is upright (EXIF orientation applied), fits within the maximum side, is a JPEG (a PNG when
+it has transparency), and is at most the maximum size. Boxes found on it map back to the original image, as
+displayed, with `to_original`. JPEGs are decoded at reduced size (`draft`) when they are to be downscaled, so
+an 8000x6000 photo never lives in memory at full resolution. Pillow is imported lazily.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+from headseg.errors import InvalidImage
+from headseg.images import SEGMENTHEAD_FORMATS, ImageInfo, exif_orientation, register_heif
+
+#: Modes SegmentHead is known to take as they are; anything else (CMYK, 16-bit, palette, LA, 1-bit) is converted.
+PLAIN_MODES = frozenset({"RGB", "L", "RGBA"})
+JPEG_QUALITIES = (90, 80, 70, 60)
+SHRINK_STEP = 0.8  # when even the lowest quality is too large, downscale by this and try again
+
+
+@dataclass(frozen=True)
+class Limits:
+    """SegmentHead's input limits, and the guard against decompression bombs."""
+
+    max_bytes: int = 3 * 1024 * 1024
+    min_side: int = 33
+    max_side: int = 1999
+    max_pixels: int = 100_000_000
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """The normalized image and how it relates to the original (upright) image."""
+
+    data: bytes
+    format: str
+    width: int
+    height: int
+    original_width: int
+    original_height: int
+    steps: tuple[str, ...]
+
+    @property
+    def scale(self) -> float:
+        """Normalized pixels per original pixel (1.0 when nothing was downscaled)."""
+        return self.width / self.original_width
+
+    def to_original(self, x: int, y: int, width: int, height: int) -> tuple[int, int, int, int]:
+        """A box on the normalized image, in the original upright image's pixels."""
+        sx, sy = self.original_width / self.width, self.original_height / self.height
+        left, top = round(x * sx), round(y * sy)
+        right = min(self.original_width, round((x + width) * sx))
+        bottom = min(self.original_height, round((y + height) * sy))
+        return left, top, right - left, bottom - top
+
+
+def reasons(info: ImageInfo, size: int, limits: Limits) -> list[str]:
+    """Why the image cannot go to SegmentHead as it is; empty when it can."""
+    found = []
+    if info.format not in SEGMENTHEAD_FORMATS:
+        found.append(f"format {info.format}")
+    if info.orientation != 1:
+        found.append(f"EXIF orientation {info.orientation}")
+    if info.mode not in PLAIN_MODES:
+        found.append(f"mode {info.mode}")
+    if max(info.width, info.height) > limits.max_side:
+        found.append(f"{info.width}x{info.height} px")
+    if size > limits.max_bytes:
+        found.append(f"{size} bytes")
+    return found
+
+
+def check_pixels(info: ImageInfo, limits: Limits) -> None:
+    """Refuse decompression bombs from the header alone, before anything is decoded."""
+    if info.width * info.height > limits.max_pixels:
+        raise InvalidImage(
+            f"image claims {info.width}x{info.height} px, over MAX_PIXELS={limits.max_pixels}: refused unread "
+            "(a decompression bomb, or a photo too large to process)",
+            code="InvalidImage.TooManyPixels",
+        )
+
+
+def normalize(data: bytes, limits: Limits) -> Normalized:
+    """An upright JPEG/PNG copy of `data` within `limits`. Raises InvalidImage when that is impossible."""
+    from PIL import Image, ImageOps
+
+    register_heif()
+    try:
+        image = Image.open(io.BytesIO(data))
+        source_format = image.format or "image"
+        stored = image.size
+        orientation = exif_orientation(image)
+        check_pixels(ImageInfo(source_format, *stored), limits)
+        upright = (stored[1], stored[0]) if orientation in (5, 6, 7, 8) else stored
+        steps = []
+        if getattr(image, "n_frames", 1) > 1:
+            steps.append(f"first of {image.n_frames} frames")
+        scale = min(1.0, limits.max_side / max(upright))
+        target = (max(1, math.floor(upright[0] * scale)), max(1, math.floor(upright[1] * scale)))
+        if min(target) < limits.min_side:
+            raise InvalidImage(
+                f"image is {upright[0]}x{upright[1]} px: within SegmentHead's {limits.max_side} px it would be "
+                f"{target[0]}x{target[1]}, under the minimum of {limits.min_side} px",
+                code="InvalidImage.Resolution",
+            )
+        if image.format == "JPEG" and scale < 1:
+            image.draft(image.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
+        image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"refused a decompression bomb: {exc}", code="InvalidImage.TooManyPixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"the image cannot be decoded: {exc}", code="InvalidImage.Corrupt") from None
+    if orientation != 1:
+        image = ImageOps.exif_transpose(image)
+        steps.append(f"EXIF orientation {orientation} applied")
+    image, converted = _plain_mode(image)
+    if converted:
+        steps.append(converted)
+    if image.size != target:
+        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        steps.append(f"downscaled from {upright[0]}x{upright[1]} to {target[0]}x{target[1]}")
+    fmt = "PNG" if image.mode == "RGBA" else "JPEG"
+    if source_format != fmt:
+        steps.append(f"transcoded {source_format} to {fmt}")
+    encoded = _encode(image, fmt, limits, steps)
+    return Normalized(encoded[0], fmt, encoded[1][0], encoded[1][1], upright[0], upright[1], tuple(steps))
+
+
+def _plain_mode(image):  # type: ignore[no-untyped-def]
+    """The image in RGB, L or RGBA, and the step taken (empty when none was needed)."""
+    mode = image.mode
+    if mode in PLAIN_MODES:
+        return image, ""
+    if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+        return image.point(lambda value: value / 256).convert("L"), f"converted {mode} (16-bit) to L"
+    has_alpha = mode in ("LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
+    target = "RGBA" if has_alpha else "RGB"
+    return image.convert(target), f"converted {mode} to {target}"
+
+
+def _encode(image, fmt: str, limits: Limits, steps: list[str]) -> tuple[bytes, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Encode within max_bytes: lower JPEG quality first, then smaller sizes."""
+    from PIL import Image
+
+    while True:
+        for quality in JPEG_QUALITIES if fmt == "JPEG" else (None,):
+            buffer = io.BytesIO()
+            if fmt == "JPEG":
+                image.save(buffer, "JPEG", quality=quality, optimize=True)
+            else:
+                image.save(buffer, "PNG", optimize=True)
+            if buffer.tell() <= limits.max_bytes:
+                if quality not in (None, JPEG_QUALITIES[0]):
+                    steps.append(f"recompressed at JPEG quality {quality}")
+                return buffer.getvalue(), image.size
+        smaller = (math.floor(image.width * SHRINK_STEP), math.floor(image.height * SHRINK_STEP))
+        if min(smaller) < limits.min_side:
+            raise InvalidImage(
+                f"image cannot be brought under {limits.max_bytes} bytes above {limits.min_side} px",
+                code="InvalidImage.Size",
+            )
+        image = image.resize(smaller, Image.Resampling.LANCZOS)
+        steps.append(f"shrunk to {smaller[0]}x{smaller[1]} to fit {limits.max_bytes} bytes")

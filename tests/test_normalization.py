@@ -1,0 +1,139 @@
+"""Inputs outside SegmentHead's limits are normalized, and every coordinate maps back to the original."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from headseg.errors import InvalidImage
+from headseg.normalize import Limits, normalize
+from tests.conftest import BUCKET, Cloud
+from tests.fakes.images import portrait
+
+HEADS = [(400, 500, 600, 800), (1800, 450, 640, 860)]  # in a 3000x2000 photo
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def test_a_large_photo_is_downscaled_for_segmenthead_and_boxes_map_back(cloud: Cloud):
+    data = portrait(3000, 2000, HEADS)
+    etag = cloud.upload("incoming/big.jpg", data)
+
+    outcome = cloud.invoke_key("incoming/big.jpg", etag)["outcomes"][0]
+
+    assert outcome["outcome"] == "done" and outcome["heads"] == 2
+    sidecar = cloud.read_json("heads/incoming/big.jpg/heads.json")
+    assert (sidecar["source"]["width"], sidecar["source"]["height"]) == (3000, 2000)
+    norm = sidecar["normalization"]
+    assert (norm["width"], norm["height"], norm["format"]) == (1999, 1332, "JPEG")
+    assert norm["steps"] == ["downscaled from 3000x2000 to 1999x1332"]
+    for head, (x, y, w, h) in zip(sidecar["heads"], HEADS):  # original pixels, within rounding of the scale
+        assert abs(head["x"] - x) <= 4 and abs(head["y"] - y) <= 4
+        assert abs(head["width"] - w) <= 6 and abs(head["height"] - h) <= 6
+    [url] = cloud.imageseg.fetched_urls
+    assert f"/{BUCKET}/heads/.scratch/incoming/big.jpg/{etag[:8].lower()}.jpg?" in url  # SegmentHead read the copy
+    assert not [k for k in cloud.outputs() if ".scratch" in k]  # and it is gone
+
+
+def test_exif_orientation_is_applied_and_boxes_are_upright(cloud: Cloud):
+    upright = Image.open(io.BytesIO(portrait(300, 400, [(100, 60, 90, 120)], fmt="PNG"))).convert("RGB")
+    stored = upright.rotate(90, expand=True)  # stored sideways: 400x300, displayed after a 90° turn clockwise
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    etag = cloud.upload("incoming/phone.jpg", encode(stored, "JPEG", exif=exif, quality=95))
+
+    assert cloud.invoke_key("incoming/phone.jpg", etag)["outcomes"][0]["outcome"] == "done"
+
+    sidecar = cloud.read_json("heads/incoming/phone.jpg/heads.json")
+    assert (sidecar["source"]["width"], sidecar["source"]["height"]) == (300, 400)
+    assert sidecar["normalization"]["steps"] == ["EXIF orientation 6 applied"]
+    [head] = sidecar["heads"]
+    assert abs(head["x"] - 100) <= 2 and abs(head["y"] - 60) <= 2 and abs(head["width"] - 90) <= 3
+
+
+@pytest.mark.parametrize(
+    "name, make, step",
+    [
+        ("webp", lambda img: encode(img, "WEBP", quality=95), "transcoded WEBP to JPEG"),
+        ("tiff", lambda img: encode(img, "TIFF"), "transcoded TIFF to JPEG"),
+        ("gif", lambda img: encode(img.quantize(64), "GIF"), "converted P to RGB"),
+        ("cmyk", lambda img: encode(img.convert("CMYK"), "JPEG", quality=95), "converted CMYK to RGB"),
+        ("heic", lambda img: _heic(img), "transcoded HEIF to JPEG"),
+    ],
+)
+def test_formats_segmenthead_refuses_are_transcoded(cloud: Cloud, name, make, step):
+    image = Image.open(io.BytesIO(portrait(400, 300, [(60, 50, 80, 100), (250, 40, 90, 110)], fmt="PNG"))).convert("RGB")
+    etag = cloud.upload(f"incoming/p.{name}", make(image))
+    outcome = cloud.invoke_key(f"incoming/p.{name}", etag)["outcomes"][0]
+    assert outcome["outcome"] == "done" and outcome["heads"] == 2, outcome
+    assert step in cloud.read_json(f"heads/incoming/p.{name}/heads.json")["normalization"]["steps"]
+
+
+def test_an_oversized_png_is_recompressed_under_the_limit(cloud: Cloud):
+    noisy = Image.effect_noise((1900, 1500), 90).convert("RGB")
+    data = encode(noisy, "PNG")
+    assert len(data) > 3 * 1024 * 1024
+    etag = cloud.upload("incoming/noise.png", data)
+    assert cloud.invoke_key("incoming/noise.png", etag)["outcomes"][0]["outcome"] == "done"
+    steps = cloud.read_json("heads/incoming/noise.png/heads.json")["normalization"]["steps"]
+    assert "transcoded PNG to JPEG" in steps
+
+
+def test_normalize_keeps_alpha_as_png_and_converts_16_bit():
+    rgba = normalize(encode(Image.new("RGBA", (2400, 100), (255, 0, 0, 128)), "PNG"), Limits())
+    assert (rgba.format, rgba.width, rgba.height) == ("PNG", 1999, 83)
+    deep = normalize(encode(Image.new("I;16", (100, 100), 40000), "PNG"), Limits())
+    assert deep.format == "JPEG" and "converted I;16 (16-bit) to L" in deep.steps
+    assert Image.open(io.BytesIO(deep.data)).getpixel((50, 50)) == pytest.approx(156, abs=2)
+
+
+def test_a_line_too_thin_after_downscaling_is_refused():
+    with pytest.raises(InvalidImage) as error:
+        normalize(encode(Image.new("L", (40000, 40)), "PNG"), Limits())
+    assert error.value.code == "InvalidImage.Resolution"
+    assert "would be 1999x1, under the minimum of 33 px" in error.value.message
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(cloud: Cloud):
+    bomb = _png_header(100_000, 100_000)
+    etag = cloud.upload("incoming/bomb.png", bomb)
+    outcome = cloud.invoke_key("incoming/bomb.png", etag)["outcomes"][0]
+    assert outcome["outcome"] == "failed" and outcome["code"] == "InvalidImage.TooManyPixels"
+    assert "refused unread" in outcome["reason"]
+    assert cloud.imageseg.calls == 0
+
+
+def test_an_object_over_max_object_bytes_is_refused_without_reading_it(cloud: Cloud):
+    cloud.configure(MAX_OBJECT_BYTES="100000")
+    data = encode(Image.effect_noise((1200, 1200), 90).convert("RGB"), "JPEG", quality=95)
+    etag = cloud.upload("incoming/huge.jpg", data)
+    outcome = cloud.invoke_key("incoming/huge.jpg", etag)["outcomes"][0]
+    assert outcome["outcome"] == "failed" and outcome["code"] == "InvalidImage.Size"
+    full_reads = [e for e in cloud.oss.logged(lambda r: r.method == "GET" and "huge.jpg" in r.path and "heads" not in r.path.split("/")[2]) if "range" not in e.request.headers]
+    assert full_reads == []
+
+
+def _heic(image: Image.Image) -> bytes:
+    from pillow_heif import from_pillow
+
+    buffer = io.BytesIO()
+    from_pillow(image).save(buffer, quality=90)
+    return buffer.getvalue()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels: signature, IHDR, a tiny IDAT, IEND."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
