@@ -42,3 +42,13 @@ def test_keys_that_would_escape_the_root_are_refused(tmp_path, key):
     with pytest.raises(PermanentError):
         storage.put(key, b"x", "text/plain")
     assert not (tmp_path / "escape").exists()
+
+
+def test_delete_removes_the_folders_it_empties_but_not_the_root(tmp_path):
+    storage = DirectoryStorage(tmp_path / "bucket")
+    storage.put("a/b/c.txt", b"1", "text/plain")
+    storage.put("a/keep.txt", b"1", "text/plain")
+    storage.delete("a/b/c.txt")
+    assert not (tmp_path / "bucket" / "a" / "b").exists() and (tmp_path / "bucket" / "a" / "keep.txt").exists()
+    storage.delete("a/keep.txt")
+    assert (tmp_path / "bucket").is_dir() and list((tmp_path / "bucket").iterdir()) == []

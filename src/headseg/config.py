@@ -62,6 +62,7 @@ class Config:
     max_pixels: int = 100_000_000  # decompression-bomb guard: larger images are refused from their header
     time_margin: float = 3.0  # seconds kept free at the end of an invocation to record the outcome
     max_attempts: int = 6  # per cloud call, within the time budget
+    retry_base: float = 0.5  # seconds: the first backoff; each further one doubles (with jitter), up to 8 s
     download_workers: int = 8
     bucket_dir: str = ""  # a local directory standing in for the event's bucket (local runs, `headseg invoke`)
     log_level: str = "INFO"
@@ -130,6 +131,8 @@ class Config:
             problems.append("MAX_ATTEMPTS and DOWNLOAD_WORKERS must be at least 1")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"LOG_LEVEL {self.log_level!r} must be DEBUG, INFO, WARNING or ERROR")
+        if not 0 < self.retry_base <= 10:
+            problems.append(f"RETRY_BASE={self.retry_base} must be between 0 and 10 seconds")
         if self.time_margin < 0:
             problems.append("TIME_MARGIN must not be negative")
         for name in ("oss_endpoint", "oss_public_endpoint", "imageseg_endpoint"):
@@ -210,6 +213,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_object_bytes": _int,
     "max_pixels": _int,
     "time_margin": _float,
+    "retry_base": _float,
     "max_attempts": _int,
     "download_workers": _int,
 }

@@ -87,13 +87,13 @@ class Pipeline:
     config: Config
     segmenter: Segmenter
     storage_for: Callable[[str], Storage]
-    policy: RetryPolicy | None = None  # default: RetryPolicy(max_attempts=config.max_attempts)
+    policy: RetryPolicy | None = None  # default: from config.max_attempts and config.retry_base
     sleep: Callable[[float], None] = time.sleep
     _pool: ThreadPoolExecutor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.policy is None:
-            self.policy = RetryPolicy(max_attempts=self.config.max_attempts)
+            self.policy = RetryPolicy(max_attempts=self.config.max_attempts, base=self.config.retry_base)
         self._pool = ThreadPoolExecutor(max_workers=self.config.download_workers, thread_name_prefix="headseg")
 
     def close(self) -> None:
@@ -133,10 +133,18 @@ class _Run:
         except _Skip as skip:
             return self._outcome(Status.SKIPPED, skip.reason, skip.code)
         except (PermanentError, ObjectNotFound) as exc:
-            self._record_error(exc, retriable=False)
+            try:
+                self._record_error(exc, retriable=False)
+            except HeadsegError as unrecorded:  # a permanent outcome must be recorded: let FC retry until it is
+                return self._outcome(
+                    Status.RETRY, f"{exc.message}; and the error sidecar could not be written: {unrecorded.message}", unrecorded.code
+                )
             return self._outcome(Status.FAILED, exc.message, exc.code)
         except RetriableError as exc:
-            self._record_error(exc, retriable=True)
+            try:
+                self._record_error(exc, retriable=True)
+            except HeadsegError as unrecorded:  # FC retries anyway; the record only helps `headseg replay`
+                log.warning("could not write the error sidecar", extra={"fields": {"key": self.key, "error": unrecorded.code}})
             return self._outcome(Status.RETRY, exc.message, exc.code)
 
     # -- steps -----------------------------------------------------------------------------------------------
@@ -389,25 +397,20 @@ class _Run:
         )
 
     def _record_error(self, exc: HeadsegError, *, retriable: bool) -> None:
-        """Write the error sidecar (best effort: a storage that is down cannot take it either)."""
+        """Write the error sidecar, with retries within the budget."""
         if self.storage is None:
             return
-        try:
-            layout = self.layout or Layout(self.config.output_prefix, self.key)
-            record = ErrorRecord(
-                source=self._source(),
-                code=exc.code,
-                reason=redact(exc.message),
-                retriable=retriable,
-                request_id=self.invocation_id,
-                created_at=now_iso(),
-            )
-            self.storage.put(layout.error, record.to_json(), "application/json")
-        except HeadsegError as write_error:
-            log.warning(
-                "could not write the error sidecar",
-                extra={"fields": {"key": self.key, "error": write_error.code}},
-            )
+        layout = self.layout or Layout(self.config.output_prefix, self.key)
+        record = ErrorRecord(
+            source=self._source(),
+            code=exc.code,
+            reason=redact(exc.message),
+            retriable=retriable,
+            request_id=self.invocation_id,
+            created_at=now_iso(),
+        )
+        data = record.to_json()
+        self._retry("write error sidecar", lambda: self.storage.put(layout.error, data, "application/json"))
 
     def _outcome(self, status: Status, reason: str = "", code: str = "", heads: int = 0) -> Outcome:
         self.timings["total"] = _ms(self.started)

@@ -123,9 +123,14 @@ def classify(exc: Exception) -> HeadsegError:
     request_id = data.get("RequestId", "") if isinstance(data, dict) else ""
     status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
     detail = f"SegmentHead {code or type(exc).__name__}: {message}" + (f" (request id {request_id})" if request_id else "")
+    if "Download" in code:
+        # the object was just read, so the service failing to fetch it is a hiccup on its way (or, when every
+        # image fails like this, a URL the service cannot reach): retry, never give the upload up for this
+        return RetriableError(
+            detail + "; if every image fails like this, the service cannot reach the URL: try URL_MODE=public",
+            code=code,
+        )
     if code.startswith(_PERMANENT_PREFIXES):
-        if code.startswith("InvalidFile"):
-            detail += "; if every image fails like this, the service cannot read the URL: try URL_MODE=public"
         return InvalidImage(detail, code=code)
     if code.startswith(_TRANSIENT_PREFIXES) or (isinstance(status, int) and status >= 500):
         return RetriableError(detail, code=code or f"HTTP{status}")

@@ -63,7 +63,16 @@ class DirectoryStorage:
             raise
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        """Delete the file, then the folders it leaves empty (a bucket has no empty folders)."""
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        for folder in path.parents:
+            if folder == self.root or not folder.is_relative_to(self.root):
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): stop here
+                break
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         keys = []

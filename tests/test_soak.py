@@ -1,0 +1,161 @@
+"""Soak: 1 000+ deliveries through the fakes under random faults; nothing lost, duplicated or half-written.
+
+Faults on every hop (throttling, 5xx, dropped connections, slow replies, expired cutout URLs), duplicate
+deliveries (some concurrent), new uploads of the same key mid-run, and FC's async retry of every event the
+handler raised for. Bounded: a fixed number of events, each redelivered at most MAX_DELIVERIES times.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from headseg.errors import RetriableError
+from tests.conftest import BUCKET, Cloud, fc_context, oss_event
+from tests.fakes._server import Fault, Request, Response
+from tests.fakes.images import portrait
+from tests.fakes.imageseg import is_result_download, is_segment_call
+
+OBJECTS = 600
+CORRUPT_EVERY = 20  # every 20th object is a corrupt JPEG: a permanent error, recorded
+REUPLOAD_EVERY = 9  # every 9th object is uploaded again (new eTag) after its first event
+MAX_DELIVERIES = 9  # the first delivery plus FC's async retries (maxAsyncRetryAttempts is 0-8)
+WORKERS = 8
+SEED = 20261124
+
+
+class Chaos:
+    """Probabilistic fault matchers, counted per kind, reproducible from a seed."""
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def sometimes(self, kind: str, probability: float, match=lambda request: True):
+        def matcher(request: Request) -> bool:
+            if not match(request):
+                return False
+            with self._lock:
+                hit = self._random.random() < probability
+                self.counts[kind] += hit
+            return hit
+
+        return matcher
+
+
+def _json_error(status: int, code: str) -> Response:
+    return Response(status, json.dumps({"RequestId": "X", "Code": code, "Message": "chaos"}).encode(), {"Content-Type": "application/json"})
+
+
+def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud):
+    cloud.configure(RETRY_BASE="0.005", MAX_ATTEMPTS="4", DOWNLOAD_WORKERS="4")
+    chaos = Chaos(SEED)
+    forever = 10**9
+    imageseg, oss = cloud.imageseg, cloud.oss
+    imageseg.inject(Fault("status", chaos.sometimes("SegmentHead throttled", 0.06, is_segment_call), forever, _json_error(400, "Throttling.User")))
+    imageseg.inject(Fault("status", chaos.sometimes("SegmentHead 503", 0.03, is_segment_call), forever, _json_error(503, "ServiceUnavailable")))
+    imageseg.inject(Fault("drop", chaos.sometimes("SegmentHead dropped", 0.02, is_segment_call), forever))
+    imageseg.inject(Fault("delay", chaos.sometimes("SegmentHead slow", 0.02, is_segment_call), forever, seconds=0.05))
+    expired = Response(403, b"<Error><Code>AccessDenied</Code><Message>Request has expired.</Message></Error>")
+    imageseg.inject(Fault("status", chaos.sometimes("cutout URL expired", 0.03, is_result_download), forever, expired))
+    oss_500 = Response(500, b"<Error><Code>InternalError</Code><Message>chaos</Message></Error>", {"Content-Type": "application/xml"})
+    oss.inject(Fault("status", chaos.sometimes("OSS 500", 0.015), forever, oss_500))
+    oss.inject(Fault("drop", chaos.sometimes("OSS dropped", 0.01), forever))
+    oss.inject(Fault("delay", chaos.sometimes("OSS slow", 0.01), forever, seconds=0.03))
+
+    # Given objects with 0-2 heads, some corrupt
+    expected: dict[str, int | None] = {}  # key -> head count, None for corrupt
+    etags: dict[str, str] = {}
+    rng = random.Random(SEED)
+    for i in range(OBJECTS):
+        key = f"incoming/soak/{i:04d}.jpg"
+        if i % CORRUPT_EVERY == 7:
+            etags[key], expected[key] = cloud.upload(key, b"\xff\xd8\xff\xe0" + rng.randbytes(60)), None
+        else:
+            heads = [(8 + 40 * h, 10, 30, 36) for h in range(rng.randint(0, 2))]
+            etags[key], expected[key] = cloud.upload(key, portrait(96, 64, heads)), len(heads)
+
+    deliveries: Counter[str] = Counter()
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def deliver(key: str, etag: str) -> None:
+        """One event through FC: the handler, retried while it raises, up to MAX_DELIVERIES times."""
+        for _ in range(MAX_DELIVERIES):
+            with lock:
+                deliveries[key] += 1
+            try:
+                result = json.loads(_handler()(oss_event((key, etag)), fc_context(timeout=10)))
+            except RetriableError:
+                continue
+            with lock:
+                outcomes.update(o["outcome"] for o in result["outcomes"])
+            return
+        with lock:
+            outcomes["gave up"] += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        # When: every event is delivered at least once, duplicates right behind (often concurrently)
+        futures = []
+        for i, key in enumerate(expected):
+            futures += [pool.submit(deliver, key, etags[key]) for _ in range(1 + (i % 3 == 0) + (i % 7 == 0))]
+        [f.result() for f in futures]
+        # and some keys are uploaded again, their new event and a stale redelivery of the old one racing
+        futures = []
+        for i, key in enumerate(expected):
+            if i % REUPLOAD_EVERY == 0 and expected[key] is not None:
+                heads = [(20, 12, 34, 40)]
+                old = etags[key]
+                etags[key], expected[key] = cloud.upload(key, portrait(96, 64, heads)), 1
+                futures += [pool.submit(deliver, key, etags[key]), pool.submit(deliver, key, old)]
+        [f.result() for f in futures]
+    elapsed = time.monotonic() - started
+
+    # Then: every object ends with a correct sidecar or a recorded permanent error
+    lost, duplicated, half_written, wrong = [], [], [], []
+    for key, heads in expected.items():
+        folder = f"heads/{key}/"
+        files = set(cloud.outputs(folder))
+        sidecar = cloud.read_json(folder + "heads.json")
+        error = cloud.read_json(folder + "error.json")
+        cutouts = {f for f in files if f.endswith(".png")}
+        if heads is None:
+            if not (error and error["retriable"] is False and error["source"]["etag"] == etags[key]) or sidecar:
+                lost.append(key)
+            continue
+        if sidecar is None:
+            (half_written if cutouts else lost).append(key)
+            continue
+        listed = {h["key"] for h in sidecar["heads"]}
+        if not listed <= files:
+            half_written.append(key)
+        if cutouts - listed:
+            duplicated.append(key)
+        if sidecar["source"]["etag"] != etags[key] or len(sidecar["heads"]) != heads:
+            wrong.append(key)
+    leftovers = cloud.outputs("heads/.scratch/")
+    events = sum(deliveries.values())
+    print(
+        f"\nsoak: {len(expected)} objects, {events} deliveries ({events - len(expected)} duplicates or retries) "
+        f"in {elapsed:.1f}s; outcomes {dict(outcomes)}; SegmentHead calls {imageseg.calls} "
+        f"(served {imageseg.served}); faults injected {dict(chaos.counts)}; "
+        f"lost {len(lost)}, duplicated {len(duplicated)}, half-written {len(half_written)}, wrong {len(wrong)}"
+    )
+    for key in lost + duplicated + half_written + wrong:
+        print("  ", key, expected[key], sorted(cloud.outputs(f"heads/{key}/")), cloud.read(f"heads/{key}/error.json"), deliveries[key])
+    assert events >= 1000
+    assert sum(chaos.counts.values()) >= 100  # the faults really happened
+    assert (lost, duplicated, half_written, wrong, leftovers) == ([], [], [], [], [])
+    assert outcomes["gave up"] == 0
+
+
+def _handler():
+    import index
+
+    return index.handler
