@@ -318,12 +318,67 @@ def test_no_secret_or_signature_reaches_the_logs(cloud: Cloud, caplog):
     cloud.imageseg.throttle(times=1)
     etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
     cloud.invoke_key("incoming/a.jpg", etag)
-    cloud.imageseg.inject(Fault("status", lambda r: True, times=1, response=Response(400, json.dumps({"Code": "InvalidFile.Download", "Message": f"cannot download {cloud.imageseg.fetched_urls[0]}"}).encode())))
+    # services echo the URL they were given in error messages: a signed URL, with the token in it
+    echo = {"Code": "InvalidImage.Content", "Message": f"cannot decode {cloud.imageseg.fetched_urls[0]}"}
+    cloud.imageseg.inject(Fault("status", lambda r: True, times=1, response=Response(400, json.dumps(echo).encode())))
     etag = cloud.upload_portrait("incoming/b.jpg", HEADS[:1])
     cloud.invoke_key("incoming/b.jpg", etag)
     text = caplog.text
-    assert "InvalidFile.Download" in text
+    assert "InvalidImage.Content" in text and "cannot decode http://" in text
     for secret in (ACCESS_KEY_SECRET, SECURITY_TOKEN):
         assert secret not in text
     assert "x-oss-signature=" not in text.replace("x-oss-signature=***", "")
+    assert "x-oss-security-token=" not in text.replace("x-oss-security-token=***", "")
     assert cloud.read_json("heads/incoming/b.jpg/error.json")["reason"].count("x-oss-signature=***") == 1
+
+
+def test_segmenthead_failing_to_download_the_image_is_retried_not_given_up(cloud: Cloud):
+    # the fake OSS fails SegmentHead's fetch once: the service reports a download error
+    cloud.oss.server_error(times=1, match=lambda r: "x-oss-signature" in r.raw_path)
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["outcome"] == "done"
+    assert cloud.imageseg.calls == 2
+
+
+def test_a_crash_between_cutouts_and_sidecar_leaves_no_sidecar_and_the_retry_completes(cloud: Cloud):
+    etag = cloud.upload_portrait("incoming/a.jpg", HEADS)
+    sidecar_put = cloud.oss.match(method="PUT", key="heads/incoming/a.jpg/heads.json")
+    cloud.oss.server_error(times=100, match=sidecar_put)
+    with pytest.raises(RetriableError):
+        cloud.invoke_key("incoming/a.jpg", etag, timeout=3)
+    written = [k for k in cloud.outputs() if k.endswith(".png")]
+    assert len(written) == 3 and cloud.read("heads/incoming/a.jpg/heads.json") is None  # not taken for done
+    cloud.oss.clear_faults()
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["outcome"] == "done"
+    assert sorted(k for k in cloud.outputs() if k.endswith(".png")) == sorted(written)  # the same set, no duplicates
+
+
+def test_a_permanent_error_that_cannot_be_recorded_is_retried(cloud: Cloud):
+    etag = cloud.upload("incoming/broken.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 30)
+    cloud.oss.server_error(times=100, match=cloud.oss.match(method="PUT", key="heads/incoming/broken.jpg/error.json"))
+    with pytest.raises(RetriableError):
+        cloud.invoke_key("incoming/broken.jpg", etag, timeout=3)
+    cloud.oss.clear_faults()
+    assert cloud.invoke_key("incoming/broken.jpg", etag)["outcomes"][0]["outcome"] == "failed"
+    assert cloud.read_json("heads/incoming/broken.jpg/error.json")["code"] == "InvalidImage.Corrupt"
+
+
+def test_a_run_superseded_by_a_newer_upload_removes_its_cutouts(cloud: Cloud):
+    first = cloud.upload_portrait("incoming/a.jpg", HEADS)
+    # the object is replaced while SegmentHead is working on the first version
+    newer = {}
+
+    def replace_once(request) -> bool:
+        if not newer:
+            newer["etag"] = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+        return False
+
+    cloud.imageseg.inject(Fault("delay", replace_once, times=1))
+    outcome = cloud.invoke_key("incoming/a.jpg", first)["outcomes"][0]
+    # the run read the first eTag; by the time its cutouts are stored the object is another one
+    assert outcome["outcome"] == "skipped" and outcome["code"] == "Superseded"
+    assert not [k for k in cloud.outputs() if k.endswith(".png")] and cloud.read("heads/incoming/a.jpg/heads.json") is None
+    assert cloud.invoke_key("incoming/a.jpg", newer["etag"])["outcomes"][0]["outcome"] == "done"
+    sidecar = cloud.read_json("heads/incoming/a.jpg/heads.json")
+    assert sidecar["source"]["etag"] == newer["etag"] and len(sidecar["heads"]) == 1
+    assert [k for k in cloud.outputs() if k.endswith(".png")] == [sidecar["heads"][0]["key"]]

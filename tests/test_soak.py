@@ -15,7 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from headseg.errors import RetriableError
-from tests.conftest import BUCKET, Cloud, fc_context, oss_event
+from tests.conftest import Cloud, fc_context, oss_event
 from tests.fakes._server import Fault, Request, Response
 from tests.fakes.images import portrait
 from tests.fakes.imageseg import is_result_download, is_segment_call
