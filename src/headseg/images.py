@@ -6,6 +6,7 @@ Only headers are parsed here; nothing decodes a whole image. Pillow is imported 
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 from headseg.errors import InvalidImage
@@ -76,7 +77,10 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
     if fmt == "HEIF":
         register_heif()
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():  # headseg applies its own MAX_PIXELS right after
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
             width, height = image.size
             mode = image.mode
             orientation = exif_orientation(image)

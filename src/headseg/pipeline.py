@@ -397,10 +397,14 @@ class _Run:
         )
 
     def _record_error(self, exc: HeadsegError, *, retriable: bool) -> None:
-        """Write the error sidecar, with retries within the budget."""
+        """Write the error sidecar, with retries within the budget (nowhere, when the key allows no output key:
+        then the log line is the record)."""
         if self.storage is None:
             return
-        layout = self.layout or Layout(self.config.output_prefix, self.key)
+        try:
+            layout = self.layout or Layout(self.config.output_prefix, self.key)
+        except PermanentError:
+            return
         record = ErrorRecord(
             source=self._source(),
             code=exc.code,
