@@ -12,6 +12,7 @@ from headseg.errors import ConfigError, RetriableError
 from tests.conftest import BUCKET, Cloud, load_event, oss_event, png_image
 from tests.fakes._server import Fault, Response
 from tests.fakes.imageseg import is_result_download
+from tests.fakes.oss import FakeOss
 
 HEADS = [(40, 50, 60, 80), (170, 40, 70, 90), (300, 60, 50, 70)]
 
@@ -382,3 +383,30 @@ def test_a_run_superseded_by_a_newer_upload_removes_its_cutouts(cloud: Cloud):
     sidecar = cloud.read_json("heads/incoming/a.jpg/heads.json")
     assert sidecar["source"]["etag"] == newer["etag"] and len(sidecar["heads"]) == 1
     assert [k for k in cloud.outputs() if k.endswith(".png")] == [sidecar["heads"][0]["key"]]
+
+
+def test_cutout_urls_are_never_followed_elsewhere(cloud: Cloud):
+    elsewhere = FakeOss({})  # a host the cutout URL redirects to: it must see no request
+    elsewhere.start()
+    try:
+        redirect = Response(302, b"", {"Location": f"{elsewhere.url}/steal"})
+        cloud.imageseg.inject(Fault("status", is_result_download, times=10, response=redirect))
+        etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+        outcome = cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]
+        assert outcome["outcome"] == "failed" and outcome["code"] == "CutoutRedirect"
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.stop()
+
+
+def test_a_key_escaping_a_directory_bucket_writes_nothing_outside(tmp_path, capsys):
+    from headseg.cli import main
+
+    bucket = tmp_path / "bucket"
+    (bucket / "incoming").mkdir(parents=True)
+    event = tmp_path / "event.json"
+    event.write_text(oss_event(("incoming/../../escape.jpg", None)).decode())
+    assert main(["invoke", str(event), "--bucket-dir", str(bucket)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["outcomes"][0]["outcome"] == "failed" and result["outcomes"][0]["code"] == "InvalidObjectName"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bucket", "event.json"]

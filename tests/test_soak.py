@@ -52,7 +52,7 @@ def _json_error(status: int, code: str) -> Response:
     return Response(status, json.dumps({"RequestId": "X", "Code": code, "Message": "chaos"}).encode(), {"Content-Type": "application/json"})
 
 
-def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud):
+def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud, caplog):
     cloud.configure(RETRY_BASE="0.005", MAX_ATTEMPTS="4", DOWNLOAD_WORKERS="4")
     chaos = Chaos(SEED)
     forever = 10**9
@@ -153,6 +153,11 @@ def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud):
     assert sum(chaos.counts.values()) >= 100  # the faults really happened
     assert (lost, duplicated, half_written, wrong, leftovers) == ([], [], [], [], [])
     assert outcomes["gave up"] == 0
+    from tests.conftest import ACCESS_KEY_SECRET, SECURITY_TOKEN
+
+    logged = caplog.text  # thousands of lines, retries and failures included: no secret, no signature
+    assert ACCESS_KEY_SECRET not in logged and SECURITY_TOKEN not in logged
+    assert "signature=" not in logged.lower().replace("signature=***", "")
 
 
 def _handler():

@@ -135,10 +135,12 @@ class _Run:
         except (PermanentError, ObjectNotFound) as exc:
             try:
                 self._record_error(exc, retriable=False)
-            except HeadsegError as unrecorded:  # a permanent outcome must be recorded: let FC retry until it is
+            except RetriableError as unrecorded:  # a permanent outcome must be recorded: let FC retry until it is
                 return self._outcome(
                     Status.RETRY, f"{exc.message}; and the error sidecar could not be written: {unrecorded.message}", unrecorded.code
                 )
+            except PermanentError:  # no output key can hold it (too long, unsafe): the log line is the record
+                pass
             return self._outcome(Status.FAILED, exc.message, exc.code)
         except RetriableError as exc:
             try:
@@ -397,14 +399,10 @@ class _Run:
         )
 
     def _record_error(self, exc: HeadsegError, *, retriable: bool) -> None:
-        """Write the error sidecar, with retries within the budget (nowhere, when the key allows no output key:
-        then the log line is the record)."""
+        """Write the error sidecar, with retries within the budget."""
         if self.storage is None:
             return
-        try:
-            layout = self.layout or Layout(self.config.output_prefix, self.key)
-        except PermanentError:
-            return
+        layout = self.layout or Layout(self.config.output_prefix, self.key)
         record = ErrorRecord(
             source=self._source(),
             code=exc.code,

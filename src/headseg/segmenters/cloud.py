@@ -91,8 +91,8 @@ class CloudSegmenter:
 
         if head.png is not None:
             return head.png
-        if not head.url:
-            raise PermanentError("SegmentHead returned a head without a cutout URL", code="NoCutoutURL")
+        if not head.url or urlsplit(head.url).scheme not in ("http", "https"):
+            raise PermanentError("SegmentHead returned a head without an http(s) cutout URL", code="NoCutoutURL")
         if self._session is None:
             self._session = requests.Session()
         try:
@@ -101,6 +101,11 @@ class CloudSegmenter:
             ) as response:
                 if response.status_code in (403, 404):
                     raise CutoutExpired(f"cutout URL answered HTTP {response.status_code}: expired or gone")
+                if response.is_redirect:  # only the URL the service returned, never where it points to
+                    raise PermanentError(
+                        f"cutout URL answered a redirect (HTTP {response.status_code}); not followed",
+                        code="CutoutRedirect",
+                    )
                 if response.status_code >= 500 or response.status_code == 429:
                     raise RetriableError(f"cutout download: HTTP {response.status_code}", code=f"HTTP{response.status_code}")
                 if response.status_code != 200:
