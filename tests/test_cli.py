@@ -95,3 +95,21 @@ def _png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "white").save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_the_local_engine_gets_normalized_images_and_boxes_map_back(tmp_path, capsys):
+    # a 2560x2560 phone photo, stored sideways with EXIF orientation 8 (turn 90° anticlockwise to display)
+    upright = Image.open(SAMPLES / "astronaut.jpg").convert("RGB").resize((2560, 2560))
+    stored = upright.rotate(-90, expand=True)
+    exif = stored.getexif()
+    exif[0x0112] = 8
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=92)
+
+    assert main(["segment", str(tmp_path / "phone.jpg"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+
+    sidecar = json.loads((tmp_path / "out" / "heads" / "incoming" / "phone.jpg" / "heads.json").read_text())
+    assert sidecar["normalization"]["steps"] == ["EXIF orientation 8 applied", "downscaled from 2560x2560 to 1999x1999"]
+    [head] = sidecar["heads"]
+    label = [v * 5 for v in sample_labels()["astronaut.jpg"][0]]  # 512 -> 2560
+    assert iou([head["x"], head["y"], head["width"], head["height"]], label) >= 0.5
+    assert not (tmp_path / "out" / "heads" / ".scratch").exists()  # the normalized copy is gone
