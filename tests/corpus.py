@@ -60,11 +60,12 @@ def animated_gif() -> bytes:
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
-def heic() -> bytes:
+def heic(image: Image.Image | None = None) -> bytes:
+    """`image` (default: a photo) as HEIC."""
     from pillow_heif import from_pillow
 
     buffer = io.BytesIO()
-    from_pillow(photo()).save(buffer, quality=80)
+    from_pillow(image or photo()).save(buffer, quality=80)
     return buffer.getvalue()
 
 
@@ -121,7 +122,7 @@ def cases() -> list[Case]:
         Case("animated.gif", animated_gif, "done", words="first of 2 frames"),
         Case("photo.webp", lambda: encode(photo(), "WEBP"), "done", words="transcoded WEBP to JPEG"),
         Case("photo.tiff", lambda: encode(photo(), "TIFF"), "done", words="transcoded TIFF to JPEG"),
-        Case("photo.heic", heic, "done", words="transcoded HEIF to JPEG"),
+        Case("photo.heic", lambda: heic(), "done", words="transcoded HEIF to JPEG"),
         Case("noise-4mb.png", lambda: encode(Image.effect_noise((1600, 1200), 100).convert("RGB"), "PNG"), "done", words="transcoded PNG to JPEG"),
         # keys
         Case("unicode", lambda: jpeg, "done", key="incoming/corpus/团队 合影/张 三.jpg"),

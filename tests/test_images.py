@@ -80,9 +80,7 @@ def test_exif_orientation_and_upright_size():
 
 
 def test_heif_header():
-    from pillow_heif import from_pillow
+    from tests.corpus import heic
 
-    buffer = io.BytesIO()
-    from_pillow(Image.new("RGB", (120, 80), "white")).save(buffer, quality=50)
-    info = images.read_header(buffer.getvalue(), complete=True)
+    info = images.read_header(heic(Image.new("RGB", (120, 80), "white")), complete=True)
     assert (info.format, info.width, info.height) == ("HEIF", 120, 80)

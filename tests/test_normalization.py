@@ -10,15 +10,10 @@ from PIL import Image
 from headseg.errors import InvalidImage
 from headseg.normalize import Limits, normalize
 from tests.conftest import BUCKET, Cloud
+from tests.corpus import encode, heic, png_claiming
 from tests.fakes.images import portrait
 
 HEADS = [(400, 500, 600, 800), (1800, 450, 640, 860)]  # in a 3000x2000 photo
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 def test_a_large_photo_is_downscaled_for_segmenthead_and_boxes_map_back(cloud: Cloud):
@@ -64,7 +59,7 @@ def test_exif_orientation_is_applied_and_boxes_are_upright(cloud: Cloud):
         ("tiff", lambda img: encode(img, "TIFF"), "transcoded TIFF to JPEG"),
         ("gif", lambda img: encode(img.quantize(64), "GIF"), "converted P to RGB"),
         ("cmyk", lambda img: encode(img.convert("CMYK"), "JPEG", quality=95), "converted CMYK to RGB"),
-        ("heic", lambda img: _heic(img), "transcoded HEIF to JPEG"),
+        ("heic", heic, "transcoded HEIF to JPEG"),
     ],
 )
 def test_formats_segmenthead_refuses_are_transcoded(cloud: Cloud, name, make, step):
@@ -101,7 +96,7 @@ def test_a_line_too_thin_after_downscaling_is_refused():
 
 
 def test_a_decompression_bomb_is_refused_from_its_header(cloud: Cloud):
-    bomb = _png_header(100_000, 100_000)
+    bomb = png_claiming(100_000, 100_000)
     etag = cloud.upload("incoming/bomb.png", bomb)
     outcome = cloud.invoke_key("incoming/bomb.png", etag)["outcomes"][0]
     assert outcome["outcome"] == "failed" and outcome["code"] == "InvalidImage.TooManyPixels"
@@ -117,23 +112,3 @@ def test_an_object_over_max_object_bytes_is_refused_without_reading_it(cloud: Cl
     assert outcome["outcome"] == "failed" and outcome["code"] == "InvalidImage.Size"
     full_reads = [e for e in cloud.oss.logged(lambda r: r.method == "GET" and "huge.jpg" in r.path and "heads" not in r.path.split("/")[2]) if "range" not in e.request.headers]
     assert full_reads == []
-
-
-def _heic(image: Image.Image) -> bytes:
-    from pillow_heif import from_pillow
-
-    buffer = io.BytesIO()
-    from_pillow(image).save(buffer, quality=90)
-    return buffer.getvalue()
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that claims width x height pixels: signature, IHDR, a tiny IDAT, IEND."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
