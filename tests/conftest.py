@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))  # `tests.fakes`
 from headseg import handler as handler_module  # noqa: E402
 from headseg.cli.invoke import FunctionMeta, LocalContext  # noqa: E402
 from headseg.config import Config  # noqa: E402
+from headseg.events import object_created_event  # noqa: E402
 from tests.fakes.images import portrait  # noqa: E402
 from tests.fakes.imageseg import FakeImageseg  # noqa: E402
 from tests.fakes.oss import FakeOss  # noqa: E402
@@ -86,19 +87,8 @@ def load_event(name: str) -> dict[str, Any]:
 
 
 def oss_event(*records: tuple[str, str | None], name: str = "ObjectCreated:PutObject", bucket: str = BUCKET) -> bytes:
-    """An event of the real shape (from events/put.json) for (key, eTag) records."""
-    template = load_event("put.json")["events"][0]
-    events = []
-    for key, etag in records:
-        record = json.loads(json.dumps(template))
-        record["eventName"] = name
-        record["oss"]["bucket"]["name"] = bucket
-        record["oss"]["object"]["key"] = key
-        if etag is None:
-            del record["oss"]["object"]["eTag"]
-        else:
-            record["oss"]["object"]["eTag"] = etag
-        events.append(record)
+    """An event of the real shape for (key, eTag) records."""
+    events = [object_created_event(bucket, key, etag, event_name=name)["events"][0] for key, etag in records]
     return json.dumps({"events": events}, ensure_ascii=False).encode("utf-8")
 
 

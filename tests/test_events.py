@@ -123,3 +123,13 @@ def test_parser_round_trips_well_formed_records(key, kind, size):
     event = {"events": [{"eventName": f"ObjectCreated:{kind}", "oss": {"bucket": {"name": "b"}, "object": {"key": key, "size": size, "eTag": "ab"}}}]}
     [record] = parse_event(json.dumps(event).encode())
     assert (record.key, record.size, record.etag, record.bucket) == (key, size, "AB", "b")
+
+
+def test_synthetic_events_have_the_real_shape_and_parse_back():
+    from headseg.events import object_created_event
+
+    real = json.loads(load_event("put.json"))["events"][0]
+    made = object_created_event("headseg-demo", "incoming/a b.jpg", "ABC", 12, account_id="1234")["events"][0]
+    assert set(made) == set(real) and set(made["oss"]) == set(real["oss"]) and set(made["oss"]["object"]) == set(real["oss"]["object"])
+    [record] = parse_event(json.dumps({"events": [made]}))
+    assert (record.bucket, record.key, record.etag, record.size) == ("headseg-demo", "incoming/a b.jpg", "ABC", 12)

@@ -7,6 +7,7 @@ says what is wrong; a well-formed event of another kind becomes an `OtherRecord`
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 from urllib.parse import unquote_plus
@@ -128,3 +129,37 @@ def _string(parent: Mapping[str, Any], name: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedEvent(f"{where}.{name} is missing or not a non-empty string")
     return value
+
+
+def object_created_event(
+    bucket: str,
+    key: str,
+    etag: str | None = None,
+    size: int | None = None,
+    region: str = "cn-shanghai",
+    account_id: str = "",
+    event_name: str = "ObjectCreated:PutObject",
+) -> dict[str, Any]:
+    """A synthetic event of the real OSS trigger shape, for one object (backfill and replay send these)."""
+    obj: dict[str, Any] = {"key": key}
+    if etag is not None:
+        obj["eTag"] = etag
+    if size is not None:
+        obj.update(size=size, deltaSize=size)
+    record = {
+        "eventName": event_name,
+        "eventSource": "acs:oss",
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "eventVersion": "1.0",
+        "oss": {
+            "bucket": {"arn": f"acs:oss:{region}:{account_id}:{bucket}", "name": bucket, "ownerIdentity": account_id},
+            "object": obj,
+            "ossSchemaVersion": "1.0",
+            "ruleId": "headseg-synthetic",
+        },
+        "region": region,
+        "requestParameters": {"sourceIPAddress": ""},
+        "responseElements": {"requestId": ""},
+        "userIdentity": {"principalId": account_id},
+    }
+    return {"events": [record]}

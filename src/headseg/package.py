@@ -36,8 +36,12 @@ def requirements() -> list[str]:
     return [req for req in declared if "extra ==" not in req]
 
 
-def build(target: Path, requirements: list[str]) -> int:
-    """Install `requirements` for FC's python3.10 x86_64 into `target`; returns the installed size in bytes."""
+#: What must never ship in the function: the offline engine's libraries (and what drags them in).
+FORBIDDEN = ("mediapipe", "numpy", "jax", "jaxlib", "scipy", "cv2", "tensorflow", "torch", "matplotlib")
+
+
+def build(target: Path, requirements: list[str], python_version: str = PYTHON_VERSION) -> int:
+    """Install `requirements` for FC's Python on x86_64 into `target`; returns the installed size in bytes."""
     pip = [sys.executable, "-m", "pip"]
     uv = [sys.executable, "-m", "uv"]
     target = target.resolve()
@@ -51,7 +55,7 @@ def build(target: Path, requirements: list[str]) -> int:
         subprocess.run(
             [
                 *uv, "pip", "install", "--quiet", "--target", str(target), "--python-platform", PLATFORM,
-                "--python-version", PYTHON_VERSION, "--only-binary", ":all:", "--find-links", wheelhouse,
+                "--python-version", python_version, "--only-binary", ":all:", "--find-links", wheelhouse,
                 *requirements,
             ],
             check=True,
@@ -59,16 +63,22 @@ def build(target: Path, requirements: list[str]) -> int:
         )
     for junk in [*target.rglob("__pycache__"), target / "bin"]:
         shutil.rmtree(junk, ignore_errors=True)
+    shipped = sorted(name for name in FORBIDDEN if (target / name).exists())
+    if shipped:
+        raise SystemExit(f"headseg package: {', '.join(shipped)} must not ship in the function; check the requirements")
     return sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="headseg package", description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="python", help="directory to install into (default: ./python)")
+    parser.add_argument("--python-version", default=PYTHON_VERSION, help=f"the runtime's Python (default {PYTHON_VERSION})")
     args = parser.parse_args(argv)
-    size = build(Path(args.target), requirements())
-    print(f"installed {', '.join(requirements())} for python{PYTHON_VERSION} {PLATFORM} into {args.target}: "
-          f"{size / 1e6:.1f} MB")
+    size = build(Path(args.target), requirements(), args.python_version)
+    print(
+        f"installed {', '.join(requirements())} for python{args.python_version} {PLATFORM} into {args.target}: "
+        f"{size / 1e6:.1f} MB"
+    )
     return 0
 
 

@@ -1,0 +1,91 @@
+"""What `backfill` and `replay` share: the bucket, the target (deployed function or in-process), the pace."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable
+
+from headseg import logs
+from headseg.backfill import Summary
+from headseg.config import Config, Engine
+from headseg.credentials import Credentials
+from headseg.handler import App
+from headseg.invoker import FcInvoker, Invoker, LocalInvoker
+from headseg.storage import Storage
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument("--bucket", required=True, help="the OSS bucket (or, with --bucket-dir, its name)")
+    parser.add_argument("--prefix", default="", help="only objects under this prefix")
+    parser.add_argument("--oss-endpoint", default=env("OSS_ENDPOINT", "https://oss-cn-shanghai.aliyuncs.com"))
+    parser.add_argument("--bucket-dir", default=env("BUCKET_DIR", ""), help="a local folder standing in for the bucket")
+    target = parser.add_argument_group("target: the deployed function (default) or --local")
+    target.add_argument("--fc-endpoint", default=env("FC_ENDPOINT", ""), help="default https://<ACCOUNT_ID>.cn-shanghai.fc.aliyuncs.com")
+    target.add_argument("--account-id", default=env("ALIBABA_CLOUD_ACCOUNT_ID", ""))
+    target.add_argument("--service", default=env("FC_SERVICE", "default"), help="FC 2.0 service the function is in")
+    target.add_argument("--function", default=env("FC_FUNCTION", "headseg"))
+    target.add_argument("--qualifier", default=env("FC_QUALIFIER") or None)
+    target.add_argument("--local", action="store_true", help="process in this process instead of invoking the function")
+    target.add_argument("--engine", choices=[e.value for e in Engine], default=env("ENGINE", "cloud"), help="with --local")
+    pace = parser.add_argument_group("pace")
+    pace.add_argument("--qps", type=float, default=2.0, help="hand-overs per second (default: SegmentHead's 2 QPS quota)")
+    pace.add_argument("--concurrency", type=int, default=4)
+    pace.add_argument("--dry-run", action="store_true", help="list what would be handed over, hand over nothing")
+
+
+def config_for(args: argparse.Namespace) -> Config:
+    """The function's settings from the environment (INPUT_PREFIX, OUTPUT_PREFIX, ...), with sane defaults."""
+    env = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "heads/", **os.environ, "ENGINE": args.engine}
+    if args.bucket_dir:
+        env["BUCKET_DIR"] = args.bucket_dir
+    config = Config.from_env(env)
+    return dataclasses.replace(config, oss_endpoint=args.oss_endpoint) if not args.bucket_dir else config
+
+
+def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
+    """Config, the bucket's storage and the invoker the arguments ask for."""
+    logs.configure(os.environ.get("LOG_LEVEL", "WARNING"))
+    config = config_for(args)
+    credentials = Credentials.resolve() if (config.needs_credentials or not args.local) else None
+    if credentials is not None:
+        logs.add_secrets(credentials.secrets())
+    app = App(config)
+    pipeline = app.pipeline(credentials)
+    storage = pipeline.storage_for(args.bucket)
+    if args.local:
+        return config, storage, LocalInvoker(pipeline), app
+    assert credentials is not None
+    endpoint = args.fc_endpoint or (args.account_id and f"https://{args.account_id}.{config.region}.fc.aliyuncs.com")
+    if not endpoint:
+        raise SystemExit("headseg: give --fc-endpoint or --account-id (or ALIBABA_CLOUD_ACCOUNT_ID), or use --local")
+    return config, storage, FcInvoker(endpoint, credentials, args.service, args.function, args.qualifier), app
+
+
+def interruptible() -> threading.Event:
+    """An event set by Ctrl-C: in-flight hand-overs finish, nothing new starts."""
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def report(summary: Summary, verb: str) -> int:
+    for key, reason in summary.failed:
+        print(f"{key}: {reason}", file=sys.stderr)
+    print(summary.line(verb))
+    return 1 if summary.failed else (130 if summary.interrupted else 0)
+
+
+def progress_bar(total: int | None, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="object", disable=quiet, file=sys.stderr)
+
+
+Progress = Callable[[int], None]

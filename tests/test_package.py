@@ -1,0 +1,61 @@
+"""The deploy package: built from wheels without Docker, no ML libraries, and the handler imports from it alone.
+
+Builds from PyPI (reachable here; nothing else is): about 20 s.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from headseg import package
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def _python310() -> str | None:
+    """A Python 3.10 that runs (FC's runtime), if this machine has one: pyenv's, or one on PATH."""
+    candidates = [*map(str, sorted(Path.home().glob(".pyenv/versions/3.10*/bin/python3.10"))), shutil.which("python3.10")]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+PYTHON310 = _python310()
+CHECK = (
+    "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import index, oss2, PIL.Image, pillow_heif; "
+    "import alibabacloud_imageseg20191230.client; from headseg.storage.oss import OssStorage; "
+    "from headseg.segmenters.cloud import CloudSegmenter; "
+    "import importlib.util as u; assert u.find_spec('numpy') is None and u.find_spec('mediapipe') is None; "
+    "print(index.handler.__module__)"
+)
+
+
+def build_and_import(python: str, version: str, target: Path) -> subprocess.CompletedProcess[str]:
+    size = package.build(target, package.requirements(), version)
+    assert 20e6 < size < 120e6  # the SDKs and Pillow: tens of MB, never the offline engine's GB
+    assert not [name for name in package.FORBIDDEN if (target / name).exists()]
+    # -I -S: a clean interpreter: no site-packages at all, no environment; only the stdlib and the package
+    return subprocess.run([python, "-I", "-S", "-c", CHECK, str(target), str(SRC)], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+
+
+def test_the_handler_imports_from_the_package_alone(tmp_path):
+    version = ".".join(platform.python_version_tuple()[:2])
+    base = str(Path(sys.base_prefix) / "bin" / f"python{version}")  # the interpreter behind this venv
+    result = build_and_import(base, version, tmp_path / "python")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "headseg.handler"
+
+
+@pytest.mark.skipif(PYTHON310 is None, reason="no python3.10 on this machine")
+def test_the_fc_runtime_python_310_imports_it_too(tmp_path):
+    assert PYTHON310 is not None
+    result = build_and_import(PYTHON310, "3.10", tmp_path / "python")
+    assert result.returncode == 0, result.stderr
