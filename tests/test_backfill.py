@@ -12,6 +12,7 @@ import pytest
 from headseg.backfill import Journal, Summary, hand_over, items_from, pending
 from headseg.cli import main
 from headseg.credentials import Credentials
+from headseg.errors import RetriableError
 from headseg.events import ObjectCreated, parse_event
 from headseg.invoker import FcInvoker
 from headseg.ratelimit import RateLimiter
@@ -160,7 +161,7 @@ def test_replay_hands_over_retriable_failures_only(ops, fake_fc):
 
     ops.imageseg.throttle(times=1000)
     transient = ops.upload_portrait("incoming/f/throttled.jpg", [(40, 50, 60, 80)])
-    with pytest.raises(Exception):
+    with pytest.raises(RetriableError):
         ops.invoke_key("incoming/f/throttled.jpg", transient, timeout=3)
     ops.imageseg.clear_faults()
     broken = ops.upload("incoming/f/broken.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 30)
