@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     summary = Summary()
     stop = _ops.interruptible()
     try:
-        with _ops.progress_bar(None, args.quiet) as bar:
-            items = items_from(pending(storage, args.prefix, config, summary), args.bucket, config.region)
+        todo = list(pending(storage, args.prefix, config, summary))  # listed first, so the bar has an ETA
+        with _ops.progress_bar(len(todo), args.quiet) as bar:
+            items = items_from(todo, args.bucket, config.region)
             hand_over(
                 items, invoker, RateLimiter(args.qps), journal, summary, args.concurrency, stop, args.dry_run, bar.update
             )
