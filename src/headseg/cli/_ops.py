@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from typing import Any
 
 from headseg import logs
 from headseg.backfill import Summary
@@ -86,6 +86,3 @@ def progress_bar(total: int | None, quiet: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, unit="object", disable=quiet, file=sys.stderr)
-
-
-Progress = Callable[[int], None]
