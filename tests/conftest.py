@@ -20,6 +20,7 @@ from headseg import handler as handler_module  # noqa: E402
 from headseg.cli.invoke import FunctionMeta, LocalContext  # noqa: E402
 from headseg.config import Config  # noqa: E402
 from headseg.events import object_created_event  # noqa: E402
+from tests.fakes.fc import FakeFc  # noqa: E402
 from tests.fakes.images import portrait  # noqa: E402
 from tests.fakes.imageseg import FakeImageseg  # noqa: E402
 from tests.fakes.oss import FakeOss  # noqa: E402
@@ -60,6 +61,16 @@ def fake_oss() -> Iterator[FakeOss]:
 @pytest.fixture
 def fake_imageseg() -> Iterator[FakeImageseg]:
     server = FakeImageseg({ACCESS_KEY_ID: ACCESS_KEY_SECRET}, tokens={ACCESS_KEY_ID: SECURITY_TOKEN})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_fc() -> Iterator[FakeFc]:
+    """FC 2.0's invocation API with one function, `default`/`headseg`."""
+    server = FakeFc({ACCESS_KEY_ID: ACCESS_KEY_SECRET}, tokens={ACCESS_KEY_ID: SECURITY_TOKEN})
+    server.add_function("default", "headseg")
     server.start()
     yield server
     server.stop()

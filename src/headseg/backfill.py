@@ -36,13 +36,14 @@ class Summary:
     handed_over: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
     interrupted: bool = False
+    dry_run: bool = False
     seconds: float = 0.0
 
     def line(self, verb: str) -> str:
-        rate = self.handed_over / self.seconds if self.seconds else 0.0
+        rate = "" if self.dry_run or not self.seconds else f" ({self.handed_over / self.seconds:.2f}/s)"
         text = (
             f"{self.listed} listed: {self.done_already} done already, {self.in_journal} handed over by an earlier run, "
-            f"{self.not_input} not inputs; {self.handed_over} {verb} ({rate:.2f}/s), {len(self.failed)} failed"
+            f"{self.not_input} not inputs; {self.handed_over} {verb}{rate}, {len(self.failed)} failed"
         )
         return text + (" — interrupted: run again to resume" if self.interrupted else "")
 
@@ -153,7 +154,7 @@ def hand_over(
                 progress(1)
         except KeyboardInterrupt:
             stop.set()
-    summary.interrupted = stop.is_set()
+    summary.interrupted, summary.dry_run = stop.is_set(), dry_run
     summary.seconds = time.monotonic() - started
     return summary
 

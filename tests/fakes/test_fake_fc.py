@@ -6,18 +6,15 @@ import fc2
 import pytest
 from fc2.fc_exceptions import FcError
 
+from tests.conftest import ACCESS_KEY_ID as KEY
+from tests.conftest import ACCESS_KEY_SECRET as SECRET
+from tests.conftest import SECURITY_TOKEN as TOKEN
 from tests.fakes.fc import FakeFc
-
-KEY, SECRET, TOKEN = "STS.fcKey", "fc-secret", "fc-token"
 
 
 @pytest.fixture
-def fake():
-    server = FakeFc({KEY: SECRET}, {KEY: TOKEN})
-    server.add_function("default", "headseg")
-    server.start()
-    yield server
-    server.stop()
+def fake(fake_fc: FakeFc) -> FakeFc:
+    return fake_fc
 
 
 def client(fake: FakeFc, secret: str = SECRET, token: str = TOKEN) -> fc2.Client:

@@ -8,14 +8,15 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable, Iterable, Sequence
 
 from headseg import logs
-from headseg.backfill import Summary
+from headseg.backfill import Item, Journal, Summary, hand_over
 from headseg.config import Config, Engine
 from headseg.credentials import Credentials
 from headseg.handler import App
 from headseg.invoker import FcInvoker, Invoker, LocalInvoker
+from headseg.ratelimit import RateLimiter
 from headseg.storage import Storage
 
 
@@ -37,6 +38,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     pace.add_argument("--qps", type=float, default=2.0, help="hand-overs per second (default: SegmentHead's 2 QPS quota)")
     pace.add_argument("--concurrency", type=int, default=4)
     pace.add_argument("--dry-run", action="store_true", help="list what would be handed over, hand over nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def config_for(args: argparse.Namespace) -> Config:
@@ -73,6 +75,28 @@ def interruptible() -> threading.Event:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     return stop
+
+
+def execute(
+    args: argparse.Namespace,
+    items_for: Callable[[Config, Storage, Summary], Sequence[Item] | Iterable[Item]],
+    journal: Journal,
+    verb: str,
+) -> int:
+    """Wire, hand the items over at the asked pace with a progress bar (an ETA when they are counted), report."""
+    config, storage, invoker, app = wire(args)
+    summary = Summary()
+    try:
+        items = items_for(config, storage, summary)
+        total = len(items) if isinstance(items, Sequence) else None
+        with progress_bar(total, args.quiet) as bar:
+            hand_over(
+                items, invoker, RateLimiter(args.qps), journal, summary, args.concurrency, interruptible(), args.dry_run,
+                bar.update,
+            )
+    finally:
+        app.close()
+    return report(summary, f"would be {verb}" if args.dry_run else ("processed" if args.local else verb))
 
 
 def report(summary: Summary, verb: str) -> int:
