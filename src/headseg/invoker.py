@@ -6,7 +6,7 @@ import json
 from typing import Any, Protocol
 
 from headseg.credentials import Credentials
-from headseg.errors import AccessDenied, HeadsegError, PermanentError, RetriableError
+from headseg.errors import AccessDenied, ConfigError, HeadsegError, PermanentError, RetriableError
 from headseg.events import parse_event
 from headseg.pipeline import Pipeline
 from headseg.retry import Budget, RetryPolicy, retry
@@ -32,8 +32,10 @@ class FcInvoker:
         qualifier: str | None = None,
         policy: RetryPolicy = RetryPolicy(max_attempts=8),
     ) -> None:
-        import fc2
-
+        try:
+            import fc2
+        except ImportError:
+            raise ConfigError("invoking the deployed function needs fc2: pip install 'headseg[ops]' (or use --local)") from None
         self._client = fc2.Client(
             endpoint=endpoint,
             accessKeyID=credentials.access_key_id,
