@@ -175,20 +175,20 @@ class _Run:
             raise _Skip(f"object is outside INPUT_PREFIX {self.config.input_prefix!r}", "OutsideInputPrefix")
 
     def _read_object_and_state(self) -> "_Previous":
-        """Read the object's first bytes and the existing sidecars, concurrently; skip when done already."""
+        """Read the object's first bytes and both sidecars, all three at once; skip when done already."""
         started = time.monotonic()
         candidates = self.record.key_candidates
-        head_future = self.p._pool.submit(self._read_head, candidates[0])
-        state_future = self.p._pool.submit(self._read_state, candidates[0])
+        head = self.p._pool.submit(self._read_head, candidates[0])
+        state = self._read_state(candidates[0])
         try:
-            self.info, self.head_bytes = head_future.result()
+            self.info, self.head_bytes = head.result()
         except ObjectNotFound:
             if len(candidates) == 1:
                 raise
-            state_future.result()
+            state.result()
             self.info, self.head_bytes = self._read_head(candidates[1])  # the event's key was URL-encoded
-            state_future = self.p._pool.submit(self._read_state, candidates[1])
-        previous = state_future.result()
+            state = self._read_state(candidates[1])
+        previous = state.result()
         self.key = self.info.key
         self.timings["read"] = _ms(started)
         etags = {self.info.etag} | ({self.record.etag} if self.record.etag else set())
@@ -202,15 +202,11 @@ class _Run:
         assert self.storage is not None
         return self._retry(f"read {key!r}", lambda: self.storage.get(key, images.HEADER_BYTES))
 
-    def _read_state(self, key: str) -> "_Previous":
+    def _read_state(self, key: str) -> "_StateReads":
+        """Start reading both sidecars of `key`. Submitted from this thread: pool tasks never wait on others."""
         layout = Layout(self.config.output_prefix, key)
-        sidecar = self._read_optional(layout.sidecar)
-        error = self._read_optional(layout.error)
-        return _Previous(
-            layout=layout,
-            sidecar=Sidecar.from_json(sidecar) if sidecar is not None else None,
-            error=ErrorRecord.from_json(error) if error is not None else None,
-            error_exists=error is not None,
+        return _StateReads(
+            layout, self.p._pool.submit(self._read_optional, layout.sidecar), self.p._pool.submit(self._read_optional, layout.error)
         )
 
     def _read_optional(self, key: str) -> bytes | None:
@@ -420,6 +416,24 @@ class _Run:
         if self.layout is not None and status in (Status.DONE, Status.FAILED):
             sidecar = self.layout.sidecar if status is Status.DONE else self.layout.error
         return Outcome(status, self.record.bucket, self.key, redact(reason), code, heads, sidecar, dict(self.timings))
+
+
+@dataclass(frozen=True)
+class _StateReads:
+    """The two sidecar reads of one key, under way."""
+
+    layout: Layout
+    sidecar: "Future[bytes | None]"
+    error: "Future[bytes | None]"
+
+    def result(self) -> "_Previous":
+        sidecar, error = self.sidecar.result(), self.error.result()
+        return _Previous(
+            layout=self.layout,
+            sidecar=Sidecar.from_json(sidecar) if sidecar is not None else None,
+            error=ErrorRecord.from_json(error) if error is not None else None,
+            error_exists=error is not None,
+        )
 
 
 @dataclass(frozen=True)
