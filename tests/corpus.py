@@ -112,7 +112,7 @@ def cases() -> list[Case]:
         Case("big-icc.jpg", big_icc_jpeg, "done"),
         # normalized for SegmentHead
         Case("2000px.jpg", lambda: encode(photo().resize((2000, 1500)), "JPEG"), "done", words="downscaled from 2000x1500 to 1999x1499"),
-        Case("phone.jpg", lambda: encode(photo().resize((4000, 3000)), "JPEG"), "done", words="downscaled from 4000x3000"),
+        Case("phone.jpg", lambda: encode(photo().resize((4000, 3000)), "JPEG"), "done", words="decoded at 1/2 scale and cropped from 4000x3000 to 1999x1500"),
         *[Case(f"orientation-{n}.jpg", lambda n=n: oriented(n), "done", words=f"EXIF orientation {n} applied") for n in range(2, 9)],
         Case("cmyk.jpg", lambda: encode(photo().convert("CMYK"), "JPEG"), "done", words="converted CMYK to RGB"),
         Case("16bit.png", lambda: encode(photo().convert("L").point(lambda v: v * 256, "I").convert("I;16"), "PNG"), "done", words="16-bit"),

@@ -112,3 +112,14 @@ def test_an_object_over_max_object_bytes_is_refused_without_reading_it(cloud: Cl
     assert outcome["outcome"] == "failed" and outcome["code"] == "InvalidImage.Size"
     full_reads = [e for e in cloud.oss.logged(lambda r: r.method == "GET" and "huge.jpg" in r.path and "heads" not in r.path.split("/")[2]) if "range" not in e.request.headers]
     assert full_reads == []
+
+
+def test_an_exact_decoder_reduction_is_cropped_not_resampled_and_maps_back_exactly():
+    image = Image.new("RGB", (8000, 6000), (200, 200, 200))
+    image.paste((255, 0, 0), (4000, 2000, 4400, 2400))  # a 400 px red square
+    normalized = normalize(encode(image, "JPEG", quality=90), Limits())
+    assert (normalized.width, normalized.height, normalized.scale) == (1999, 1500, 0.25)
+    assert normalized.steps == ("decoded at 1/4 scale and cropped from 8000x6000 to 1999x1500",)
+    assert normalized.to_original(1000, 500, 100, 100) == (4000, 2000, 400, 400)
+    red = Image.open(io.BytesIO(normalized.data)).convert("RGB").getpixel((1050, 550))
+    assert red[0] > 200 and red[1] < 60

@@ -14,12 +14,13 @@ import warnings
 from dataclasses import dataclass
 
 from headseg.errors import InvalidImage
-from headseg.images import SEGMENTHEAD_FORMATS, ImageInfo, exif_orientation, register_heif
+from headseg.images import SEGMENTHEAD_FORMATS, ImageInfo, exif_orientation, register_heif, sniff
 
 #: Modes SegmentHead is known to take as they are; anything else (CMYK, 16-bit, palette, LA, 1-bit) is converted.
 PLAIN_MODES = frozenset({"RGB", "L", "RGBA"})
 JPEG_QUALITIES = (90, 80, 70, 60)
 SHRINK_STEP = 0.8  # when even the lowest quality is too large, downscale by this and try again
+CROP_INSTEAD = 8  # when the decoder's exact reduction overshoots the limit by at most this many px, crop them
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,13 @@ class Normalized:
     original_width: int
     original_height: int
     steps: tuple[str, ...]
-
-    @property
-    def scale(self) -> float:
-        """Normalized pixels per original pixel (1.0 when nothing was downscaled)."""
-        return self.width / self.original_width
+    scale: float = 1.0  # normalized pixels per original pixel; the normalized image starts at the original's top left
 
     def to_original(self, x: int, y: int, width: int, height: int) -> tuple[int, int, int, int]:
         """A box on the normalized image, in the original upright image's pixels."""
-        sx, sy = self.original_width / self.width, self.original_height / self.height
-        left, top = round(x * sx), round(y * sy)
-        right = min(self.original_width, round((x + width) * sx))
-        bottom = min(self.original_height, round((y + height) * sy))
+        left, top = round(x / self.scale), round(y / self.scale)
+        right = min(self.original_width, round((x + width) / self.scale))
+        bottom = min(self.original_height, round((y + height) / self.scale))
         return left, top, right - left, bottom - top
 
 
@@ -88,7 +84,8 @@ def normalize(data: bytes, limits: Limits) -> Normalized:
     """An upright JPEG/PNG copy of `data` within `limits`. Raises InvalidImage when that is impossible."""
     from PIL import Image, ImageOps
 
-    register_heif()
+    if sniff(data) == "HEIF":  # pillow-heif's native libraries cost memory: load them only for HEIF
+        register_heif()
     try:
         with warnings.catch_warnings():  # check_pixels below is the guard
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -116,20 +113,37 @@ def normalize(data: bytes, limits: Limits) -> Normalized:
         raise InvalidImage(f"refused a decompression bomb: {exc}", code="InvalidImage.TooManyPixels") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"the image cannot be decoded: {exc}", code="InvalidImage.Corrupt") from None
+    decoded_scale = image.size[0] / stored[0]  # a JPEG draft decodes at 1/2, 1/4 or 1/8, exactly
     if orientation != 1:
         image = ImageOps.exif_transpose(image)
         steps.append(f"EXIF orientation {orientation} applied")
     image, converted = _plain_mode(image)
     if converted:
         steps.append(converted)
+    final_scale = target[0] / upright[0]
     if image.size != target:
-        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        steps.append(f"downscaled from {upright[0]}x{upright[1]} to {target[0]}x{target[1]}")
+        overshoot = max(image.width, image.height) - limits.max_side
+        if decoded_scale < 1 and 0 < overshoot <= CROP_INSTEAD:
+            # the decoder's exact reduction is a few px over the limit: cropping them costs no resampling (and
+            # no second full-size buffer); boxes map back exactly; the original loses that many px at its edge
+            fit = (min(image.width, limits.max_side), min(image.height, limits.max_side))
+            image = image.crop((0, 0, *fit))
+            final_scale = decoded_scale
+            steps.append(
+                f"decoded at 1/{round(1 / decoded_scale)} scale and cropped from {upright[0]}x{upright[1]} to {fit[0]}x{fit[1]}"
+            )
+        else:
+            image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            steps.append(f"downscaled from {upright[0]}x{upright[1]} to {target[0]}x{target[1]}")
+    elif decoded_scale < 1:
+        final_scale = decoded_scale
     fmt = "PNG" if image.mode == "RGBA" else "JPEG"
     if source_format != fmt:
         steps.append(f"transcoded {source_format} to {fmt}")
-    encoded = _encode(image, fmt, limits, steps)
-    return Normalized(encoded[0], fmt, encoded[1][0], encoded[1][1], upright[0], upright[1], tuple(steps))
+    before_encoding = image.width
+    data_out, size = _encode(image, fmt, limits, steps)
+    final_scale *= size[0] / before_encoding  # shrunk to fit the byte limit, if it had to be
+    return Normalized(data_out, fmt, size[0], size[1], upright[0], upright[1], tuple(steps), final_scale)
 
 
 def _plain_mode(image):  # type: ignore[no-untyped-def]
@@ -152,7 +166,7 @@ def _encode(image, fmt: str, limits: Limits, steps: list[str]) -> tuple[bytes, t
         for quality in JPEG_QUALITIES if fmt == "JPEG" else (None,):
             buffer = io.BytesIO()
             if fmt == "JPEG":
-                image.save(buffer, "JPEG", quality=quality, optimize=True)
+                image.save(buffer, "JPEG", quality=quality)  # optimize=True would buffer every coefficient
             else:
                 image.save(buffer, "PNG", optimize=True)
             if buffer.tell() <= limits.max_bytes:

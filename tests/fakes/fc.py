@@ -54,6 +54,7 @@ class FakeFc(FakeServer):
         self.tokens = dict(tokens or {})
         self.functions: set[tuple[str, str]] = set()  # (service, function) that exist
         self.invocations: list[Invocation] = []
+        self.times: list[float] = []  # time.monotonic() of each accepted invocation
         self.on_invoke: Callable[[Invocation], None] | None = None
         self._state = threading.Lock()
 
@@ -87,6 +88,7 @@ class FakeFc(FakeServer):
         invocation = Invocation(service, qualifier, function, invocation_type, request.body, str(uuid.uuid4()))
         with self._state:
             self.invocations.append(invocation)
+            self.times.append(time.monotonic())
         if self.on_invoke is not None:
             self.on_invoke(invocation)
         headers = {"x-fc-request-id": invocation.request_id}
