@@ -7,9 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench import local_engine
+from bench import local_engine, p1_handler, p2_cold_start, p3_memory, p4_package, p6_backfill
 
-BENCHMARKS = [("Local engine (issue 4)", local_engine)]
+BENCHMARKS = [
+    ("P1 handler overhead", p1_handler),
+    ("P2 cold start", p2_cold_start),
+    ("P3 memory", p3_memory),
+    ("P4 package", p4_package),
+    ("P6 backfill rate", p6_backfill),
+    ("Local engine", local_engine),
+]
 
 
 def main() -> int:

@@ -36,6 +36,9 @@ def run() -> list[str]:
             ALIBABA_CLOUD_SECURITY_TOKEN=TOKEN, LOG_LEVEL="WARNING",
         )
         import index
+        from headseg import handler
+
+        handler.reset()  # a fresh instance for this benchmark's environment
         from headseg.events import object_created_event
 
         def invoke(key: str, etag: str) -> float:

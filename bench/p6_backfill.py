@@ -37,6 +37,9 @@ def run() -> list[str]:
         for i in range(OBJECTS):
             oss.put("bench", f"incoming/p6/{i:03d}.jpg", portrait(200, 150, [(60, 30, 60, 80)]))
         import index
+        from headseg import handler
+
+        handler.reset()  # a fresh instance for this benchmark's environment
         from headseg.cli import main
 
         outcomes: list[str] = []

@@ -30,10 +30,14 @@ def _python310() -> str | None:
 
 PYTHON310 = _python310()
 CHECK = (
-    "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import index, oss2, PIL.Image, pillow_heif; "
+    "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import index, oss2, PIL.Image, pi_heif; "
     "import alibabacloud_imageseg20191230.client; from headseg.storage.oss import OssStorage; "
     "from headseg.segmenters.cloud import CloudSegmenter; "
     "import importlib.util as u; assert u.find_spec('numpy') is None and u.find_spec('mediapipe') is None; "
+    # what the function decodes still decodes once the package is trimmed
+    "import io; from PIL import Image, features; from headseg.images import register_heif; register_heif(); "
+    "[Image.open(io.BytesIO((lambda b: (Image.new('RGB', (40, 30)).save(b, f), b.getvalue())[1])(io.BytesIO()))).load() "
+    "for f in ('JPEG', 'PNG', 'BMP', 'WEBP', 'TIFF', 'GIF')]; assert not features.check('avif'); "
     "print(index.handler.__module__)"
 )
 

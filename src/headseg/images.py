@@ -110,8 +110,8 @@ def exif_orientation(image: object) -> int:
 
 
 def register_heif() -> None:
-    """Teach Pillow to open HEIC/HEIF (pillow-heif), once."""
-    from pillow_heif import register_heif_opener
+    """Teach Pillow to open HEIC/HEIF (pi-heif: libheif's decoder without the encoders), once."""
+    from pi_heif import register_heif_opener
 
     register_heif_opener()
 

@@ -84,7 +84,7 @@ def normalize(data: bytes, limits: Limits) -> Normalized:
     """An upright JPEG/PNG copy of `data` within `limits`. Raises InvalidImage when that is impossible."""
     from PIL import Image, ImageOps
 
-    if sniff(data) == "HEIF":  # pillow-heif's native libraries cost memory: load them only for HEIF
+    if sniff(data) == "HEIF":  # libheif's native libraries cost memory: load them only for HEIF
         register_heif()
     try:
         with warnings.catch_warnings():  # check_pixels below is the guard

@@ -23,7 +23,7 @@ PLATFORM = "x86_64-manylinux2014"
 PYTHON_VERSION = "3.10"
 #: The function's own runtime dependencies (headseg's core requirements; never the `local` extra).
 FALLBACK_REQUIREMENTS = [
-    "alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3", "pillow-heif>=0.16", "tqdm>=4.66"
+    "alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3", "pi-heif>=0.18", "tqdm>=4.66"
 ]
 
 
@@ -36,12 +36,16 @@ def requirements() -> list[str]:
     return [req for req in declared if "extra ==" not in req]
 
 
+#: Installed parts the function never uses: test suites, and Pillow's AVIF codec (SegmentHead's inputs are
+#: JPEG/PNG/BMP; what headseg transcodes is WebP, TIFF, GIF and HEIF). Pillow reports AVIF as unsupported.
+TRIM = ("Crypto/SelfTest", "websocket/tests", "certifi/tests", "PIL/_avif.*.so", "pillow.libs/libavif-*")
 #: What must never ship in the function: the offline engine's libraries (and what drags them in).
 FORBIDDEN = ("mediapipe", "numpy", "jax", "jaxlib", "scipy", "cv2", "tensorflow", "torch", "matplotlib")
 
 
-def build(target: Path, requirements: list[str], python_version: str = PYTHON_VERSION) -> int:
-    """Install `requirements` for FC's Python on x86_64 into `target`; returns the installed size in bytes."""
+def build(target: Path, requirements: list[str], python_version: str = PYTHON_VERSION, trim: bool = True) -> int:
+    """Install `requirements` for FC's Python on x86_64 into `target` (without what the function never uses,
+    unless `trim` is off); returns the installed size in bytes."""
     pip = [sys.executable, "-m", "pip"]
     uv = [sys.executable, "-m", "uv"]
     target = target.resolve()
@@ -61,8 +65,12 @@ def build(target: Path, requirements: list[str], python_version: str = PYTHON_VE
             check=True,
             env=env,
         )
-    for junk in [*target.rglob("__pycache__"), target / "bin"]:
-        shutil.rmtree(junk, ignore_errors=True)
+    trimmed = (p for pattern in TRIM for p in target.glob(pattern)) if trim else ()
+    for junk in [*target.rglob("__pycache__"), target / "bin", *trimmed]:
+        if junk.is_dir():
+            shutil.rmtree(junk)
+        else:
+            junk.unlink(missing_ok=True)
     shipped = sorted(name for name in FORBIDDEN if (target / name).exists())
     if shipped:
         raise SystemExit(f"headseg package: {', '.join(shipped)} must not ship in the function; check the requirements")
