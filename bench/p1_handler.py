@@ -8,37 +8,22 @@ and the sidecar PUT, one after the other. Goal ≤ 1.15 (a sequential implementa
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+from bench._fakes import KEY_ID, SECRET, TOKEN, fake_cloud
 
 LATENCY = 0.05
 REPEATS = 5
-KEY_ID, SECRET, TOKEN = "STS.bench", "bench-secret", "bench-token"
 
 
 def run() -> list[str]:
     from tests.fakes.images import portrait
-    from tests.fakes.imageseg import FakeImageseg
-    from tests.fakes.oss import FakeOss
 
     rows = ["| heads | handler ms | critical path ms | ratio |", "| --- | --- | --- | --- |"]
     worst = 0.0
-    with FakeOss({KEY_ID: SECRET}, {KEY_ID: TOKEN}) as oss, FakeImageseg({KEY_ID: SECRET}, {KEY_ID: TOKEN}) as imageseg:
-        os.environ.update(
-            INPUT_PREFIX="incoming/", OUTPUT_PREFIX="heads/", OSS_ENDPOINT=oss.url, IMAGESEG_ENDPOINT=imageseg.url,
-            ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET=SECRET,
-            ALIBABA_CLOUD_SECURITY_TOKEN=TOKEN, LOG_LEVEL="WARNING",
-        )
+    with fake_cloud() as (oss, imageseg, _fc):
         import index
-        from headseg import handler
-
-        handler.reset()  # a fresh instance for this benchmark's environment
         from headseg.events import object_created_event
 
         def invoke(key: str, etag: str) -> float:

@@ -5,41 +5,24 @@ event lost to throttling (throttled calls are retried, never given up)."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+from bench._fakes import fake_cloud
 
 QPS = 2.0
 OBJECTS = 24
-KEY_ID, SECRET, TOKEN = "STS.bench", "bench-secret", "bench-token"
 
 
 def run() -> list[str]:
-    from tests.fakes.fc import FakeFc
     from tests.fakes.images import portrait
-    from tests.fakes.imageseg import FakeImageseg
-    from tests.fakes.oss import FakeOss
 
-    creds = {KEY_ID: SECRET}
-    with FakeOss(creds, {KEY_ID: TOKEN}) as oss, FakeImageseg(creds, {KEY_ID: TOKEN}) as imageseg, FakeFc(creds, {KEY_ID: TOKEN}) as fc:
-        fc.add_function("default", "headseg")
+    with fake_cloud(log_level="ERROR") as (oss, imageseg, fc):
         imageseg.qps_limit = QPS
-        os.environ.update(
-            INPUT_PREFIX="incoming/", OUTPUT_PREFIX="heads/", OSS_ENDPOINT=oss.url, IMAGESEG_ENDPOINT=imageseg.url,
-            ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET=SECRET,
-            ALIBABA_CLOUD_SECURITY_TOKEN=TOKEN, LOG_LEVEL="ERROR",
-        )
         for i in range(OBJECTS):
             oss.put("bench", f"incoming/p6/{i:03d}.jpg", portrait(200, 150, [(60, 30, 60, 80)]))
         import index
-        from headseg import handler
-
-        handler.reset()  # a fresh instance for this benchmark's environment
         from headseg.cli import main
 
         outcomes: list[str] = []
