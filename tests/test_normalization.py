@@ -123,3 +123,16 @@ def test_an_exact_decoder_reduction_is_cropped_not_resampled_and_maps_back_exact
     assert normalized.to_original(1000, 500, 100, 100) == (4000, 2000, 400, 400)
     red = Image.open(io.BytesIO(normalized.data)).convert("RGB").getpixel((1050, 550))
     assert red[0] > 200 and red[1] < 60
+
+
+def test_an_object_read_whole_for_its_header_is_not_downloaded_again_for_normalizing(cloud: Cloud):
+    image = Image.open(io.BytesIO(portrait(300, 200, [(40, 30, 60, 80)], fmt="PNG"))).convert("RGB")
+    exif = image.getexif()
+    exif[0x0112] = 3  # upside down: normalized, and the ICC profile pushes the header past the first 64 KB
+    etag = cloud.upload("incoming/icc.jpg", encode(image, "JPEG", exif=exif, icc_profile=b"\x00" * 90_000))
+
+    assert cloud.invoke_key("incoming/icc.jpg", etag)["outcomes"][0]["outcome"] == "done"
+
+    source_gets = cloud.oss.logged(lambda r: r.method == "GET" and cloud.oss.match(key="incoming/icc.jpg")(r))
+    full_reads = [e for e in source_gets if "range" not in e.request.headers and "x-oss-signature" not in e.request.raw_path]
+    assert len(full_reads) == 1  # one ranged read for the header, one whole read, nothing twice

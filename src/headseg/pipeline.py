@@ -118,7 +118,7 @@ class _Run:
         self.budget = budget
         self.invocation_id = invocation_id
         self.key = record.key
-        self.head_bytes = b""  # the object's first bytes, enough for format and dimensions
+        self.head_bytes = b""  # the object's first bytes (all of them once a header needed more)
         self.normalized: normalize.Normalized | None = None
         self.timings: dict[str, float] = {}
         self.started = time.monotonic()
@@ -230,7 +230,8 @@ class _Run:
         try:
             self.image = images.read_header(self.head_bytes, complete=len(self.head_bytes) >= self.info.size)
         except images.NeedMoreBytes:
-            self.image = images.read_header(self._read_whole(), complete=True)
+            self.head_bytes = self._read_whole()  # kept: normalizing reads it from here, not from OSS again
+            self.image = images.read_header(self.head_bytes, complete=True)
         normalize.check_pixels(self.image, self.config.limits)
         width, height = self.image.upright_size
         if min(width, height) < self.config.min_image_side:
