@@ -127,14 +127,19 @@ def check_limits(info: ImageInfo, size: int, *, max_bytes: int, min_side: int, m
         raise InvalidImage(
             f"image is {size} bytes, over SegmentHead's limit of {max_bytes} bytes", code="InvalidImage.Size"
         )
-    dims = f"{info.width}x{info.height}"
-    if min(info.width, info.height) < min_side:
-        raise InvalidImage(
-            f"image is {dims} px, under SegmentHead's minimum of {min_side}x{min_side}",
-            code="InvalidImage.Resolution",
-        )
+    check_min_side(info, min_side)
     if max(info.width, info.height) > max_side:
         raise InvalidImage(
-            f"image is {dims} px, over SegmentHead's maximum of {max_side}x{max_side}",
+            f"image is {info.width}x{info.height} px, over SegmentHead's maximum of {max_side}x{max_side}",
+            code="InvalidImage.Resolution",
+        )
+
+
+def check_min_side(info: ImageInfo, min_side: int) -> None:
+    """Raise `InvalidImage` for an image too small for SegmentHead; upscaling would invent nothing to find."""
+    width, height = info.upright_size
+    if min(width, height) < min_side:
+        raise InvalidImage(
+            f"image is {width}x{height} px, under SegmentHead's minimum of {min_side}x{min_side}",
             code="InvalidImage.Resolution",
         )

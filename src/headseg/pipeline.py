@@ -233,13 +233,7 @@ class _Run:
             self.head_bytes = self._read_whole()  # kept: normalizing reads it from here, not from OSS again
             self.image = images.read_header(self.head_bytes, complete=True)
         normalize.check_pixels(self.image, self.config.limits)
-        width, height = self.image.upright_size
-        if min(width, height) < self.config.min_image_side:
-            raise InvalidImage(
-                f"image is {width}x{height} px, under SegmentHead's minimum of "
-                f"{self.config.min_image_side}x{self.config.min_image_side}",
-                code="InvalidImage.Resolution",
-            )
+        images.check_min_side(self.image, self.config.min_image_side)
 
     def _read_whole(self) -> bytes:
         """The whole object (at most MAX_OBJECT_BYTES, checked before)."""
