@@ -29,7 +29,8 @@ from headseg.segmenters import Head
 API_VERSION = "2019-12-30"
 RESULT_TTL = 30 * 60
 MAX_RESULTS = 2000
-MAX_IMAGE_BYTES = 3 * 1024 * 1024
+LIMITS = Limits()  # SegmentHead's own input limits
+MAX_IMAGE_BYTES = LIMITS.max_bytes
 FETCH_TIMEOUT = 10.0
 
 Cutter = Callable[[bytes, "str | None"], "list[Head]"]
@@ -90,7 +91,9 @@ class SegmentHeadServer(ThreadingHTTPServer):
         data = self._download(url)
         try:
             info = images.read_header(data, complete=True)
-            images.check_limits(info, len(data), max_bytes=MAX_IMAGE_BYTES, min_side=33, max_side=1999)
+            images.check_limits(
+                info, len(data), max_bytes=LIMITS.max_bytes, min_side=LIMITS.min_side, max_side=LIMITS.max_side
+            )
             heads = self.cut(data, params.get("ReturnForm"))
         except HeadsegError as exc:
             raise ApiError(400, exc.code if exc.code.startswith("InvalidImage") else "InvalidImage.Content", exc.message) from None
