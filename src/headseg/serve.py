@@ -24,6 +24,7 @@ from urllib.request import url2pathname
 
 from headseg import acs3, images
 from headseg.errors import HeadsegError
+from headseg.normalize import Limits
 from headseg.segmenters import Head
 
 API_VERSION = "2019-12-30"
