@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from headseg.credentials import Credentials
 from headseg.errors import AccessDenied, ConfigError, HeadsegError, PermanentError, RetriableError
 from headseg.events import parse_event
-from headseg.pipeline import Pipeline
+from headseg.pipeline import Pipeline, Status
 from headseg.retry import Budget, RetryPolicy, retry
 
 INVOKE_BUDGET = 120.0  # seconds one event may spend being queued, throttling included
@@ -71,7 +71,7 @@ class LocalInvoker:
 
     def invoke(self, event: dict[str, Any]) -> str:
         outcomes = [self.pipeline.process(record, Budget.seconds(INVOKE_BUDGET)) for record in parse_event(event)]
-        failed = [o for o in outcomes if o.status.value in ("failed", "retry")]
+        failed = [o for o in outcomes if o.status in (Status.FAILED, Status.RETRY)]
         if failed:
             raise HeadsegError(f"{failed[0].key}: {failed[0].reason}", code=failed[0].code)
         return ",".join(o.status.value for o in outcomes)
