@@ -16,7 +16,8 @@ from headseg.errors import RetriableError
 from headseg.events import ObjectCreated, parse_event
 from headseg.invoker import FcInvoker
 from headseg.ratelimit import RateLimiter
-from headseg.sidecar import ErrorRecord, HeadRecord, Layout, Sidecar, Source
+from headseg.layout import Layout
+from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from headseg.storage.oss import OssStorage
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
 from tests.fakes.fc import FakeFc  # noqa: F401 (the fixture's type)

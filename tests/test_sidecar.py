@@ -3,7 +3,9 @@ import json
 import pytest
 
 from headseg.errors import PermanentError
-from headseg.sidecar import ErrorRecord, HeadRecord, Layout, Sidecar, Source
+from headseg.layout import Layout
+from headseg.results import Previous, settled
+from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 
 SOURCE = Source("b", "incoming/a.jpg", "ETAG", 10, 40, 50)
 
@@ -27,8 +29,17 @@ def test_sidecar_round_trip_and_done_check():
     )
     loaded = Sidecar.from_json(sidecar.to_json())
     assert loaded == sidecar
-    assert loaded.is_done_for("ETAG", None) and not loaded.is_done_for("OTHER", None)
-    assert not loaded.is_done_for("ETAG", "mask")
+    done = Previous(sidecar=loaded)
+    assert settled(done, {"ETAG"}, None).code == "AlreadyDone" and settled(done, {"OTHER"}, None) is None
+    assert settled(done, {"ETAG"}, "mask") is None
+
+
+def test_only_a_permanent_error_for_the_etag_settles_a_source():
+    failed = ErrorRecord(SOURCE, "InvalidImage.Corrupt", "corrupt JPEG", False)
+    assert settled(Previous(error=failed), {"ETAG"}, None).code == "AlreadyFailed"
+    assert settled(Previous(error=failed), {"OTHER"}, None) is None
+    transient = ErrorRecord(SOURCE, "Throttling", "throttled", True)
+    assert settled(Previous(error=transient), {"ETAG"}, None) is None
 
 
 def test_error_record_round_trip():

@@ -21,7 +21,7 @@ from headseg.errors import HeadsegError, ObjectNotFound
 from headseg.events import normalize_etag, object_created_event
 from headseg.invoker import Invoker
 from headseg.ratelimit import RateLimiter
-from headseg.sidecar import ErrorRecord, Layout, Sidecar
+from headseg.results import Previous, settled
 from headseg.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
@@ -86,19 +86,17 @@ def pending(storage: Storage, prefix: str, config: Config, summary: Summary) -> 
 
 
 def _done(storage: Storage, info: ObjectInfo, config: Config, outputs: set[str]) -> bool:
-    layout = Layout(config.output_prefix, info.key)
-    for key, parse in ((layout.sidecar, Sidecar.from_json), (layout.error, ErrorRecord.from_json)):
-        if key not in outputs:
-            continue
-        try:
-            record = parse(storage.get(key)[1])
-        except ObjectNotFound:
-            continue
-        if isinstance(record, Sidecar) and record.is_done_for(info.etag, config.return_form):
-            return True
-        if isinstance(record, ErrorRecord) and not record.retriable and record.source.etag == info.etag:
-            return True
-    return False
+    """Whether the object's results settle it for its eTag (`results.settled`); reads only records that exist."""
+    layout = config.layout(info.key)
+    sidecar, error = (_read(storage, key) if key in outputs else None for key in (layout.sidecar, layout.error))
+    return settled(Previous.parse(sidecar, error), {info.etag}, config.return_form) is not None
+
+
+def _read(storage: Storage, key: str) -> bytes | None:
+    try:
+        return storage.get(key)[1]
+    except ObjectNotFound:  # removed since the listing
+        return None
 
 
 Item = Tuple[str, str, Dict[str, Any]]  # (key, eTag, the event that hands it over)

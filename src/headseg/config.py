@@ -1,6 +1,8 @@
 """Configuration: one frozen object read from environment variables and validated once, at cold start.
 
-Nothing else in headseg reads `os.environ`. Every problem is reported at once, with the variable's name.
+Only this module and `credentials` read `os.environ`, and nothing writes it: the CLI builds its Config with
+`Config.from_env(defaults=..., overrides=...)` and takes its own options' defaults from `env_default`. Every
+problem is reported at once, with the variable's name.
 """
 
 from __future__ import annotations
@@ -12,11 +14,20 @@ from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from headseg.errors import ConfigError
+from headseg.layout import Layout, default_scratch
 
 if TYPE_CHECKING:
     from headseg.normalize import Limits
 
 T = TypeVar("T")
+
+#: The prefixes a laptop run (the CLI) uses when the environment sets none.
+LOCAL_PREFIXES = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "heads/"}
+
+
+def env_default(name: str, fallback: str = "") -> str:
+    """The environment variable `name`, or `fallback`: the default of a CLI option that mirrors a setting."""
+    return os.environ.get(name, fallback)
 
 
 class UrlMode(str, enum.Enum):
@@ -74,9 +85,16 @@ class Config:
 
     # ----------------------------------------------------------------------------------------------------
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
-        """Read the configuration from environment variables (the names are the fields' in upper case)."""
-        env = os.environ if env is None else env
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        defaults: Mapping[str, str] | None = None,
+        overrides: Mapping[str, str] | None = None,
+    ) -> "Config":
+        """Read the configuration from environment variables (the names are the fields' in upper case), over
+        `defaults` and under `overrides` (a command's options)."""
+        env = {**(defaults or {}), **(os.environ if env is None else env), **(overrides or {})}
         problems: list[str] = []
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -150,7 +168,11 @@ class Config:
     @property
     def scratch(self) -> str:
         """Where normalized copies go: SCRATCH_PREFIX, or a folder inside OUTPUT_PREFIX."""
-        return self.scratch_prefix or f"{self.output_prefix}.scratch/"
+        return self.scratch_prefix or default_scratch(self.output_prefix)
+
+    def layout(self, source_key: str) -> Layout:
+        """Where the outputs of `source_key` go (raises `PermanentError` when a key would be too long)."""
+        return Layout(self.output_prefix, source_key, self.scratch)
 
     @property
     def limits(self) -> "Limits":

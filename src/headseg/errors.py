@@ -1,6 +1,12 @@
-"""One root exception, two families: permanent (record and move on) and retriable (let FC try again).
+"""Every error headseg raises on purpose, arranged so that its class carries the decision.
 
-Every message says what happened and, where it helps, what to do about it. Each error carries a stable
+A record ends in one of three families, and the pipeline needs one `except` clause for each:
+    Skipped         nothing to do: logged and returned successfully
+    PermanentError  retrying cannot help: recorded in the error sidecar, returned successfully
+    RetriableError  transient: retried within the invocation (unless `retry_in_invocation` is off), then
+                    raised so Function Compute's async retry takes over
+Outside the families: `ConfigError` (the function refuses to start). Anything else is a bug and surfaces with
+its traceback. Every message says what happened and, where it helps, what to do; every error carries a stable
 `code` that lands in logs and error sidecars.
 """
 
@@ -25,16 +31,24 @@ class ConfigError(HeadsegError):
     code = "ConfigError"
 
 
-class MalformedEvent(HeadsegError):
-    """The event is not a well-formed OSS trigger event."""
+# -- skipped ---------------------------------------------------------------------------------------------------
+class Skipped(HeadsegError):
+    """Nothing to do for this record (not an image, headseg's own output, done already, superseded)."""
 
-    code = "MalformedEvent"
+    code = "Skipped"
 
 
+# -- permanent -------------------------------------------------------------------------------------------------
 class PermanentError(HeadsegError):
     """Retrying cannot help (bad input, rejected by the service): record it and return successfully."""
 
     code = "Permanent"
+
+
+class MalformedEvent(PermanentError):
+    """The event, or one of its records, is not a well-formed OSS or EventBridge event."""
+
+    code = "MalformedEvent"
 
 
 class InvalidImage(PermanentError):
@@ -43,6 +57,13 @@ class InvalidImage(PermanentError):
     code = "InvalidImage"
 
 
+class ObjectNotFound(PermanentError):
+    """The object does not exist in the bucket (deleted since its event, or never there)."""
+
+    code = "NoSuchKey"
+
+
+# -- retriable -------------------------------------------------------------------------------------------------
 class RetriableError(HeadsegError):
     """A transient failure (throttling, 5xx, timeout): retried in the time budget, then raised for FC."""
 
@@ -64,13 +85,9 @@ class BudgetExhausted(RetriableError):
     code = "BudgetExhausted"
 
 
-class ObjectNotFound(HeadsegError):
-    """The object does not exist in the bucket."""
-
-    code = "NoSuchKey"
-
-
-class CutoutExpired(HeadsegError):
-    """A temporary cutout URL has expired: downloading it again cannot help, SegmentHead must be called again."""
+class CutoutExpired(RetriableError):
+    """A temporary cutout URL has expired: downloading it again cannot help, SegmentHead must be called again
+    (the cutouts stage does that once; after that FC's retry does)."""
 
     code = "CutoutExpired"
+    retry_in_invocation = False

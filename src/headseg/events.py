@@ -13,6 +13,7 @@ from typing import Any, Mapping, Union
 from urllib.parse import unquote_plus
 
 from headseg.errors import MalformedEvent
+from headseg.storage import MAX_KEY_BYTES
 
 #: The event names OSS sends when an object is created (prefixed by "ObjectCreated:").
 OBJECT_CREATED_KINDS = frozenset(
@@ -20,7 +21,6 @@ OBJECT_CREATED_KINDS = frozenset(
 )
 MAX_EVENT_BYTES = 256 * 1024  # FC's async payload limit is 128 KB: anything larger is not an OSS event
 MAX_RECORDS = 100
-MAX_KEY_BYTES = 1023  # OSS's own limit on object names
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from typing import Any, Protocol
 from headseg.credentials import Credentials
 from headseg.errors import AccessDenied, ConfigError, HeadsegError, PermanentError, RetriableError
 from headseg.events import parse_event
-from headseg.pipeline import Pipeline, Status
+from headseg.outcome import Status
+from headseg.pipeline import Pipeline
 from headseg.retry import Budget, RetryPolicy, retry
 
 INVOKE_BUDGET = 120.0  # seconds one event may spend being queued, throttling included

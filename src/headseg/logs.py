@@ -1,17 +1,22 @@
 """One JSON log line per event, with secrets and URL signatures scrubbed from every line.
 
 Library modules log with `logging.getLogger(__name__)` and pass structured fields as
-`extra={"fields": {...}}`; `configure()` installs the JSON formatter once, at the entry point.
+`extra={"fields": {...}}`; `configure()` installs the JSON formatter once, at the entry point. Fields bound
+with `bound(...)` (the request id, the record's key) join every line logged in that context, including lines
+from pool threads that run in a copy of it (`Run.submit`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
 import sys
 import time
-from typing import Iterable
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any, Iterable, Iterator, Mapping
 
 #: Query parameters and header-like fields whose values are credentials or signatures.
 _SECRET_FIELDS = (
@@ -20,6 +25,17 @@ _SECRET_FIELDS = (
 )
 _SECRET_PARAM = re.compile(rf"(?i)\b({_SECRET_FIELDS})([=:]\s*)(\"?)[^&\s\"',;)}}]+")
 REDACTED = "***"
+_bound: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("headseg_log_fields", default=MappingProxyType({}))
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Add `fields` to every line logged in this context (and in copies of it) until the block ends."""
+    token = _bound.set({**_bound.get(), **fields})
+    try:
+        yield
+    finally:
+        _bound.reset(token)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -45,9 +61,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        line.update(_bound.get())
         line.update(getattr(record, "fields", {}) or {})
         if record.exc_info and record.exc_info[0] is not None:
             line["error_type"] = record.exc_info[0].__name__
+            line["traceback"] = self.formatException(record.exc_info)
         return redact(json.dumps(line, ensure_ascii=False, default=str), self.secrets)
 
 

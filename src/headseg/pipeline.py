@@ -1,444 +1,276 @@
 """The pipeline: one ObjectCreated record in, one Outcome out. It knows nothing of Function Compute.
 
-For each record: guard (prefixes, done already) → inspect the object → SegmentHead → store each cutout →
-write the sidecar last. Every path ends in exactly one Outcome:
-    done       cutouts and sidecar written
-    skipped    nothing to do (not an image, under the output prefix, done already for this eTag)
-    failed     permanent error, recorded in the error sidecar; FC must not retry
-    retry      transient error that outlived the retries or the time budget; the caller raises so FC retries
+`Pipeline.process` reads top to bottom as the steps, each taking and returning values:
+    guard     prefixes: headseg's own output, scratch copies and objects outside INPUT_PREFIX are skipped
+    read      the object's first bytes and the previous results, at once; skipped when settled for its eTag
+    inspect   format, size and dimensions from the header; refuse what nothing can rescue
+    prepare   the object as SegmentHead takes it, or a normalized copy of its own (removed after)
+    segment   SegmentHead, then every cutout downloaded, checked and stored (`cutouts`)
+    results   the sidecar, written last, then stale outputs removed (`results`)
+Every failure is `Skipped`, `PermanentError` or `RetriableError`, and `process` turns each into its Outcome.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
-from headseg import images, normalize
-from headseg.config import Config
-from headseg.errors import (
-    CutoutExpired,
-    HeadsegError,
-    InvalidImage,
-    ObjectNotFound,
-    PermanentError,
-    RetriableError,
-)
+from headseg import images, logs, normalize
+from headseg.config import Config, UrlMode
+from headseg.cutouts import Cutouts, Stored
+from headseg.errors import HeadsegError, InvalidImage, ObjectNotFound, PermanentError, RetriableError, Skipped
 from headseg.events import ObjectCreated, OtherRecord, Record
+from headseg.layout import Layout
 from headseg.logs import redact
-from headseg.retry import Budget, RetryPolicy, retry
-from headseg.segmenters import Head, ImageSource, Segmentation, Segmenter
-from headseg.sidecar import ErrorRecord, HeadRecord, Layout, Sidecar, Source, now_iso
+from headseg.outcome import Outcome, Status
+from headseg.results import Previous, Results, settled
+from headseg.retry import Budget, RetryPolicy
+from headseg.run import Run
+from headseg.segmenters import Segmenter, SegmentInput, Takes
+from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source, now_iso
 from headseg.storage import ObjectInfo, Storage
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-MAX_SEGMENT_ROUNDS = 2  # a second SegmentHead call when the cutout URLs expired before they were read
-
-
-class Status(str, enum.Enum):
-    DONE = "done"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    RETRY = "retry"
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How one record ended. `reason` is for people; `code` is stable for machines."""
+class Found:
+    """The object as first read: its info and first bytes, where its outputs go, what earlier runs left."""
 
-    status: Status
     bucket: str
-    key: str
-    reason: str = ""
-    code: str = ""
-    heads: int = 0
-    sidecar: str = ""
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def fields(self) -> dict[str, object]:
-        """The outcome as log fields."""
-        data: dict[str, object] = {"outcome": self.status.value, "bucket": self.bucket, "key": self.key}
-        for name in ("reason", "code", "sidecar"):
-            if getattr(self, name):
-                data[name] = getattr(self, name)
-        if self.status is Status.DONE:
-            data["heads"] = self.heads
-        if self.timings_ms:
-            data["timings_ms"] = self.timings_ms
-        return data
+    object: ObjectInfo
+    head: bytes
+    layout: Layout
+    previous: Previous
 
 
-class _Skip(Exception):
-    def __init__(self, reason: str, code: str) -> None:
-        super().__init__(reason)
-        self.reason, self.code = reason, code
+@dataclass(frozen=True)
+class Inspected:
+    """What the header says, and the bytes held: the first ones, or all of them when the header needed it."""
+
+    image: images.ImageInfo
+    data: bytes
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pipeline:
     """Processes records with one segmenter; `storage_for(bucket)` gives the storage of a bucket."""
 
     config: Config
     segmenter: Segmenter
     storage_for: Callable[[str], Storage]
-    policy: RetryPolicy | None = None  # default: from config.max_attempts and config.retry_base
+    pool: ThreadPoolExecutor
+    policy: RetryPolicy
     sleep: Callable[[float], None] = time.sleep
-    _pool: ThreadPoolExecutor = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.policy is None:
-            self.policy = RetryPolicy(max_attempts=self.config.max_attempts, base=self.config.retry_base)
-        self._pool = ThreadPoolExecutor(max_workers=self.config.download_workers, thread_name_prefix="headseg")
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-    # -- entry -----------------------------------------------------------------------------------------------
     def process(self, record: Record, budget: Budget, invocation_id: str = "") -> Outcome:
-        """Run one record to its outcome (`invocation_id` goes into error sidecars). Never raises for
-        expected failures."""
+        """Run one record to its outcome (`invocation_id` goes into error sidecars). Raises only for bugs."""
         if isinstance(record, OtherRecord):
-            return Outcome(Status.SKIPPED, "", record.key, f"event {record.event_name} is not an object creation", "NotObjectCreated")
-        return _Run(self, record, budget, invocation_id).execute()
-
-
-class _Run:
-    """The state of one record's processing."""
-
-    def __init__(self, pipeline: Pipeline, record: ObjectCreated, budget: Budget, invocation_id: str) -> None:
-        self.p = pipeline
-        self.config = pipeline.config
-        self.record = record
-        self.budget = budget
-        self.invocation_id = invocation_id
-        self.key = record.key
-        self.head_bytes = b""  # the object's first bytes (all of them once a header needed more)
-        self.normalized: normalize.Normalized | None = None
-        self.timings: dict[str, float] = {}
-        self.started = time.monotonic()
-        self.info: ObjectInfo | None = None
-        self.image: images.ImageInfo | None = None
-        self.layout: Layout | None = None
-        self.storage: Storage | None = None
-
-    def execute(self) -> Outcome:
-        try:
-            return self._execute()
-        except _Skip as skip:
-            return self._outcome(Status.SKIPPED, skip.reason, skip.code)
-        except (PermanentError, ObjectNotFound) as exc:
+            reason = f"event {record.event_name} is not an object creation"
+            return Outcome(Status.SKIPPED, "", record.key, reason, "NotObjectCreated")
+        run = Run(budget, self.policy, self.pool, self.sleep, invocation_id)
+        found: Found | None = None
+        with logs.bound(bucket=record.bucket, key=record.key):
             try:
-                self._record_error(exc, retriable=False)
-            except RetriableError as unrecorded:  # a permanent outcome must be recorded: let FC retry until it is
-                return self._outcome(
-                    Status.RETRY, f"{exc.message}; and the error sidecar could not be written: {unrecorded.message}", unrecorded.code
-                )
-            except PermanentError:  # no output key can hold it (too long, unsafe): the log line is the record
-                pass
-            return self._outcome(Status.FAILED, exc.message, exc.code)
-        except RetriableError as exc:
-            try:
-                self._record_error(exc, retriable=True)
-            except HeadsegError as unrecorded:  # FC retries anyway; the record only helps `headseg replay`
-                log.warning("could not write the error sidecar", extra={"fields": {"key": self.key, "error": unrecorded.code}})
-            return self._outcome(Status.RETRY, exc.message, exc.code)
+                guard(record, self.config)
+                storage = self.storage_for(record.bucket)
+                found = self._read(run, storage, record)
+                sidecar = self._work(run, storage, found)
+                return self._outcome(run, record, found, Status.DONE, heads=len(sidecar.heads))
+            except Skipped as skip:
+                return self._outcome(run, record, found, Status.SKIPPED, skip)
+            except PermanentError as exc:
+                return self._record_failure(run, record, found, exc)
+            except RetriableError as exc:
+                return self._record_failure(run, record, found, exc)
 
-    # -- steps -----------------------------------------------------------------------------------------------
-    def _execute(self) -> Outcome:
-        self._guard_prefixes()
-        self.storage = self.p.storage_for(self.record.bucket)
-        previous = self._read_object_and_state()
-        self._inspect()
-        source = self._source_for_segmenthead()
+    # -- the steps ---------------------------------------------------------------------------------------------
+    def _read(self, run: Run, storage: Storage, record: ObjectCreated) -> Found:
+        """The object's first bytes and its previous results, read at once; the event's key decoded if need be."""
+        with run.timed("read"):
+            found = self._read_key(run, storage, record.key_candidates)
+        etags = {found.object.etag} | ({record.etag} if record.etag else set())
+        skip = settled(found.previous, etags, self.config.return_form)
+        if skip is not None:
+            raise skip
+        return found
+
+    def _read_key(self, run: Run, storage: Storage, candidates: list[str]) -> Found:
+        key, *others = candidates
+        layout = self.config.layout(key)
+        previous = Results(run, storage, layout).read_previous()
         try:
-            segmentation, cutouts = self._segment_and_store(source)
-        finally:
-            if source.key != self.key:
-                self._delete_quietly(source.key)
-        sidecar = self._write_sidecar(segmentation, cutouts)
-        self._clean_up(previous, sidecar)
-        return self._outcome(Status.DONE, heads=len(sidecar.heads))
-
-    def _guard_prefixes(self) -> None:
-        for key in self.record.key_candidates:
-            if key.startswith(self.config.output_prefix):
-                raise _Skip(f"object is under OUTPUT_PREFIX {self.config.output_prefix!r}: headseg's own output", "OutputPrefix")
-            if key.startswith(self.config.scratch):
-                raise _Skip(f"object is under SCRATCH_PREFIX {self.config.scratch!r}: a normalized copy", "ScratchPrefix")
-        if not any(key.startswith(self.config.input_prefix) for key in self.record.key_candidates):
-            raise _Skip(f"object is outside INPUT_PREFIX {self.config.input_prefix!r}", "OutsideInputPrefix")
-
-    def _read_object_and_state(self) -> "_Previous":
-        """Read the object's first bytes and both sidecars, all three at once; skip when done already."""
-        started = time.monotonic()
-        candidates = self.record.key_candidates
-        head = self.p._pool.submit(self._read_head, candidates[0])
-        state = self._read_state(candidates[0])
-        try:
-            self.info, self.head_bytes = head.result()
+            info, head = run.retry(f"read {key!r}", lambda: storage.get(key, images.HEADER_BYTES))
         except ObjectNotFound:
-            if len(candidates) == 1:
+            previous.result()  # let both reads end before trying the next candidate
+            if not others:
                 raise
-            state.result()
-            self.info, self.head_bytes = self._read_head(candidates[1])  # the event's key was URL-encoded
-            state = self._read_state(candidates[1])
-        previous = state.result()
-        self.key = self.info.key
-        self.timings["read"] = _ms(started)
-        etags = {self.info.etag} | ({self.record.etag} if self.record.etag else set())
-        if previous.sidecar and any(previous.sidecar.is_done_for(etag, self.config.return_form) for etag in etags):
-            raise _Skip("already done for this eTag", "AlreadyDone")
-        if previous.error and not previous.error.retriable and previous.error.source.etag in etags:
-            raise _Skip(f"already failed permanently for this eTag: {previous.error.reason}", "AlreadyFailed")
-        return previous
+            return self._read_key(run, storage, others)  # the event's key was URL-encoded
+        return Found(storage.bucket, info, head, layout, previous.result())
 
-    def _read_head(self, key: str) -> tuple[ObjectInfo, bytes]:
-        assert self.storage is not None
-        return self._retry(f"read {key!r}", lambda: self.storage.get(key, images.HEADER_BYTES))
-
-    def _read_state(self, key: str) -> "_StateReads":
-        """Start reading both sidecars of `key`. Submitted from this thread: pool tasks never wait on others."""
-        layout = Layout(self.config.output_prefix, key)
-        return _StateReads(
-            layout, self.p._pool.submit(self._read_optional, layout.sidecar), self.p._pool.submit(self._read_optional, layout.error)
+    def _work(self, run: Run, storage: Storage, found: Found) -> Sidecar:
+        inspected = self._inspect(run, storage, found)
+        results = Results(run, storage, found.layout)
+        normalized = self._normalize(run, storage, found, inspected)
+        cutouts = Cutouts(
+            run,
+            self.segmenter,
+            self.config.return_form,
+            store=lambda index, png: results.put_cutout(index, found.object.etag, png),
+            head=lambda: storage.head(found.object.key),
         )
+        with self._prepared(run, storage, results, found, inspected, normalized) as image:
+            stored = cutouts.segment_and_store(image)
+        self._check_current(results, found, stored)
+        sidecar = self._sidecar(run, found, inspected, stored, normalized)
+        with run.timed("sidecar"):
+            results.put_sidecar(sidecar)
+        results.remove_stale(found.previous, sidecar)
+        return sidecar
 
-    def _read_optional(self, key: str) -> bytes | None:
-        assert self.storage is not None
-        try:
-            return self._retry(f"read {key!r}", lambda: self.storage.get(key)[1])
-        except ObjectNotFound:
-            return None
-
-    def _inspect(self) -> None:
+    def _inspect(self, run: Run, storage: Storage, found: Found) -> Inspected:
         """Format, size and dimensions from the first bytes; refuse what no normalization can rescue."""
-        assert self.info is not None and self.storage is not None
-        self.layout = Layout(self.config.output_prefix, self.key)
-        if images.sniff(self.head_bytes) is None:
-            raise _Skip(f"not an image (Content-Type {self.info.content_type or 'unknown'})", "NotAnImage")
-        if self.info.size > self.config.max_object_bytes:
+        info, config = found.object, self.config
+        if images.sniff(found.head) is None:
+            raise Skipped(f"not an image (Content-Type {info.content_type or 'unknown'})", code="NotAnImage")
+        if info.size > config.max_object_bytes:
             raise InvalidImage(
-                f"object is {self.info.size} bytes, over MAX_OBJECT_BYTES={self.config.max_object_bytes}: refused unread",
+                f"object is {info.size} bytes, over MAX_OBJECT_BYTES={config.max_object_bytes}: refused unread",
                 code="InvalidImage.Size",
             )
         try:
-            self.image = images.read_header(self.head_bytes, complete=len(self.head_bytes) >= self.info.size)
+            inspected = Inspected(images.read_header(found.head, complete=len(found.head) >= info.size), found.head)
         except images.NeedMoreBytes:
-            self.head_bytes = self._read_whole()  # kept: normalizing reads it from here, not from OSS again
-            self.image = images.read_header(self.head_bytes, complete=True)
-        normalize.check_pixels(self.image, self.config.limits)
-        images.check_min_side(self.image, self.config.min_image_side)
+            data = self._whole(run, storage, found.object, found.head)  # kept: normalizing reads it from here
+            inspected = Inspected(images.read_header(data, complete=True), data)
+        normalize.check_pixels(inspected.image, config.limits)
+        images.check_min_side(inspected.image, config.min_image_side)
+        return inspected
 
-    def _read_whole(self) -> bytes:
-        """The whole object (at most MAX_OBJECT_BYTES, checked before)."""
-        assert self.info is not None and self.storage is not None
-        if len(self.head_bytes) >= self.info.size:
-            return self.head_bytes
-        return self._retry(f"read {self.key!r}", lambda: self.storage.get(self.key))[1]
-
-    def _source_for_segmenthead(self) -> ImageSource:
-        """The object itself when SegmentHead takes it as it is; otherwise a normalized copy under the scratch
-        prefix (deleted after), with `self.normalized` saying how to map boxes back."""
-        assert self.info is not None and self.image is not None and self.storage is not None
-        why = normalize.reasons(self.image, self.info.size, self.config.limits)
+    def _normalize(self, run: Run, storage: Storage, found: Found, inspected: Inspected) -> normalize.Normalized | None:
+        """A copy within SegmentHead's limits, or None when it takes the object as it is."""
+        why = normalize.reasons(inspected.image, found.object.size, self.config.limits)
         if not why:
-            return ImageSource(self.storage, self.info)
-        started = time.monotonic()
-        self.normalized = normalize.normalize(self._read_whole(), self.config.limits)
-        extension = "png" if self.normalized.format == "PNG" else "jpg"
-        key = f"{self.config.scratch}{self.key}/{self.info.etag[:8].lower()}.{extension}"
-        data = self.normalized.data
-        content_type = f"image/{self.normalized.format.lower()}"
-        self._retry(f"write {key!r}", lambda: self.storage.put(key, data, content_type))
-        self.timings["normalize"] = _ms(started)
-        log.info(
-            "normalized",
-            extra={"fields": {"key": self.key, "why": why, "steps": list(self.normalized.steps)}},
-        )
-        return ImageSource(self.storage, ObjectInfo(key, len(data), self.info.etag, content_type))
+            return None
+        with run.timed("normalize"):
+            normalized = normalize.normalize(self._whole(run, storage, found.object, inspected.data), self.config.limits)
+        log.info("normalized", extra={"fields": {"why": why, "steps": list(normalized.steps)}})
+        return normalized
 
-    def _segment_and_store(self, source: ImageSource) -> tuple[Segmentation, list[str]]:
-        for round_ in range(1, MAX_SEGMENT_ROUNDS + 1):
-            started = time.monotonic()
-            segmentation = self._retry(
-                "SegmentHead", lambda: self.p.segmenter.segment(source, self.config.return_form, self.budget)
-            )
-            self.timings["segment"] = _ms(started)
-            started = time.monotonic()
-            try:
-                keys = self._store_cutouts(segmentation.heads)
-            except CutoutExpired as exc:
-                if round_ == MAX_SEGMENT_ROUNDS:
-                    raise RetriableError(f"cutout URLs expired {round_} times in a row: {exc.message}", code=exc.code) from exc
-                log.warning("cutout URLs expired; calling SegmentHead again", extra={"fields": {"key": self.key}})
-                continue
-            self.timings["cutouts"] = _ms(started)
-            return segmentation, keys
-        raise AssertionError("unreachable")
+    @contextmanager
+    def _prepared(
+        self,
+        run: Run,
+        storage: Storage,
+        results: Results,
+        found: Found,
+        inspected: Inspected,
+        normalized: normalize.Normalized | None,
+    ) -> Iterator[Callable[[], SegmentInput]]:
+        """How the segmenter gets the image, for the block: the bytes held, or a fresh signed URL per attempt of
+        the object or of its normalized copy (which is removed after the block)."""
+        if self.segmenter.takes is Takes.BYTES:
+            data = normalized.data if normalized else self._whole(run, storage, found.object, inspected.data)
+            yield lambda: SegmentInput(data=data)
+        elif normalized is None:
+            yield lambda: SegmentInput(url=self._sign(storage, found.object.key))
+        else:
+            with results.scratch_copy(found.object.etag, normalized) as key:
+                yield lambda: SegmentInput(url=self._sign(storage, key))
 
-    def _store_cutouts(self, heads: list[Head]) -> list[str]:
-        """Download each cutout and write it, all heads at once; each head's PUT starts when its GET ends.
+    def _check_current(self, results: Results, found: Found, stored: Stored) -> None:
+        """Skip, removing this run's cutouts, when a newer upload (or a deletion) superseded the version read."""
+        current = stored.current
+        if current is not None and current.etag == found.object.etag:
+            return
+        for key in stored.keys:
+            results.remove(key)
+        now = f"a newer upload (eTag {current.etag})" if current else "its deletion"
+        raise Skipped(f"superseded by {now} while processing; that event does the work", code="Superseded")
 
-        Meanwhile a HEAD of the source checks that no newer upload superseded this one; if one did, the
-        cutouts just written are removed and the newer upload's own event does the work.
-        """
-        assert self.storage is not None and self.info is not None
-        current = self.p._pool.submit(self._retry, f"head {self.key!r}", lambda: self.storage.head(self.key))
-        futures: list[Future[str]] = [self.p._pool.submit(self._store_cutout, i, head) for i, head in enumerate(heads)]
-        errors = []
-        keys = []
-        for future in futures:
-            try:
-                keys.append(future.result())
-            except HeadsegError as exc:
-                errors.append(exc)
-        if errors:  # the most decisive error wins: permanent, then expired (re-segment), then transient
-            for kind in (PermanentError, CutoutExpired, HeadsegError):
-                for exc in errors:
-                    if isinstance(exc, kind):
-                        raise exc
-        try:
-            etag = current.result().etag
-        except ObjectNotFound:
-            etag = ""
-        if etag != self.info.etag:
-            for key in keys:
-                self._delete_quietly(key)
-            now = f"a newer upload (eTag {etag})" if etag else "its deletion"
-            raise _Skip(f"superseded by {now} while processing; that event does the work", "Superseded")
-        return keys
-
-    def _store_cutout(self, index: int, head: Head) -> str:
-        assert self.layout is not None and self.storage is not None
-        assert self.info is not None
-        png = self._fetch(head)
-        key = self.layout.cutout(index, self.info.etag)
-        self._retry(f"write {key!r}", lambda: self.storage.put(key, png, "image/png"))
-        return key
-
-    def _fetch(self, head: Head) -> bytes:
-        def fetch_png() -> bytes:
-            png = self.p.segmenter.fetch(head, self.budget)
-            if not png.startswith(PNG_MAGIC):
-                raise RetriableError("the cutout is not a PNG", code="BadCutout")
-            return png
-
-        return self._retry("download cutout", fetch_png)
-
-    def _write_sidecar(self, segmentation: Segmentation, keys: list[str]) -> Sidecar:
-        assert self.layout is not None and self.info is not None and self.image is not None and self.storage is not None
-        started = time.monotonic()
-        normalized = self.normalized
+    def _sidecar(
+        self, run: Run, found: Found, inspected: Inspected, stored: Stored, normalized: normalize.Normalized | None
+    ) -> Sidecar:
         heads = []
-        for i, (key, h) in enumerate(zip(keys, segmentation.heads)):
-            x, y, width, height = normalized.to_original(h.x, h.y, h.width, h.height) if normalized else (h.x, h.y, h.width, h.height)
-            heads.append(HeadRecord(index=i, key=key, x=x, y=y, width=width, height=height))
-        sidecar = Sidecar(
-            source=self._source(),
-            request_id=segmentation.request_id,
+        for index, (key, head) in enumerate(zip(stored.keys, stored.segmentation.heads)):
+            box = (head.x, head.y, head.width, head.height)
+            x, y, width, height = normalized.to_original(*box) if normalized else box
+            heads.append(HeadRecord(index=index, key=key, x=x, y=y, width=width, height=height))
+        return Sidecar(
+            source=_source(found.bucket, found.object, inspected.image.upright_size),
+            request_id=stored.segmentation.request_id,
             return_form=self.config.return_form,
-            engine=self.p.segmenter.name,
+            engine=self.segmenter.name,
             heads=heads,
             normalization=_describe(normalized) if normalized else None,
-            timings_ms=dict(self.timings),
+            timings_ms=dict(run.timings_ms),
             created_at=now_iso(),
         )
-        data = sidecar.to_json()
-        self._retry("write sidecar", lambda: self.storage.put(self.layout.sidecar, data, "application/json"))
-        self.timings["sidecar"] = _ms(started)
-        return sidecar
 
-    def _clean_up(self, previous: "_Previous", sidecar: Sidecar) -> None:
-        """After the sidecar: remove cutouts an older result had beyond the new head count, and the old error."""
-        assert self.storage is not None and self.layout is not None
-        stale = []
-        if previous.sidecar is not None and previous.layout == self.layout:
-            stale = [h.key for h in previous.sidecar.heads if h.key not in {n.key for n in sidecar.heads}]
-        if previous.error_exists and previous.layout == self.layout:
-            stale.append(self.layout.error)
-        for key in stale:
-            self._delete_quietly(key)
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _whole(self, run: Run, storage: Storage, info: ObjectInfo, held: bytes) -> bytes:
+        """The whole object: the bytes held when they are all of it, else one more read (at most
+        MAX_OBJECT_BYTES, checked before)."""
+        if len(held) >= info.size:
+            return held
+        return run.retry(f"read {info.key!r}", lambda: storage.get(info.key))[1]
 
-    def _delete_quietly(self, key: str) -> None:
-        """Delete an object that is only clutter once the result stands; a failure is logged, not raised."""
-        assert self.storage is not None
+    def _sign(self, storage: Storage, key: str) -> str:
+        public = self.config.url_mode is UrlMode.PUBLIC
+        return storage.signed_url(key, self.config.signed_url_expires, public=public)
+
+    def _record_failure(self, run: Run, record: ObjectCreated, found: Found | None, exc: HeadsegError) -> Outcome:
+        """Write the error record (retried within the budget), then the outcome.
+
+        A permanent error that cannot be recorded becomes a retry, so FC tries until it is; one that no output
+        key can hold (too long, unsafe) keeps the log line as its record. A retriable error's record only helps
+        `headseg replay`: failing to write it changes nothing.
+        """
+        retriable = isinstance(exc, RetriableError)
+        info = found.object if found else ObjectInfo(record.key, record.size or 0, record.etag or "")
+        source = _source(record.bucket, info, None)
+        error = ErrorRecord(source, exc.code, redact(exc.message), retriable, run.invocation_id, now_iso())
         try:
-            self._retry(f"delete {key!r}", lambda: self.storage.delete(key))
-        except HeadsegError as exc:
-            log.warning("could not delete a leftover object", extra={"fields": {"key": key, "error": exc.code}})
+            layout = found.layout if found else self.config.layout(info.key)
+            Results(run, self.storage_for(record.bucket), layout).put_error(error)
+        except RetriableError as unrecorded:
+            if not retriable:
+                reason = f"{exc.message}; and the error sidecar could not be written: {unrecorded.message}"
+                return self._outcome(run, record, found, Status.RETRY, RetriableError(reason, code=unrecorded.code))
+            log.warning("could not write the error sidecar", extra={"fields": {"error": unrecorded.code}})
+        except PermanentError:
+            pass
+        return self._outcome(run, record, found, Status.RETRY if retriable else Status.FAILED, exc)
 
-    # -- helpers ---------------------------------------------------------------------------------------------
-    def _retry(self, what: str, call: Callable[[], T]) -> T:
-        assert self.p.policy is not None
-        return retry(call, what=what, budget=self.budget, policy=self.p.policy, sleep=self.p.sleep)
-
-    def _source(self) -> Source:
-        info = self.info
-        return Source(
-            bucket=self.record.bucket,
-            key=self.key,
-            etag=info.etag if info else (self.record.etag or ""),
-            size=info.size if info else (self.record.size or 0),
-            width=self.image.upright_size[0] if self.image else None,
-            height=self.image.upright_size[1] if self.image else None,
-        )
-
-    def _record_error(self, exc: HeadsegError, *, retriable: bool) -> None:
-        """Write the error sidecar, with retries within the budget."""
-        if self.storage is None:
-            return
-        layout = self.layout or Layout(self.config.output_prefix, self.key)
-        record = ErrorRecord(
-            source=self._source(),
-            code=exc.code,
-            reason=redact(exc.message),
-            retriable=retriable,
-            request_id=self.invocation_id,
-            created_at=now_iso(),
-        )
-        data = record.to_json()
-        self._retry("write error sidecar", lambda: self.storage.put(layout.error, data, "application/json"))
-
-    def _outcome(self, status: Status, reason: str = "", code: str = "", heads: int = 0) -> Outcome:
-        self.timings["total"] = _ms(self.started)
-        sidecar = ""
-        if self.layout is not None and status in (Status.DONE, Status.FAILED):
-            sidecar = self.layout.sidecar if status is Status.DONE else self.layout.error
-        return Outcome(status, self.record.bucket, self.key, redact(reason), code, heads, sidecar, dict(self.timings))
+    def _outcome(
+        self, run: Run, record: ObjectCreated, found: Found | None, status: Status, exc: HeadsegError | None = None, heads: int = 0
+    ) -> Outcome:
+        run.timings_ms["total"] = run.elapsed_ms()
+        written = {Status.DONE: "sidecar", Status.FAILED: "error"}.get(status)
+        sidecar = getattr(found.layout, written) if found and written else ""
+        reason, code = (redact(exc.message), exc.code) if exc else ("", "")
+        key = found.object.key if found else record.key
+        return Outcome(status, record.bucket, key, reason, code, heads, sidecar, dict(run.timings_ms))
 
 
-@dataclass(frozen=True)
-class _StateReads:
-    """The two sidecar reads of one key, under way."""
-
-    layout: Layout
-    sidecar: "Future[bytes | None]"
-    error: "Future[bytes | None]"
-
-    def result(self) -> "_Previous":
-        sidecar, error = self.sidecar.result(), self.error.result()
-        return _Previous(
-            layout=self.layout,
-            sidecar=Sidecar.from_json(sidecar) if sidecar is not None else None,
-            error=ErrorRecord.from_json(error) if error is not None else None,
-            error_exists=error is not None,
-        )
+def guard(record: ObjectCreated, config: Config) -> None:
+    """Skip headseg's own outputs, its scratch copies and objects outside INPUT_PREFIX, before any request."""
+    for key in record.key_candidates:
+        if key.startswith(config.output_prefix):
+            raise Skipped(f"object is under OUTPUT_PREFIX {config.output_prefix!r}: headseg's own output", code="OutputPrefix")
+        if key.startswith(config.scratch):
+            raise Skipped(f"object is under SCRATCH_PREFIX {config.scratch!r}: a normalized copy", code="ScratchPrefix")
+    if not any(key.startswith(config.input_prefix) for key in record.key_candidates):
+        raise Skipped(f"object is outside INPUT_PREFIX {config.input_prefix!r}", code="OutsideInputPrefix")
 
 
-@dataclass(frozen=True)
-class _Previous:
-    """What an earlier run left for this source."""
-
-    layout: Layout
-    sidecar: Sidecar | None
-    error: ErrorRecord | None
-    error_exists: bool
+def _source(bucket: str, info: ObjectInfo, upright: tuple[int, int] | None) -> Source:
+    width, height = upright if upright else (None, None)
+    return Source(bucket=bucket, key=info.key, etag=info.etag, size=info.size, width=width, height=height)
 
 
 def _describe(normalized: normalize.Normalized) -> dict[str, object]:
@@ -450,7 +282,3 @@ def _describe(normalized: normalize.Normalized) -> dict[str, object]:
         "format": normalized.format,
         "scale": round(normalized.scale, 6),
     }
-
-
-def _ms(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 1)

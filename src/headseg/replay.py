@@ -11,7 +11,8 @@ from headseg.backfill import Item
 from headseg.config import Config
 from headseg.errors import MalformedEvent, ObjectNotFound
 from headseg.events import ObjectCreated, object_created_event, parse_event
-from headseg.sidecar import ERROR_NAME, ErrorRecord
+from headseg.layout import ERROR_NAME
+from headseg.sidecar import ErrorRecord
 from headseg.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -1,12 +1,7 @@
-"""Output layout and the JSON sidecars: where cutouts go, what the result records, how "done" is read back.
+"""The JSON records headseg writes beside the cutouts: the sidecar (a result) and the error record.
 
-For a source `incoming/a.jpg` at eTag 688A7BF4… and OUTPUT_PREFIX `heads/`:
-    heads/incoming/a.jpg/head-0-688a7bf4.png ...   one cutout (or mask) per head, as SegmentHead ordered them
-    heads/incoming/a.jpg/heads.json                the sidecar, written last: its presence for an eTag means done
-    heads/incoming/a.jpg/error.json                the error sidecar of a failed attempt (permanent or retriable)
-
-Cutout names carry the source's eTag, so runs on two versions of one object never overwrite each other's
-cutouts: the sidecar alone says which set is current, and the previous set is deleted after it.
+Both carry `schema_version`; a record of another version, or one that does not parse, reads back as None (the
+source is then redone). Where they are stored is `layout.Layout`; when they mean "done" is `results.settled`.
 """
 
 from __future__ import annotations
@@ -16,45 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, TypeVar
 
-from headseg.errors import PermanentError
-
 SCHEMA_VERSION = 1
-SIDECAR_NAME = "heads.json"
-ERROR_NAME = "error.json"
-MAX_KEY_BYTES = 1023
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """The output keys of one source object."""
-
-    output_prefix: str
-    source_key: str
-
-    def __post_init__(self) -> None:
-        longest = self.cutout(99, "0" * 32)
-        if len(longest.encode("utf-8")) > MAX_KEY_BYTES:
-            raise PermanentError(
-                f"output keys for {self.source_key!r} would exceed OSS's {MAX_KEY_BYTES}-byte key limit; "
-                "use a shorter key or OUTPUT_PREFIX",
-                code="KeyTooLong",
-            )
-
-    @property
-    def folder(self) -> str:
-        return f"{self.output_prefix}{self.source_key}/"
-
-    def cutout(self, index: int, etag: str) -> str:
-        return f"{self.folder}head-{index}-{etag[:8].lower()}.png"
-
-    @property
-    def sidecar(self) -> str:
-        return self.folder + SIDECAR_NAME
-
-    @property
-    def error(self) -> str:
-        return self.folder + ERROR_NAME
 
 
 @dataclass(frozen=True)
@@ -112,9 +70,6 @@ class Sidecar:
                 created_at=raw.get("created_at", ""),
             ),
         )
-
-    def is_done_for(self, etag: str, return_form: str | None) -> bool:
-        return self.source.etag == etag and self.return_form == return_form
 
 
 @dataclass(frozen=True)

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import signal
 import sys
 import threading
 from typing import Any, Callable, Iterable, Sequence
 
 from headseg import logs
+from headseg.app import App
 from headseg.backfill import Item, Journal, Summary, hand_over
-from headseg.config import Config, Engine
-from headseg.credentials import Credentials
-from headseg.handler import App
+from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
 from headseg.invoker import FcInvoker, Invoker, LocalInvoker
+from headseg.credentials import Credentials
 from headseg.ratelimit import RateLimiter
 from headseg.storage import Storage
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    env = os.environ.get
+    env = env_default
     parser.add_argument("--bucket", required=True, help="the OSS bucket (or, with --bucket-dir, its name)")
     parser.add_argument("--prefix", default="", help="only objects under this prefix")
     parser.add_argument("--oss-endpoint", default=env("OSS_ENDPOINT", "https://oss-cn-shanghai.aliyuncs.com"))
@@ -42,17 +40,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def config_for(args: argparse.Namespace) -> Config:
-    """The function's settings from the environment (INPUT_PREFIX, OUTPUT_PREFIX, ...), with sane defaults."""
-    env = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "heads/", **os.environ, "ENGINE": args.engine}
-    if args.bucket_dir:
-        env["BUCKET_DIR"] = args.bucket_dir
-    config = Config.from_env(env)
-    return dataclasses.replace(config, oss_endpoint=args.oss_endpoint) if not args.bucket_dir else config
+    """The function's settings from the environment (INPUT_PREFIX, OUTPUT_PREFIX, ...) under the options."""
+    where = {"BUCKET_DIR": args.bucket_dir} if args.bucket_dir else {"OSS_ENDPOINT": args.oss_endpoint}
+    return Config.from_env(defaults=LOCAL_PREFIXES, overrides={"ENGINE": args.engine, **where})
 
 
 def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
     """Config, the bucket's storage and the invoker the arguments ask for."""
-    logs.configure(os.environ.get("LOG_LEVEL", "WARNING"))
+    logs.configure(env_default("LOG_LEVEL", "WARNING"))
     config = config_for(args)
     credentials = Credentials.resolve() if (config.needs_credentials or not args.local) else None
     if credentials is not None:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from headseg import logs
+from headseg.app import App
+from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
 from headseg.errors import RetriableError
+from headseg.handler import handle
 
 
 @dataclass
@@ -44,44 +46,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("invoke", help="run the FC handler on an event file", description=__doc__)
     parser.add_argument("event", type=Path, help="an OSS trigger event, e.g. events/put.json")
     parser.add_argument("--bucket-dir", required=True, type=Path, help="the directory standing in for the bucket")
-    parser.add_argument("--engine", choices=["local", "cloud"], default=os.environ.get("ENGINE", "local"))
+    parser.add_argument("--engine", choices=[e.value for e in Engine], default=env_default("ENGINE", "local"))
     parser.add_argument("--timeout", type=int, default=120, help="the function timeout to simulate (seconds)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from headseg import handler
-
-    settings = {
-        "BUCKET_DIR": str(args.bucket_dir),
-        "ENGINE": args.engine,
-        "INPUT_PREFIX": os.environ.get("INPUT_PREFIX", "incoming/"),
-        "OUTPUT_PREFIX": os.environ.get("OUTPUT_PREFIX", "heads/"),
-    }
-    context = LocalContext(function=FunctionMeta(timeout=args.timeout))
-    with _environment(settings):
-        handler.reset()
-        try:
-            result = handler.handler(args.event.read_bytes(), context)
-        except RetriableError as exc:
-            print(f"headseg invoke: {exc.message}", file=sys.stderr)
-            return 1
-        finally:
-            handler.reset()
+    """The handler's `handle` on an App built from the options over the environment's settings."""
+    config = Config.from_env(defaults=LOCAL_PREFIXES, overrides={"BUCKET_DIR": str(args.bucket_dir), "ENGINE": args.engine})
+    logs.configure(config.log_level.upper())
+    app = App(config)
+    try:
+        result = handle(app, args.event.read_bytes(), LocalContext(function=FunctionMeta(timeout=args.timeout)))
+    except RetriableError as exc:
+        print(f"headseg invoke: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        app.close()
     print(json.dumps(json.loads(result), ensure_ascii=False, indent=2))
     return 0
-
-
-@contextmanager
-def _environment(settings: dict[str, str]) -> Iterator[None]:
-    """The handler reads its configuration from the environment: set it for the call, then restore it."""
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

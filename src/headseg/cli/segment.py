@@ -7,22 +7,21 @@ ends up with exactly the function's layout: `heads/incoming/<name>/head-N.png` a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from headseg.config import Config, Engine
-from headseg.credentials import Credentials
-from headseg.events import ObjectCreated
-from headseg.handler import App
+from headseg.app import App
+from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
 from headseg.errors import HeadsegError
-from headseg.pipeline import Outcome, Pipeline, Status
+from headseg.events import ObjectCreated
+from headseg.outcome import Outcome, Status
+from headseg.pipeline import Pipeline
 from headseg.retry import Budget
 from headseg.storage.directory import DirectoryStorage
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"})
-INPUT_PREFIX = "incoming/"
-OUTPUT_PREFIX = "heads/"
+INPUT_PREFIX = LOCAL_PREFIXES["INPUT_PREFIX"]
+OUTPUT_PREFIX = LOCAL_PREFIXES["OUTPUT_PREFIX"]
 BUCKET = "local"
 PER_IMAGE_SECONDS = 300.0
 
@@ -31,11 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("segment", help="cut out the heads of local images", description=__doc__)
     parser.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (a directory bucket)")
-    parser.add_argument("--engine", choices=[e.value for e in Engine], default=os.environ.get("ENGINE", "local"))
-    parser.add_argument("--return-form", default=os.environ.get("RETURN_FORM") or None, help="'mask' for masks")
+    parser.add_argument("--engine", choices=[e.value for e in Engine], default=env_default("ENGINE", "local"))
+    parser.add_argument("--return-form", default=env_default("RETURN_FORM") or None, help="'mask' for masks")
     parser.add_argument(
         "--imageseg-endpoint",
-        default=os.environ.get("IMAGESEG_ENDPOINT", ""),
+        default=env_default("IMAGESEG_ENDPOINT"),
         help="with --engine cloud: SegmentHead's endpoint, e.g. http://127.0.0.1:8080 for `headseg serve`",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,10 +54,9 @@ def run(args: argparse.Namespace) -> int:
         bucket_dir=str(args.out),
         imageseg_endpoint=args.imageseg_endpoint,
     )
-    credentials = Credentials.resolve() if config.needs_credentials else None
     storage = DirectoryStorage(args.out, BUCKET)
     app = App(config)
-    pipeline = app.pipeline(credentials)
+    pipeline = app.pipeline(app.credentials(None))
     failures: list[tuple[Path, str]] = []
     done = already = 0
     from tqdm import tqdm

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verify_signatures:
         from headseg.credentials import Credentials
 
-        creds = Credentials.resolve(env=os.environ)
+        creds = Credentials.resolve()
         credentials = {creds.access_key_id: creds.access_key_secret}
     server = SegmentHeadServer((args.host, args.port), LocalSegmenter().cut, credentials, not args.no_file_urls)
     print(f"SegmentHead (local engine) on {server.url}: IMAGESEG_ENDPOINT={server.url}", flush=True)

@@ -9,7 +9,8 @@ import argparse
 from pathlib import Path
 
 from headseg.errors import HeadsegError
-from headseg.sidecar import SIDECAR_NAME, Sidecar
+from headseg.layout import SIDECAR_NAME
+from headseg.sidecar import Sidecar
 
 ROW_HEIGHT = 240
 GAP = 12

@@ -1,18 +1,26 @@
 """Segmenters: SegmentHead's contract behind one protocol, with a cloud twin (imageseg) and a local one.
 
-A segmenter returns the heads it found with their boxes in input-image coordinates; each head's cutout is
-either already in memory (`png`) or at a temporary URL (`url`) that `fetch` downloads.
+A segmenter is handed the image the way it `takes` it, a URL or the bytes the pipeline already holds (it never
+reads storage itself), and returns the heads it found with their boxes in input-image coordinates; each head's
+cutout is either already in memory (`png`) or at a temporary URL (`url`) that `fetch` downloads.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from headseg.config import Config, Engine
 from headseg.credentials import Credentials
 from headseg.retry import Budget
-from headseg.storage import ObjectInfo, Storage
+
+
+class Takes(str, enum.Enum):
+    """What a segmenter needs of the image: a URL it can fetch, or the encoded bytes."""
+
+    URL = "url"
+    BYTES = "bytes"
 
 
 @dataclass(frozen=True)
@@ -34,23 +42,20 @@ class Segmentation:
 
 
 @dataclass(frozen=True)
-class ImageSource:
-    """The image to segment: an object in a storage, as last read."""
+class SegmentInput:
+    """The image to segment, as the segmenter `takes` it: a (signed, short-lived) URL, or the encoded bytes."""
 
-    storage: Storage
-    info: ObjectInfo
-
-    @property
-    def key(self) -> str:
-        return self.info.key
+    url: str = field(default="", repr=False)  # signed: never log it
+    data: bytes | None = field(default=None, repr=False)
 
 
 class Segmenter(Protocol):
     """SegmentHead's contract. Raises `PermanentError` for images it rejects, `RetriableError` otherwise."""
 
     name: str
+    takes: Takes
 
-    def segment(self, source: ImageSource, return_form: str | None, budget: Budget) -> Segmentation:
+    def segment(self, image: SegmentInput, return_form: str | None, budget: Budget) -> Segmentation:
         ...
 
     def fetch(self, head: Head, budget: Budget) -> bytes:

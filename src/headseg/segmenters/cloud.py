@@ -14,7 +14,7 @@ from headseg.config import Config, UrlMode
 from headseg.credentials import Credentials
 from headseg.errors import AccessDenied, CutoutExpired, HeadsegError, InvalidImage, PermanentError, RetriableError
 from headseg.retry import Budget
-from headseg.segmenters import Head, ImageSource, Segmentation
+from headseg.segmenters import Head, Segmentation, SegmentInput, Takes
 
 MAX_CUTOUT_BYTES = 64 * 1024 * 1024  # an uncompressed RGBA PNG of 2000x2000 is 16 MB
 CALL_TIMEOUT = 10.0  # the SDK's default read timeout, capped by the budget
@@ -32,14 +32,16 @@ class CloudSegmenter:
 
     def __init__(self, config: Config, credentials: Credentials) -> None:
         self._config = config
+        self.takes = Takes.BYTES if config.url_mode is UrlMode.ADVANCE else Takes.URL
         self._credentials = credentials
         self._client: Any = None
         self._session: Any = None
 
     # -- SegmentHead -----------------------------------------------------------------------------------------
-    def segment(self, source: ImageSource, return_form: str | None, budget: Budget) -> Segmentation:
+    def segment(self, image: SegmentInput, return_form: str | None, budget: Budget) -> Segmentation:
         from alibabacloud_imageseg20191230 import models
         from alibabacloud_tea_util.models import RuntimeOptions
+        from Tea.exceptions import TeaException
 
         runtime = RuntimeOptions(
             read_timeout=int(budget.timeout(CALL_TIMEOUT) * 1000),
@@ -47,20 +49,15 @@ class CloudSegmenter:
         )
         client = self._sdk()
         try:
-            if self._config.url_mode is UrlMode.ADVANCE:
-                _, data = source.storage.get(source.key)
-                request = models.SegmentHeadAdvanceRequest(image_urlobject=io.BytesIO(data), return_form=return_form)
-                response = client.segment_head_advance(request, runtime)
+            if self.takes is Takes.BYTES:
+                assert image.data is not None, "URL_MODE=advance uploads the bytes"
+                advance = models.SegmentHeadAdvanceRequest(image_urlobject=io.BytesIO(image.data), return_form=return_form)
+                response = client.segment_head_advance(advance, runtime)
             else:
-                url = source.storage.signed_url(
-                    source.key, self._config.signed_url_expires, public=self._config.url_mode is UrlMode.PUBLIC
-                )
-                request = models.SegmentHeadRequest(image_url=url, return_form=return_form)
+                request = models.SegmentHeadRequest(image_url=image.url, return_form=return_form)
                 response = client.segment_head_with_options(request, runtime)
-        except HeadsegError:
-            raise
-        except Exception as exc:
-            raise classify(exc) from None
+        except TeaException as exc:
+            raise classify(exc) from None  # its text can hold the signed URL: only the code and message travel
         body = response.body
         elements = (body.data.elements if body.data else None) or []
         heads = [Head(x=e.x, y=e.y, width=e.width, height=e.height, url=e.image_url) for e in elements]
@@ -121,7 +118,14 @@ class CloudSegmenter:
 
 
 def classify(exc: Exception) -> HeadsegError:
-    """Turn an SDK exception into a permanent or retriable headseg error, by the service's error code."""
+    """Turn an SDK exception into a permanent or retriable headseg error, by the service's error code.
+
+    The SDK wraps whatever its request raised in an `UnretryableException`: a network failure is retriable;
+    anything else is a bug, re-raised as it is.
+    """
+    inner = getattr(exc, "inner_exception", None)
+    if inner is not None and not _is_network_error(inner) and not getattr(inner, "code", None):
+        raise inner
     code = getattr(exc, "code", None) or ""
     message = str(getattr(exc, "message", "") or "")
     data = getattr(exc, "data", None)
@@ -144,4 +148,13 @@ def classify(exc: Exception) -> HeadsegError:
     if code:
         return PermanentError(detail, code=code)
     # no service code: the request never got an answer (connection refused, reset, timed out)
-    return RetriableError(f"SegmentHead call failed: {type(exc).__name__}", code="ConnectionError")
+    return RetriableError(f"SegmentHead call failed: {type(inner or exc).__name__}", code="ConnectionError")
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    """Whether the SDK's request failed on the network (darabonba turns an IOError into its RetryError)."""
+    import requests
+    from darabonba.exceptions import RetryError
+    from Tea.exceptions import RetryError as TeaRetryError
+
+    return isinstance(exc, (requests.RequestException, OSError, RetryError, TeaRetryError))

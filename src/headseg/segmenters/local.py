@@ -13,7 +13,7 @@ from typing import Any
 
 from headseg.errors import ConfigError, InvalidImage
 from headseg.retry import Budget
-from headseg.segmenters import Head, ImageSource, Segmentation
+from headseg.segmenters import Head, Segmentation, SegmentInput, Takes
 
 INSTALL_HINT = "the local engine needs the `local` extra: pip install 'headseg[local]'"
 
@@ -22,14 +22,15 @@ class LocalSegmenter:
     """Heads found and cut out on this machine; the engine (mediapipe) loads on first use."""
 
     name = "local"
+    takes = Takes.BYTES
 
     def __init__(self) -> None:
         self._cutter: Any = None
         self._lock = threading.Lock()
 
-    def segment(self, source: ImageSource, return_form: str | None, budget: Budget) -> Segmentation:
-        _, data = source.storage.get(source.key)
-        return Segmentation(request_id=f"local-{uuid.uuid4()}", heads=self.cut(data, return_form))
+    def segment(self, image: SegmentInput, return_form: str | None, budget: Budget) -> Segmentation:
+        assert image.data is not None, "the local engine takes the bytes"
+        return Segmentation(request_id=f"local-{uuid.uuid4()}", heads=self.cut(image.data, return_form))
 
     def fetch(self, head: Head, budget: Budget) -> bytes:
         assert head.png is not None, "local heads carry their cutouts"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
+MAX_KEY_BYTES = 1023  # OSS's limit on object names, in UTF-8 bytes
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -44,4 +46,4 @@ class Storage(Protocol):
         ...
 
 
-__all__ = ["ObjectInfo", "Storage"]
+__all__ = ["MAX_KEY_BYTES", "ObjectInfo", "Storage"]

@@ -1,0 +1,100 @@
+"""The composition root: what one instance (FC) or one command (CLI) builds once, and nothing else builds.
+
+`App` holds the Config, the clock and sleep (injectable), the instance's thread pool and, for the current
+credentials, a `Pipeline` wired to its storages and segmenter. Rotated STS credentials get a new Pipeline;
+an invocation in flight keeps the one it started with, whose clients stay usable until it lets go of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from headseg.config import Config
+from headseg.credentials import Credentials
+from headseg.pipeline import Pipeline
+from headseg.retry import Budget, RetryPolicy
+from headseg.segmenters import Segmenter, build_segmenter
+from headseg.storage import Storage
+
+DEFAULT_TIMEOUT = 60.0  # seconds, when the context says nothing of the function's timeout
+
+
+def build_storage(config: Config, credentials: Credentials | None, bucket: str) -> Storage:
+    """The bucket's storage: the directory standing in for it (BUCKET_DIR), or OSS through oss2."""
+    if config.bucket_dir:
+        from headseg.storage.directory import DirectoryStorage
+
+        return DirectoryStorage(config.bucket_dir, bucket)
+    from headseg.storage.oss import OssStorage
+
+    if credentials is None:
+        raise ValueError("OSS needs credentials")
+    return OssStorage(
+        bucket,
+        endpoint=config.oss_url,
+        public_endpoint=config.oss_public_url,
+        credentials=credentials,
+        region=config.region,
+        signature=config.oss_signature,
+    )
+
+
+@dataclass
+class App:
+    """One instance's wiring. Build it with `App(config)` (CLI) or `App.from_env()` (FC)."""
+
+    config: Config
+    make_segmenter: Callable[[Config, Credentials | None], Segmenter] = build_segmenter
+    make_storage: Callable[[Config, Credentials | None, str], Storage] = build_storage
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    env: Mapping[str, str] | None = None  # where credentials come from when the context has none (None: os.environ)
+    _pool: ThreadPoolExecutor = field(init=False, repr=False)
+    _current: tuple[tuple[str, str | None], Pipeline] | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.config.download_workers, thread_name_prefix="headseg")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "App":
+        """The App the function's environment variables describe; raises ConfigError with a clear message."""
+        return cls(Config.from_env(env), env=env)
+
+    def budget(self, context: Any) -> Budget:
+        """This invocation's budget: FC's timeout (from the context) less TIME_MARGIN, from now."""
+        timeout = float(getattr(getattr(context, "function", None), "timeout", 0) or DEFAULT_TIMEOUT)
+        return Budget.seconds(max(1.0, timeout - self.config.time_margin), clock=self.clock)
+
+    def credentials(self, context: Any) -> Credentials | None:
+        """The credentials for this invocation, or None when the configuration needs none."""
+        return Credentials.resolve(context, self.env) if self.config.needs_credentials else None
+
+    def pipeline(self, credentials: Credentials | None) -> Pipeline:
+        """The pipeline for these credentials: the current one, or a new one when they rotated."""
+        key = (credentials.access_key_id, credentials.security_token) if credentials else ("", None)
+        with self._lock:
+            if self._current is None or self._current[0] != key:
+                self._current = (key, self._build(credentials))
+            return self._current[1]
+
+    def close(self) -> None:
+        """Wait for the pool's tasks and stop it (end of a CLI command, or a test)."""
+        self._pool.shutdown(wait=True)
+
+    def _build(self, credentials: Credentials | None) -> Pipeline:
+        config = self.config
+        storage_for = functools.lru_cache(maxsize=None)(lambda bucket: self.make_storage(config, credentials, bucket))
+        return Pipeline(
+            config=config,
+            segmenter=self.make_segmenter(config, credentials),
+            storage_for=storage_for,
+            pool=self._pool,
+            policy=RetryPolicy(max_attempts=config.max_attempts, base=config.retry_base),
+            sleep=self.sleep,
+        )

@@ -1,0 +1,96 @@
+"""Cutouts: SegmentHead called, then every head's cutout downloaded, checked and stored, all heads at once.
+
+Each head's PUT starts as soon as its download ends. When the temporary cutout URLs have expired before they
+were read, SegmentHead is called once more; a second expiry goes to FC's retry. Of several heads' errors the
+most decisive wins: permanent, then expired, then transient.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Callable
+
+from headseg.errors import CutoutExpired, HeadsegError, ObjectNotFound, PermanentError, RetriableError
+from headseg.run import Run
+from headseg.segmenters import Head, Segmentation, Segmenter, SegmentInput
+from headseg.storage import ObjectInfo
+
+log = logging.getLogger(__name__)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What one successful round left: the segmentation, the keys of its stored cutouts, and the source as it
+    was HEADed while they were stored (None when it was gone)."""
+
+    segmentation: Segmentation
+    keys: list[str]
+    current: ObjectInfo | None
+
+
+@dataclass(frozen=True)
+class Cutouts:
+    """Segment an image and store its cutouts with `store(index, png) -> key`; `head()` re-reads the source."""
+
+    run: Run
+    segmenter: Segmenter
+    return_form: str | None
+    store: Callable[[int, bytes], str]
+    head: Callable[[], ObjectInfo]
+
+    def segment_and_store(self, image: Callable[[], SegmentInput]) -> Stored:
+        """`image()` gives a fresh input for every SegmentHead attempt (a signed URL is short-lived)."""
+        try:
+            return self._round(image)
+        except CutoutExpired:
+            log.warning("cutout URLs expired; calling SegmentHead again")
+            return self._round(image)
+
+    def _round(self, image: Callable[[], SegmentInput]) -> Stored:
+        run = self.run
+        with run.timed("segment"):
+            segmentation = run.retry("SegmentHead", lambda: self.segmenter.segment(image(), self.return_form, run.budget))
+        with run.timed("cutouts"):
+            current = run.submit(self._current)  # alongside the uploads: did a newer upload supersede this one?
+            stores = [run.submit(self._store_one, index, head) for index, head in enumerate(segmentation.heads)]
+            keys = _results(stores)
+            return Stored(segmentation, keys, current.result())
+
+    def _store_one(self, index: int, head: Head) -> str:
+        png = self.run.retry("download cutout", lambda: self._download(head))
+        return self.store(index, png)
+
+    def _download(self, head: Head) -> bytes:
+        png = self.segmenter.fetch(head, self.run.budget)
+        if not png.startswith(PNG_MAGIC):
+            raise RetriableError("the cutout is not a PNG", code="BadCutout")
+        return png
+
+    def _current(self) -> ObjectInfo | None:
+        try:
+            return self.run.retry("head source", self.head)
+        except ObjectNotFound:
+            return None
+
+
+def _results(futures: list[Future[str]]) -> list[str]:
+    """Every future's key, or the most decisive of their errors once all have ended."""
+    keys, errors = [], []
+    for future in futures:
+        try:
+            keys.append(future.result())
+        except HeadsegError as exc:
+            errors.append(exc)
+    if errors:
+        raise min(errors, key=_rank)
+    return keys
+
+
+def _rank(error: HeadsegError) -> int:
+    if isinstance(error, PermanentError):
+        return 0
+    return 1 if isinstance(error, CutoutExpired) else 2

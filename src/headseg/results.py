@@ -1,0 +1,120 @@
+"""Results: what earlier runs left for a source, when that settles it, and every write and removal of outputs.
+
+`settled` is the one rule for "nothing to do for this eTag", used by the pipeline and by backfill. `Results`
+writes and removes a source's outputs, always at the keys its `Layout` names, each call retried within the
+run's budget.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Collection, Iterator
+
+from headseg.errors import HeadsegError, ObjectNotFound, Skipped
+from headseg.layout import Layout
+from headseg.normalize import Normalized
+from headseg.run import Run
+from headseg.sidecar import ErrorRecord, Sidecar
+from headseg.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What earlier runs left for a source: its sidecar and error record, as far as they parse."""
+
+    sidecar: Sidecar | None = None
+    error: ErrorRecord | None = None
+    error_exists: bool = False  # an error record is there (readable or not): removed after a success
+
+    @classmethod
+    def parse(cls, sidecar: bytes | None, error: bytes | None) -> "Previous":
+        return cls(
+            sidecar=Sidecar.from_json(sidecar) if sidecar is not None else None,
+            error=ErrorRecord.from_json(error) if error is not None else None,
+            error_exists=error is not None,
+        )
+
+
+def settled(previous: Previous, etags: Collection[str], return_form: str | None) -> Skipped | None:
+    """Why a source at any of `etags` needs no work (done in this return form, or failed permanently), or None."""
+    sidecar, error = previous.sidecar, previous.error
+    if sidecar is not None and sidecar.source.etag in etags and sidecar.return_form == return_form:
+        return Skipped("already done for this eTag", code="AlreadyDone")
+    if error is not None and not error.retriable and error.source.etag in etags:
+        return Skipped(f"already failed permanently for this eTag: {error.reason}", code="AlreadyFailed")
+    return None
+
+
+@dataclass(frozen=True)
+class PreviousReads:
+    """The two record reads of one source, under way on the pool."""
+
+    sidecar: Future[bytes | None]
+    error: Future[bytes | None]
+
+    def result(self) -> Previous:
+        return Previous.parse(self.sidecar.result(), self.error.result())
+
+
+@dataclass(frozen=True)
+class Results:
+    """The outputs of one source in one storage, written and removed within one run's budget."""
+
+    run: Run
+    storage: Storage
+    layout: Layout
+
+    def read_previous(self) -> PreviousReads:
+        """Start reading the sidecar and the error record at once (from the record's thread)."""
+        return PreviousReads(self.run.submit(self._read, self.layout.sidecar), self.run.submit(self._read, self.layout.error))
+
+    def put_cutout(self, index: int, etag: str, png: bytes) -> str:
+        key = self.layout.cutout(index, etag)
+        self._put(key, png, "image/png")
+        return key
+
+    def put_sidecar(self, sidecar: Sidecar) -> None:
+        self._put(self.layout.sidecar, sidecar.to_json(), "application/json")
+
+    def put_error(self, record: ErrorRecord) -> None:
+        self._put(self.layout.error, record.to_json(), "application/json")
+
+    @contextmanager
+    def scratch_copy(self, etag: str, normalized: Normalized) -> Iterator[str]:
+        """A normalized copy of the source under the scratch prefix for the block, removed after it."""
+        key = self.layout.scratch(etag, "png" if normalized.format == "PNG" else "jpg")
+        self._put(key, normalized.data, f"image/{normalized.format.lower()}")
+        try:
+            yield key
+        finally:
+            self.remove(key)
+
+    def remove_stale(self, previous: Previous, current: Sidecar) -> None:
+        """After a sidecar: remove the cutouts the previous result had beyond the current ones, and the error."""
+        keep = {head.key for head in current.heads}
+        stale = [head.key for head in previous.sidecar.heads if head.key not in keep] if previous.sidecar else []
+        if previous.error_exists:
+            stale.append(self.layout.error)
+        for key in stale:
+            self.remove(key)
+
+    def remove(self, key: str) -> None:
+        """Remove an output that is only clutter once the result stands; a failure is logged, not raised."""
+        try:
+            self.run.retry(f"delete {key!r}", lambda: self.storage.delete(key))
+        except HeadsegError as exc:
+            log.warning("could not delete a leftover object", extra={"fields": {"object": key, "error": exc.code}})
+
+    def _read(self, key: str) -> bytes | None:
+        try:
+            return self.run.retry(f"read {key!r}", lambda: self.storage.get(key)[1])
+        except ObjectNotFound:
+            return None
+
+    def _put(self, key: str, data: bytes, content_type: str) -> None:
+        self.run.retry(f"write {key!r}", lambda: self.storage.put(key, data, content_type))
