@@ -4,17 +4,7 @@ import pytest
 
 from headseg.errors import BudgetExhausted, PermanentError, RetriableError
 from headseg.retry import Budget, RetryPolicy, retry
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.twins import Clock
 
 
 def flaky(failures: int, error=RetriableError):

@@ -23,7 +23,7 @@ PLATFORM = "x86_64-manylinux2014"
 PYTHON_VERSION = "3.10"
 #: The function's own runtime dependencies (headseg's core requirements; never the `local` extra).
 FALLBACK_REQUIREMENTS = [
-    "alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3", "pi-heif>=0.18", "tqdm>=4.66"
+    "alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3", "pi-heif>=0.18"
 ]
 
 
@@ -77,16 +77,18 @@ def build(target: Path, requirements: list[str], python_version: str = PYTHON_VE
     return sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
 
 
+def install(target: Path, python_version: str = PYTHON_VERSION) -> str:
+    """Build the function's dependencies into `target`; returns the line that says what was installed."""
+    size = build(target, requirements(), python_version)
+    return f"installed {', '.join(requirements())} for python{python_version} {PLATFORM} into {target}: {size / 1e6:.1f} MB"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="headseg package", description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="python", help="directory to install into (default: ./python)")
     parser.add_argument("--python-version", default=PYTHON_VERSION, help=f"the runtime's Python (default {PYTHON_VERSION})")
     args = parser.parse_args(argv)
-    size = build(Path(args.target), requirements(), args.python_version)
-    print(
-        f"installed {', '.join(requirements())} for python{args.python_version} {PLATFORM} into {args.target}: "
-        f"{size / 1e6:.1f} MB"
-    )
+    print(install(Path(args.target), args.python_version))
     return 0
 
 

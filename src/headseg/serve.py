@@ -72,7 +72,7 @@ class SegmentHeadServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     # -- SegmentHead -------------------------------------------------------------------------------------------
     def segment_head(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes) -> dict:

@@ -6,10 +6,11 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from headseg import logs
 from headseg.app import App
+from headseg.cli._progress import progress_bar
 from headseg.backfill import Item, Journal, Summary, hand_over
 from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
 from headseg.invoker import FcInvoker, Invoker, LocalInvoker
@@ -84,7 +85,7 @@ def execute(
     try:
         items = items_for(config, storage, summary)
         total = len(items) if isinstance(items, Sequence) else None
-        with progress_bar(total, args.quiet) as bar:
+        with progress_bar(total=total, unit="object", quiet=args.quiet) as bar:
             hand_over(
                 items, invoker, RateLimiter(args.qps), journal, summary, args.concurrency, interruptible(), args.dry_run,
                 bar.update,
@@ -99,9 +100,3 @@ def report(summary: Summary, verb: str) -> int:
         print(f"{key}: {reason}", file=sys.stderr)
     print(summary.line(verb))
     return 1 if summary.failed else (130 if summary.interrupted else 0)
-
-
-def progress_bar(total: int | None, quiet: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="object", disable=quiet, file=sys.stderr)

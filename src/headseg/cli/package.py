@@ -12,4 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("package", help="build the deploy package's dependencies", description=__doc__)
     parser.add_argument("--target", type=Path, default=Path("src/python"), help="where to install (default src/python)")
     parser.add_argument("--python-version", default=package.PYTHON_VERSION, help="the runtime's Python (FC: 3.10)")
-    parser.set_defaults(run=lambda args: package.main(["--target", str(args.target), "--python-version", args.python_version]))
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(package.install(args.target, args.python_version))
+    return 0

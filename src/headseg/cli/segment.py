@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from headseg.app import App
+from headseg.cli._progress import progress_bar
 from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
 from headseg.errors import HeadsegError
 from headseg.events import ObjectCreated
@@ -59,10 +60,8 @@ def run(args: argparse.Namespace) -> int:
     pipeline = app.pipeline(app.credentials(None))
     failures: list[tuple[Path, str]] = []
     done = already = 0
-    from tqdm import tqdm
-
     try:
-        with tqdm(inputs, unit="image", disable=args.quiet, file=sys.stderr) as progress:
+        with progress_bar(inputs, unit="image", quiet=args.quiet) as progress:
             for path, key in progress:
                 progress.set_postfix_str(path.name, refresh=False)
                 outcome = _process(pipeline, storage, path, key)

@@ -1,0 +1,306 @@
+"""Unit ring: the pipeline's stages over in-memory twins (a dict bucket, a scripted segmenter, a fake clock).
+
+No HTTP and no sleeping: retries wait on the injected clock. The over-the-wire suite (test_function.py and
+friends) drives the same code through the real SDKs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from headseg import logs
+from headseg.app import App
+from headseg.config import Config, Engine
+from headseg.cutouts import Cutouts, Stored
+from headseg.errors import CutoutExpired, InvalidImage, PermanentError, RetriableError, Skipped
+from headseg.events import ObjectCreated, object_created_event
+from headseg.handler import handle
+from headseg.outcome import Outcome, Status
+from headseg.pipeline import guard
+from headseg.results import Previous, Results
+from headseg.retry import Budget
+from headseg.segmenters import Takes
+from headseg.sidecar import HeadRecord, Sidecar, Source
+from tests.fakes.images import portrait
+from tests.twins import PNG, Clock, MemoryStorage, ScriptedSegmenter
+
+CONFIG = Config(input_prefix="incoming/", output_prefix="heads/", engine=Engine.LOCAL, bucket_dir="-", retry_base=0.5)
+KEY = "incoming/a.jpg"
+FOLDER = "heads/incoming/a.jpg/"
+
+
+class World:
+    """An App wired to the twins, with a record to process."""
+
+    def __init__(self, segmenter: ScriptedSegmenter | None = None, config: Config = CONFIG) -> None:
+        self.storage = MemoryStorage()
+        self.segmenter = segmenter or ScriptedSegmenter(boxes=[(10, 20, 30, 40), (60, 20, 30, 40)])
+        self.clock = Clock()
+        self.app = App(
+            config,
+            make_segmenter=lambda config, credentials: self.segmenter,
+            make_storage=lambda config, credentials, bucket: self.storage,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+        )
+
+    def upload(self, data: bytes, key: str = KEY) -> str:
+        self.storage.put(key, data, "image/jpeg")
+        self.storage.calls.clear()
+        return self.storage.head(key).etag
+
+    def process(self, key: str = KEY, etag: str | None = None, seconds: float = 60) -> Outcome:
+        record = ObjectCreated("ObjectCreated:PutObject", "twin", key, etag)
+        return self.app.pipeline(None).process(record, Budget.seconds(seconds, self.clock), "req-1")
+
+    def json(self, key: str) -> dict:
+        return json.loads(self.storage.objects[key][0])
+
+    def close(self) -> None:
+        self.app.close()
+
+
+@pytest.fixture
+def world():
+    world = World()
+    yield world
+    world.close()
+
+
+JPEG = portrait(200, 120, [(10, 20, 30, 40)])
+
+
+# -- guard -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "key, code",
+    [("heads/incoming/a.jpg/head-0.png", "OutputPrefix"), ("heads/.scratch/x.jpg", "OutputPrefix"), ("elsewhere/a.jpg", "OutsideInputPrefix")],
+)
+def test_guard_skips_outputs_and_foreign_keys(key, code):
+    with pytest.raises(Skipped) as skip:
+        guard(ObjectCreated("ObjectCreated:PutObject", "b", key), CONFIG)
+    assert skip.value.code == code
+
+
+def test_guard_skips_a_separate_scratch_prefix():
+    config = Config(input_prefix="incoming/", output_prefix="heads/", scratch_prefix="tmp/")
+    with pytest.raises(Skipped) as skip:
+        guard(ObjectCreated("ObjectCreated:PutObject", "b", "tmp/incoming/a.jpg/1.jpg"), config)
+    assert skip.value.code == "ScratchPrefix"
+
+
+# -- the whole run ---------------------------------------------------------------------------------------------
+def test_a_run_writes_cutouts_then_the_sidecar_last(world):
+    etag = world.upload(JPEG)
+    outcome = world.process(etag=etag)
+    assert (outcome.status, outcome.heads, outcome.sidecar) == (Status.DONE, 2, FOLDER + "heads.json")
+    cutouts = [FOLDER + f"head-{i}-{etag[:8].lower()}.png" for i in range(2)]
+    assert sorted(world.storage.done("put")) == sorted(cutouts + [FOLDER + "heads.json"])
+    assert world.storage.done("put")[-1] == FOLDER + "heads.json"
+    sidecar = world.json(FOLDER + "heads.json")
+    assert sidecar["source"] == {"bucket": "twin", "key": KEY, "etag": etag, "size": len(JPEG), "width": 200, "height": 120}
+    assert [(h["key"], h["x"], h["width"]) for h in sidecar["heads"]] == [(cutouts[0], 10, 30), (cutouts[1], 60, 30)]
+    assert world.storage.objects[cutouts[1]][0] == PNG + b"memory://cutout/1"
+    [image] = world.segmenter.inputs
+    assert image.url.startswith(f"memory://twin/{KEY}?") and image.data is None  # a URL segmenter gets a URL
+
+
+def test_settled_sources_are_skipped_without_segmenting(world):
+    etag = world.upload(JPEG)
+    world.process(etag=etag)
+    again = world.process(etag=etag)
+    assert (again.status, again.code) == (Status.SKIPPED, "AlreadyDone")
+    assert len(world.segmenter.inputs) == 1
+
+
+def test_a_new_result_removes_the_previous_results_extra_cutouts_and_error_record(world):
+    etag = world.upload(JPEG)
+    old = Sidecar(Source("twin", KEY, "OLD", 1), "r", None, "twin", [HeadRecord(i, FOLDER + f"head-{i}-old.png", 0, 0, 1, 1) for i in range(3)])
+    world.storage.objects[FOLDER + "heads.json"] = (old.to_json(), "application/json")
+    world.storage.objects[FOLDER + "error.json"] = (b"{}", "application/json")
+    for head in old.heads:
+        world.storage.objects[head.key] = (PNG, "image/png")
+    assert world.process(etag=etag).status is Status.DONE
+    assert world.storage.keys(FOLDER) == [FOLDER + f"head-{i}-{etag[:8].lower()}.png" for i in range(2)] + [FOLDER + "heads.json"]
+
+
+def test_a_missing_object_is_a_recorded_permanent_failure(world):
+    outcome = world.process(etag="ABC")
+    assert (outcome.status, outcome.code) == (Status.FAILED, "NoSuchKey")
+    record = world.json(FOLDER + "error.json")
+    assert record["retriable"] is False and record["source"]["etag"] == "ABC" and record["request_id"] == "req-1"
+
+
+def test_transient_reads_are_retried_on_the_injected_clock(world):
+    etag = world.upload(JPEG)
+    failures = iter([True, True])
+
+    def flaky(operation, key):
+        if (operation, key) == ("get", KEY) and next(failures, False):
+            raise RetriableError("OSS 503", code="ServiceUnavailable")
+
+    world.storage.hook = flaky
+    assert world.process(etag=etag).status is Status.DONE
+    assert len(world.clock.slept) == 2 and 0.25 <= world.clock.slept[0] <= 0.5  # no real time passed
+
+
+def test_a_transient_error_past_the_budget_is_recorded_as_retriable(world):
+    etag = world.upload(JPEG)
+    world.segmenter.on_segment = lambda image: (_ for _ in ()).throw(RetriableError("throttled", code="Throttling"))
+    outcome = world.process(etag=etag, seconds=3)
+    assert (outcome.status, outcome.code) == (Status.RETRY, "BudgetExhausted")
+    record = world.json(FOLDER + "error.json")
+    assert record["retriable"] is True and "Throttling" in record["reason"] and sum(world.clock.slept) < 3
+
+
+def test_a_permanent_error_that_cannot_be_recorded_becomes_a_retry(world):
+    etag = world.upload(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
+
+    def refuse(operation, key):
+        if operation == "put" and key.endswith("error.json"):
+            raise RetriableError("OSS 500", code="InternalError")
+
+    world.storage.hook = refuse
+    outcome = world.process(etag=etag, seconds=3)
+    assert (outcome.status, outcome.code) == (Status.RETRY, "BudgetExhausted")
+    assert "corrupt JPEG" in outcome.reason and "could not be written" in outcome.reason and "InternalError" in outcome.reason
+
+
+def test_a_bug_surfaces_as_itself_not_as_a_retry(world):
+    etag = world.upload(JPEG)
+    world.segmenter.on_segment = lambda image: len(None)  # a TypeError inside a stage
+    with pytest.raises(TypeError):
+        world.process(etag=etag)
+    assert FOLDER + "error.json" not in world.storage.objects
+
+
+# -- prepare: the image as the segmenter takes it --------------------------------------------------------------
+BIG = portrait(2600, 1200, [(100, 100, 300, 400)])
+
+
+def test_a_url_segmenter_reads_a_normalized_copy_that_is_removed_after(world):
+    etag = world.upload(BIG)
+    world.segmenter.on_segment = lambda image: (_ for _ in ()).throw(InvalidImage("rejected", code="InvalidImage.Content"))
+    assert world.process(etag=etag).code == "InvalidImage.Content"
+    scratch = f"heads/.scratch/{KEY}/{etag[:8].lower()}.jpg"
+    assert world.storage.done("put")[0] == scratch and world.storage.done("delete") == [scratch]
+    assert world.segmenter.inputs[0].url.startswith(f"memory://twin/{scratch}?")
+    assert world.storage.keys("heads/.scratch/") == []
+
+
+def test_a_bytes_segmenter_gets_the_normalized_bytes_and_no_copy_is_written():
+    world = World(ScriptedSegmenter(boxes=[(10, 10, 100, 100)], takes=Takes.BYTES))
+    try:
+        etag = world.upload(BIG)
+        assert world.process(etag=etag).status is Status.DONE
+        [image] = world.segmenter.inputs
+        assert image.data is not None and image.data[:3] == b"\xff\xd8\xff" and image.data != BIG
+        assert not [key for key in world.storage.done("put") if ".scratch" in key]
+        sidecar = world.json(FOLDER + "heads.json")
+        assert sidecar["normalization"]["width"] == 1999
+        assert sidecar["heads"][0]["width"] == round(100 * 2600 / 1999)  # mapped back to the original's pixels
+    finally:
+        world.close()
+
+
+def test_a_bytes_segmenter_gets_the_whole_object_when_it_needs_no_normalizing():
+    world = World(ScriptedSegmenter(takes=Takes.BYTES))
+    try:
+        etag = world.upload(JPEG)
+        world.process(etag=etag)
+        assert world.segmenter.inputs[0].data == JPEG
+    finally:
+        world.close()
+
+
+# -- cutouts ---------------------------------------------------------------------------------------------------
+def cutouts_of(world: World, store=None) -> Cutouts:
+    app = world.app
+    from headseg.run import Run
+
+    run = Run(Budget.seconds(60, world.clock), app.pipeline(None).policy, app._pool, world.clock.sleep)
+    return Cutouts(run, world.segmenter, None, store or (lambda index, png: f"key-{index}"), head=lambda: world.storage.head(KEY))
+
+
+def test_expired_cutouts_call_segmenthead_once_more(world):
+    world.upload(JPEG)
+    expiries = iter([True, True])  # both heads of the first round
+
+    def expire(head):
+        if next(expiries, False):
+            raise CutoutExpired("gone")
+
+    world.segmenter.on_fetch = expire
+    stored = cutouts_of(world).segment_and_store(lambda: None)
+    assert isinstance(stored, Stored) and stored.keys == ["key-0", "key-1"] and len(world.segmenter.inputs) == 2
+    assert stored.current is not None and stored.current.key == KEY
+
+
+def test_cutouts_expiring_twice_go_to_fcs_retry_without_waiting(world):
+    world.upload(JPEG)
+    world.segmenter.on_fetch = lambda head: (_ for _ in ()).throw(CutoutExpired("gone"))
+    with pytest.raises(CutoutExpired):
+        cutouts_of(world).segment_and_store(lambda: None)
+    assert len(world.segmenter.inputs) == 2 and world.clock.slept == []
+
+
+def test_the_most_decisive_error_of_several_heads_wins(world):
+    world.upload(JPEG)
+
+    def mixed(head):
+        raise RetriableError("flaky", code="HTTP503") if head.url.endswith("0") else PermanentError("bad", code="CutoutRedirect")
+
+    world.segmenter.on_fetch = mixed
+    with pytest.raises(PermanentError) as error:
+        cutouts_of(world).segment_and_store(lambda: None)
+    assert error.value.code == "CutoutRedirect"
+
+
+def test_a_cutout_that_is_not_a_png_is_retried(world):
+    world.upload(JPEG)
+    bad = iter([True])
+    original = world.segmenter.fetch
+    world.segmenter.fetch = lambda head, budget: b"<html>" if next(bad, False) else original(head, budget)
+    assert cutouts_of(world).segment_and_store(lambda: None).keys == ["key-0", "key-1"]
+    assert len(world.clock.slept) == 1
+
+
+def test_a_run_superseded_while_storing_removes_its_cutouts(world):
+    etag = world.upload(JPEG)
+    world.segmenter.on_segment = lambda image: world.storage.put(KEY, JPEG + b"v2", "image/jpeg")
+    outcome = world.process(etag=etag)
+    assert (outcome.status, outcome.code) == (Status.SKIPPED, "Superseded")
+    assert world.storage.keys("heads/") == []
+
+
+# -- results ---------------------------------------------------------------------------------------------------
+def test_results_remove_quietly_when_storage_refuses(world, caplog):
+    world.storage.hook = lambda operation, key: (_ for _ in ()).throw(PermanentError("no", code="AccessDenied"))
+    cutouts_of(world)  # builds the pipeline
+    from headseg.run import Run
+
+    run = Run(Budget.seconds(5, world.clock), world.app.pipeline(None).policy, world.app._pool, world.clock.sleep)
+    Results(run, world.storage, CONFIG.layout(KEY)).remove_stale(Previous(error_exists=True), Sidecar(Source("b", KEY, "E", 1), "", None, "x", []))
+    assert "could not delete a leftover object" in caplog.text
+
+
+# -- log context -----------------------------------------------------------------------------------------------
+def test_every_line_of_a_record_carries_its_request_id_and_key_even_from_pool_threads(world, caplog):
+    logs.configure()
+    etag = world.upload(JPEG)
+    once = iter([True])
+
+    def flaky_cutout_put(operation, key):
+        if operation == "put" and key.endswith(".png") and next(once, False):
+            raise RetriableError("OSS 503", code="ServiceUnavailable")
+
+    world.storage.hook = flaky_cutout_put
+    context = type("Context", (), {"request_id": "req-ctx"})()
+    with caplog.at_level(logging.INFO):
+        handle(world.app, json.dumps(object_created_event("twin", KEY, etag)), context)
+    lines = [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+    [retrying] = [line for line in lines if line["message"] == "retrying"]
+    assert retrying["request_id"] == "req-ctx" and retrying["key"] == KEY and retrying["call"].startswith("write ")
+    assert all(line.get("request_id") == "req-ctx" for line in lines)
