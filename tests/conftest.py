@@ -20,6 +20,7 @@ from headseg import handler as handler_module  # noqa: E402
 from headseg.cli.invoke import FunctionMeta, LocalContext  # noqa: E402
 from headseg.config import Config  # noqa: E402
 from headseg.events import object_created_event  # noqa: E402
+from tests.fakes._server import CanaryServer  # noqa: E402
 from tests.fakes.fc import FakeFc  # noqa: E402
 from tests.fakes.images import portrait  # noqa: E402
 from tests.fakes.imageseg import FakeImageseg  # noqa: E402
@@ -190,3 +191,10 @@ def local_segmenter():
     from headseg.segmenters.local import LocalSegmenter
 
     return LocalSegmenter()
+
+
+@pytest.fixture
+def canary() -> Iterator[CanaryServer]:
+    """A server nothing may contact: give its `url` to what must stay unused; stop() fails the test otherwise."""
+    with CanaryServer() as server:
+        yield server

@@ -17,11 +17,11 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import unquote
 
-from ._server import Fault, FakeServer, Request, Response
+from ._server import FakeServer, Fault, Request, Response
 
 API_VERSION = "2016-08-15"
 MAX_DATE_SKEW = 15 * 60
@@ -77,6 +77,7 @@ class FakeFc(FakeServer):
         problem = self._verify(request)
         if problem is not None:
             return problem
+        self.authenticated(request)  # an after-auth "stall" happens here
         service_and_qualifier, function = unquote(match[1]), unquote(match[2])
         service, _, qualifier = service_and_qualifier.partition(".")
         if (service, function) not in self.functions:

@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from http.client import HTTPException
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
@@ -36,7 +37,7 @@ from PIL import Image, ImageChops
 
 from headseg import acs3
 
-from ._server import Fault, FakeServer, Request, Response
+from ._server import FakeServer, Fault, Request, Response
 
 # -- error codes and limits ---------------------------------------------------------------------------------------
 DOWNLOAD_ERROR = "InvalidImage.Download"  # ImageURL could not be fetched (403/404/connection error)
@@ -174,6 +175,22 @@ class FakeImageseg(FakeServer):
         """The next `times` calls get their connection closed without an answer."""
         return self.inject(Fault("drop", is_segment_call, times))
 
+    def stall(
+        self, seconds: float, times: int = 1, *, match: Callable[[Request], bool] = is_segment_call,
+        after_auth: bool = True,
+    ) -> Fault:
+        """The next `times` calls get no answer for `seconds`, then a closed connection; by default only once the
+        gateway accepted them (signature, token, nonce), and SegmentHead then never runs. `match=is_result_download`
+        stalls cutout downloads instead (after their URL signature checked out)."""
+        return self.inject(Fault("stall", match, times, seconds=seconds, after_auth=after_auth))
+
+    def trickle(
+        self, seconds: float, chunk: int = 1, times: int = 1, *, match: Callable[[Request], bool] = is_segment_call
+    ) -> Fault:
+        """The next `times` answers (calls, or with `match=is_result_download` cutouts) send their body `chunk`
+        bytes every `seconds`."""
+        return self.inject(Fault("trickle", match, times, seconds=seconds, chunk=chunk))
+
     # -- HTTP glue ----------------------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         if is_result_download(request):
@@ -191,6 +208,7 @@ class FakeImageseg(FakeServer):
         access_key_id = self._verify_signature(request)
         self._check_token(request, access_key_id)
         self._use_nonce(access_key_id, request.header("x-acs-signature-nonce"))
+        self.authenticated(request)  # an after-auth "stall" happens here
         if not self._take_qps_token():
             raise ApiError(400, THROTTLING_USER, "Request was denied due to user flow control.")
         image_url = request.param("ImageURL")
@@ -252,6 +270,7 @@ class FakeImageseg(FakeServer):
         if not hmac.compare_digest(signature, self._result_signature(request.path, int(expires))):
             message = "The request signature we calculated does not match the signature you provided."
             return _oss_error(403, SIGNATURE_MISMATCH, message)
+        self.authenticated(request)
         with self._state:
             body = self.results.get(request.path[len(RESULT_PREFIX) :])
         if body is None:

@@ -29,15 +29,15 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Callable, Iterator
 from urllib.parse import quote, unquote
 
 from oss2.utils import Crc64
 
-from ._server import Fault, FakeServer, Request, Response
+from ._server import FakeServer, Fault, Request, Response
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 CLOCK_SKEW = 15 * 60  # seconds OSS tolerates between a signed Date / x-oss-date and its clock
@@ -249,6 +249,19 @@ class FakeOss(FakeServer):
     def delay(self, seconds: float, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
         return self.inject(Fault("delay", match, times, seconds=seconds))
 
+    def stall(
+        self, seconds: float, times: int = 1, match: Callable[[Request], bool] = _any, after_auth: bool = True
+    ) -> Fault:
+        """No answer for `seconds`, then a closed connection; by default only once the signature checked out
+        (a badly signed request still gets its 403), and the operation is then not performed."""
+        return self.inject(Fault("stall", match, times, seconds=seconds, after_auth=after_auth))
+
+    def trickle(
+        self, seconds: float, chunk: int = 1, times: int = 1, match: Callable[[Request], bool] = _any
+    ) -> Fault:
+        """Serve normally, but send the body `chunk` bytes every `seconds`."""
+        return self.inject(Fault("trickle", match, times, seconds=seconds, chunk=chunk))
+
     # -- serving --------------------------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         request_id = _request_id()
@@ -257,6 +270,7 @@ class FakeOss(FakeServer):
             bucket, key = _split_path(request.path)
             operation = self._route(request, bucket, key)
             self._authenticate(request, bucket, key)
+            self.authenticated(request)  # an after-auth "stall" happens here
             response = operation(request, bucket, key)
         except ServiceError as error:
             response = _error_response(error, request_id, head)

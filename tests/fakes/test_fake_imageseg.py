@@ -18,9 +18,9 @@ from darabonba.exceptions import UnretryableException
 from PIL import Image
 
 from tests.fakes import imageseg
-from tests.fakes._server import Fault, FakeServer, Request, Response
-from tests.fakes.imageseg import FakeImageseg
+from tests.fakes._server import FakeServer, Fault, Request, Response
 from tests.fakes.images import portrait
+from tests.fakes.imageseg import FakeImageseg
 
 AK, SECRET = "LTAItestkey", "test-secret"
 STS_AK, STS_SECRET, STS_TOKEN = "STS.testkey", "sts-secret", "sts-token"
@@ -366,3 +366,36 @@ def test_qps_limit_throttles_the_excess(fake, host):
     assert set(codes) == {"ok", imageseg.THROTTLING_USER}
     assert fake.served == codes.count("ok") >= 2 and fake.throttled == codes.count(imageseg.THROTTLING_USER)
     assert fake.calls == fake.served + fake.throttled == 10
+
+
+def test_stall_after_auth_hits_the_read_timeout_before_segmenting(fake, host):
+    url = host.put("a.jpg", portrait(100, 100, [(20, 20, 40, 50)]))
+    fault = fake.stall(5)
+
+    started = time.perf_counter()
+    with pytest.raises(ClientException) as caught:  # the gateway still refuses a bad signature at once
+        segment(fake, url, secret="not-the-secret")
+    assert caught.value.code == imageseg.SIGNATURE_MISMATCH and time.perf_counter() - started < 0.3
+    assert fault.hits == 0
+
+    started = time.perf_counter()
+    with pytest.raises(UnretryableException):
+        segment(fake, url, runtime=RuntimeOptions(read_timeout=200))
+    assert 0.2 <= time.perf_counter() - started < 1.5
+    assert fault.hits == 1 and fake.fetched_urls == [] and fake.served == 0  # SegmentHead never ran
+
+    assert len(segment(fake, url).body.data.elements) == 1
+    assert [entry.status for entry in fake.logged(imageseg.is_segment_call)] == [400, 0, 200]
+
+
+def test_trickled_cutout_download_outlasts_a_read_timeout(fake, host):
+    (element,) = segment(fake, host.put("a.jpg", portrait(200, 200, [(50, 50, 80, 90)]))).body.data.elements
+    png = fake.results[element.image_url.split("?")[0].rsplit("/", 1)[1]]
+    fake.trickle(0.05, chunk=len(png) // 8 + 1, match=imageseg.is_result_download)  # 8 chunks: 0.4 s
+
+    started = time.perf_counter()
+    reply = _http.get(element.image_url, timeout=0.3, allow_redirects=False)
+
+    assert time.perf_counter() - started >= 0.4
+    assert reply.status_code == 200 and reply.headers["Content-Length"] == str(len(png)) and reply.content == png
+    assert fetch_png(element.image_url).size == (element.width, element.height)  # once only: now at full speed

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
+import threading
 import time
 import xml.etree.ElementTree as ET
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import oss2
@@ -15,6 +17,7 @@ import requests
 from oss2 import exceptions as oss_errors
 from oss2.credentials import StaticCredentialsProvider
 
+from tests.fakes._server import CanaryServer, Fault, Response
 from tests.fakes.oss import FakeOss
 
 BUCKET = "headseg-test"
@@ -54,6 +57,15 @@ def bucket(fake: FakeOss, auth: str | object = "v1", name: str = BUCKET, region:
 
 def error_code(response: requests.Response) -> str:
     return ET.fromstring(response.content).findtext("Code") or ""
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def with_param(url: str, name: str, value: str) -> str:
@@ -392,6 +404,185 @@ def test_delay_is_observed(fake: FakeOss) -> None:
     started = time.monotonic()
     b.get_object("k")
     assert time.monotonic() - started < 0.3
+
+
+def test_trickled_body_outlasts_a_per_read_timeout(fake: FakeOss) -> None:
+    data = bytes(range(20))
+    fake.put(BUCKET, "slow.bin", data)
+    fault = fake.trickle(0.05, chunk=2, match=FakeOss.match(method="GET", key="slow.bin"))
+    b = oss2.Bucket(AUTHS["v4"](), fake.address, BUCKET, region=REGION, connect_timeout=0.3)  # per read
+    started = time.monotonic()
+    result = b.get_object("slow.bin")
+    assert result.content_length == 20 and result.read() == data
+    assert time.monotonic() - started >= 0.5  # 10 chunks 0.05 s apart: longer than the 0.3 s read timeout
+    assert fault.hits == 1 and [entry.status for entry in fake.logged()] == [200]
+    started = time.monotonic()
+    assert b.get_object("slow.bin").read() == data  # once only; the connection is still usable
+    assert time.monotonic() - started < 0.3
+
+
+@pytest.mark.parametrize("kind", ["trickle", "stall"])
+def test_a_slow_fault_ends_when_the_client_hangs_up(fake: FakeOss, kind: str) -> None:
+    fake.put(BUCKET, "k", b"x" * 10_000)
+    fake.inject(Fault(kind, seconds=0.02 if kind == "trickle" else 60, chunk=10))  # 20 s or 60 s if nobody stops it
+    url = bucket(fake).sign_url("GET", "k", 60)
+    with requests.Session() as http:
+        if kind == "trickle":
+            reply = http.get(url, stream=True, timeout=2)
+            assert reply.headers["Content-Length"] == "10000" and reply.raw.read(30) == b"x" * 30
+            reply.close()
+        else:
+            with pytest.raises(requests.ReadTimeout):
+                http.get(url, timeout=0.2)
+    assert wait_until(lambda: fake.open_connections == 0), "the handler thread kept going after the hang-up"
+    assert [entry.status for entry in fake.logged()] == [200 if kind == "trickle" else 0]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault("trickle", seconds=0.05), Fault("stall", seconds=60), Fault("stall", seconds=60, after_auth=True),
+     Fault("delay", seconds=60)],
+    ids=["trickle", "stall", "stall-after-auth", "delay"],
+)
+def test_stop_cuts_slow_faults_short_and_leaves_no_thread(fault: Fault) -> None:
+    server = FakeOss({AK: SK}).start()
+    try:
+        server.put(BUCKET, "k", b"x" * 1000)
+        server.inject(fault)
+        url = bucket(server).sign_url("GET", "k", 60)
+        outcome: dict[str, object] = {}
+
+        def fetch() -> None:
+            try:
+                outcome["body"] = requests.get(url, timeout=10).content
+            except requests.RequestException as exc:
+                outcome["error"] = exc
+
+        client = threading.Thread(target=fetch)
+        client.start()
+        assert wait_until(lambda: server.connections == 1)
+        time.sleep(0.15)  # the request is read and its fault under way
+        threads = f"{server.name}@{server.port} "
+    finally:
+        started = time.monotonic()
+        server.stop()
+    assert time.monotonic() - started < 0.5
+    assert [t.name for t in threading.enumerate() if t.name.startswith(threads)] == []
+    client.join(2)
+    assert not client.is_alive() and "error" in outcome and "body" not in outcome
+
+
+def test_stall_comes_after_the_signature_check(fake: FakeOss) -> None:
+    fault = fake.stall(5)
+    started = time.monotonic()
+    with pytest.raises(oss_errors.SignatureDoesNotMatch):  # a bad signature is still answered at once
+        bucket(fake, oss2.Auth(AK, "not-the-secret")).put_object("k", b"x")
+    assert time.monotonic() - started < 0.3 and fault.hits == 0
+    b = oss2.Bucket(AUTHS["v4"](), fake.address, BUCKET, region=REGION, connect_timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(oss_errors.RequestError):
+        b.put_object("k", b"x")
+    assert 0.3 <= time.monotonic() - started < 2
+    assert fault.hits == 1 and fake.get(BUCKET, "k") is None  # stalled before the operation ran
+    b.put_object("k", b"y")
+    assert fake.get(BUCKET, "k") == b"y"
+    assert [entry.status for entry in fake.logged()] == [403, 0, 200]
+
+
+def test_stall_before_auth_leaves_even_a_bad_signature_unanswered(fake: FakeOss) -> None:
+    fake.stall(5, after_auth=False)
+    b = oss2.Bucket(oss2.Auth(AK, "not-the-secret"), fake.address, BUCKET, connect_timeout=0.3)
+    with pytest.raises(oss_errors.RequestError):
+        b.get_object("k")
+    with pytest.raises(oss_errors.SignatureDoesNotMatch):
+        b.get_object("k")
+    assert [entry.status for entry in fake.logged()] == [0, 403]
+
+
+def test_404_without_a_body_is_not_found_rather_than_no_such_key(fake: FakeOss) -> None:
+    """OSS answers some 404s with no body and no x-oss-err: oss2 then raises the NotFound base class."""
+    fake.put(BUCKET, "k", b"x")
+    fake.script(FakeOss.match(method="HEAD", key="k"), [Response(404), Response(404)])
+    fake.script(FakeOss.match(method="GET", key="k"), [Response(404)])
+    b = bucket(fake)
+    with pytest.raises(oss_errors.NotFound) as head:
+        b.head_object("k")
+    with pytest.raises(oss_errors.NotFound) as get:
+        b.get_object("k")
+    for caught in (head, get):
+        assert type(caught.value) is oss_errors.NotFound and not isinstance(caught.value, oss_errors.NoSuchKey)
+        assert (caught.value.status, caught.value.code, caught.value.body) == (404, "", b"")
+    assert b.object_exists("k") is False  # its HEAD ?objectMeta got the second scripted 404
+    with pytest.raises(oss_errors.NoSuchKey):  # the fake's own 404 carries the code, in x-oss-err for HEAD
+        b.head_object("missing")
+    assert b.get_object("k").read() == b"x"  # script used up: served again
+
+
+def test_script_answers_in_order_then_serves(fake: FakeOss) -> None:
+    fake.put(BUCKET, "k", b"real")
+    fake.put(BUCKET, "other", b"other")
+    faults = fake.script(FakeOss.match(method="GET", key="k"), [Response(503, b"busy"), Response(200, b"scripted")])
+    b = bucket(fake)
+    url = b.sign_url("GET", "k", 60)
+    first = requests.get(url, timeout=5)
+    assert b.get_object("other").read() == b"other"  # not matched: served, and the script does not advance
+    second, third = requests.get(url, timeout=5), requests.get(url, timeout=5)
+    assert [(r.status_code, r.content) for r in (first, second, third)] == [
+        (503, b"busy"), (200, b"scripted"), (200, b"real")
+    ]
+    assert [fault.hits for fault in faults] == [1, 1]
+
+
+def test_fault_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="needs a response"):
+        Fault("status")
+    with pytest.raises(ValueError, match="only a \"stall\""):
+        Fault("drop", after_auth=True)
+    with pytest.raises(ValueError, match="unknown"):
+        Fault("hang")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="chunk"):
+        Fault("trickle", chunk=0)
+
+
+# -- the canary ---------------------------------------------------------------------------------------------------
+def test_canary_fails_the_test_when_contacted() -> None:
+    canary = CanaryServer().start()
+    with pytest.raises(oss_errors.ServerError) as caught:
+        oss2.Bucket(oss2.Auth(AK, SK), canary.address, BUCKET).get_object("k")
+    assert caught.value.status == 418
+    assert [(e.request.method, e.request.path, e.status) for e in canary.logged()] == [("GET", f"/{BUCKET}/k", 418)]
+    with pytest.raises(AssertionError, match=f"canary was contacted: 1 connection.*GET /{BUCKET}/k"):
+        canary.stop()
+    canary.check()  # reported once
+
+
+def test_canary_counts_a_connection_without_a_request() -> None:
+    canary = CanaryServer().start()
+    socket.create_connection(("127.0.0.1", canary.port), timeout=1).close()
+    with pytest.raises(AssertionError, match="1 connection.*requests \\[\\]"):
+        canary.stop()
+
+
+def test_canary_counts_a_connection_it_never_accepted() -> None:
+    canary = CanaryServer().start()
+    assert canary._httpd is not None
+    canary._httpd.shutdown()  # the accept loop is gone; the listener still queues connections
+    socket.create_connection(("127.0.0.1", canary.port), timeout=1).close()
+    with pytest.raises(AssertionError, match="1 connection"):
+        canary.stop()
+
+
+def test_canary_fixture_is_quiet_when_unused(canary: CanaryServer) -> None:
+    canary.check()
+    assert not canary.contacted and canary.requests == []
+
+
+def test_canary_expecting_contact_fails_without_it(canary: CanaryServer) -> None:
+    canary.expect_contact()
+    with pytest.raises(AssertionError, match="expected a connection"):
+        canary.check()
+    assert requests.get(canary.url + "/anything", timeout=5).status_code == 418  # from now on: fine either way
+    assert canary.contacted
 
 
 # -- what the fake does not understand ------------------------------------------------------------------------------
