@@ -35,21 +35,21 @@ class MemoryStorage:
         data, content_type = self.objects[key]
         return ObjectInfo(key, len(data), hashlib.md5(data).hexdigest().upper(), content_type)
 
-    def get(self, key: str, length: int | None = None) -> tuple[ObjectInfo, bytes]:
+    def get(self, key: str, length: int | None = None, budget: object = None) -> tuple[ObjectInfo, bytes]:
         self._enter("get", key)
         info = self._info(key)
         data = self.objects[key][0]
         return info, data if length is None else data[:length]
 
-    def head(self, key: str) -> ObjectInfo:
+    def head(self, key: str, budget: object = None) -> ObjectInfo:
         self._enter("head", key)
         return self._info(key)
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, budget: object = None) -> None:
         self._enter("put", key)
         self.objects[key] = (data, content_type)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, budget: object = None) -> None:
         self._enter("delete", key)
         self.objects.pop(key, None)
 

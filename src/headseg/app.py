@@ -22,6 +22,7 @@ from headseg.segmenters import Segmenter, build_segmenter
 from headseg.storage import Storage
 
 DEFAULT_TIMEOUT = 60.0  # seconds, when the context says nothing of the function's timeout
+RECORDING_GRACE = 0.75  # of TIME_MARGIN: how long an error record may still take once the work gave up
 
 
 def build_storage(config: Config, credentials: Credentials | None, bucket: str) -> Storage:
@@ -67,9 +68,11 @@ class App:
         return cls(Config.from_env(env), env=env)
 
     def budget(self, context: Any) -> Budget:
-        """This invocation's budget: FC's timeout (from the context) less TIME_MARGIN, from now."""
+        """This invocation's budget: FC's timeout (from the context) less TIME_MARGIN, from now; three quarters of
+        the margin are the grace for recording an outcome once the work gave up."""
         timeout = float(getattr(getattr(context, "function", None), "timeout", 0) or DEFAULT_TIMEOUT)
-        return Budget.seconds(max(1.0, timeout - self.config.time_margin), clock=self.clock)
+        margin = self.config.time_margin
+        return Budget.seconds(max(1.0, timeout - margin), clock=self.clock, grace=margin * RECORDING_GRACE)
 
     def credentials(self, context: Any) -> Credentials | None:
         """The credentials for this invocation, or None when the configuration needs none."""

@@ -80,9 +80,10 @@ class AccessDenied(RetriableError):
 
 
 class BudgetExhausted(RetriableError):
-    """The invocation ran out of time before a transient failure cleared."""
+    """The invocation ran out of time (before a transient failure cleared, or waiting on an answer)."""
 
     code = "BudgetExhausted"
+    retry_in_invocation = False
 
 
 class CutoutExpired(RetriableError):

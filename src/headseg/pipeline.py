@@ -104,7 +104,7 @@ class Pipeline:
         layout = self.config.layout(key)
         previous = Results(run, storage, layout).read_previous()
         try:
-            info, head = run.retry(f"read {key!r}", lambda: storage.get(key, images.HEADER_BYTES))
+            info, head = run.retry(f"read {key!r}", lambda: storage.get(key, images.HEADER_BYTES, run.budget))
         except ObjectNotFound:
             previous.result()  # let both reads end before trying the next candidate
             if not others:
@@ -121,7 +121,7 @@ class Pipeline:
             self.segmenter,
             self.config.return_form,
             store=lambda index, png: results.put_cutout(index, found.object.etag, png),
-            head=lambda: storage.head(found.object.key),
+            head=lambda: storage.head(found.object.key, run.budget),
         )
         with self._prepared(run, storage, results, found, inspected, normalized) as image:
             stored = cutouts.segment_and_store(image)
@@ -217,7 +217,7 @@ class Pipeline:
         MAX_OBJECT_BYTES, checked before)."""
         if len(held) >= info.size:
             return held
-        return run.retry(f"read {info.key!r}", lambda: storage.get(info.key))[1]
+        return run.retry(f"read {info.key!r}", lambda: storage.get(info.key, None, run.budget))[1]
 
     def _sign(self, storage: Storage, key: str) -> str:
         public = self.config.url_mode is UrlMode.PUBLIC
@@ -236,7 +236,7 @@ class Pipeline:
         error = ErrorRecord(source, exc.code, redact(exc.message), retriable, run.invocation_id, now_iso())
         try:
             layout = found.layout if found else self.config.layout(info.key)
-            Results(run, self.storage_for(record.bucket), layout).put_error(error)
+            Results(run.recording(), self.storage_for(record.bucket), layout).put_error(error)
         except RetriableError as unrecorded:
             if not retriable:
                 reason = f"{exc.message}; and the error sidecar could not be written: {unrecorded.message}"

@@ -106,15 +106,15 @@ class Results:
     def remove(self, key: str) -> None:
         """Remove an output that is only clutter once the result stands; a failure is logged, not raised."""
         try:
-            self.run.retry(f"delete {key!r}", lambda: self.storage.delete(key))
+            self.run.retry(f"delete {key!r}", lambda: self.storage.delete(key, self.run.budget))
         except HeadsegError as exc:
             log.warning("could not delete a leftover object", extra={"fields": {"object": key, "error": exc.code}})
 
     def _read(self, key: str) -> bytes | None:
         try:
-            return self.run.retry(f"read {key!r}", lambda: self.storage.get(key)[1])
+            return self.run.retry(f"read {key!r}", lambda: self.storage.get(key, None, self.run.budget)[1])
         except ObjectNotFound:
             return None
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
-        self.run.retry(f"write {key!r}", lambda: self.storage.put(key, data, content_type))
+        self.run.retry(f"write {key!r}", lambda: self.storage.put(key, data, content_type, self.run.budget))

@@ -6,7 +6,7 @@ import contextvars
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, TypeVar
 
 from headseg.retry import Budget, RetryPolicy, retry
@@ -24,13 +24,18 @@ class Run:
     sleep: Callable[[float], None] = time.sleep
     invocation_id: str = ""  # FC's request id: it goes into error sidecars
     timings_ms: dict[str, float] = field(default_factory=dict)
-    started: float = field(init=False)
+    started: float | None = None  # default: now
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "started", self.budget.clock())
+        if self.started is None:
+            object.__setattr__(self, "started", self.budget.clock())
+
+    def recording(self) -> "Run":
+        """This run with the budget for recording its outcome (the work's, plus most of TIME_MARGIN)."""
+        return replace(self, budget=self.budget.for_recording())
 
     def elapsed_ms(self) -> float:
-        return _ms(self.budget.clock() - self.started)
+        return _ms(self.budget.clock() - (self.started or 0.0))
 
     def retry(self, what: str, call: Callable[[], T]) -> T:
         """`call()`, retried with backoff while it fails transiently and the budget lasts."""

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from headseg.config import Config, UrlMode
 from headseg.credentials import Credentials
-from headseg.errors import AccessDenied, CutoutExpired, HeadsegError, InvalidImage, PermanentError, RetriableError
+from headseg.errors import AccessDenied, BudgetExhausted, CutoutExpired, HeadsegError, InvalidImage, PermanentError, RetriableError
 from headseg.retry import Budget
 from headseg.segmenters import Head, Segmentation, SegmentInput, Takes
 
@@ -112,6 +112,8 @@ class CloudSegmenter:
                     data += block
                     if len(data) > MAX_CUTOUT_BYTES:
                         raise PermanentError(f"cutout is over {MAX_CUTOUT_BYTES} bytes", code="CutoutTooLarge")
+                    if budget.remaining() <= 0:
+                        raise BudgetExhausted("cutout download: the body did not arrive within the invocation's time")
                 return bytes(data)
         except requests.RequestException as exc:
             raise RetriableError(f"cutout download failed: {type(exc).__name__}", code="ConnectionError") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
+from headseg.retry import Budget
+
 MAX_KEY_BYTES = 1023  # OSS's limit on object names, in UTF-8 bytes
 
 
@@ -19,21 +21,23 @@ class ObjectInfo:
 
 
 class Storage(Protocol):
-    """A bucket. Methods raise `ObjectNotFound`, `RetriableError` (transient) or `PermanentError`."""
+    """A bucket. Methods raise `ObjectNotFound`, `RetriableError` (transient) or `PermanentError`; those that
+    take a `budget` bound their network time by it."""
 
     bucket: str
 
-    def get(self, key: str, length: int | None = None) -> tuple[ObjectInfo, bytes]:
-        """The object's info and its first `length` bytes (all of them when `length` is None)."""
+    def get(self, key: str, length: int | None = None, budget: Budget | None = None) -> tuple[ObjectInfo, bytes]:
+        """The object's info and its first `length` bytes (all of them when `length` is None). With a budget,
+        the client's timeouts come from it and the body must arrive before its deadline."""
         ...
 
-    def head(self, key: str) -> ObjectInfo:
+    def head(self, key: str, budget: Budget | None = None) -> ObjectInfo:
         ...
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, budget: Budget | None = None) -> None:
         ...
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, budget: Budget | None = None) -> None:
         """Delete the object; deleting a missing object is not an error."""
         ...
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from headseg.errors import ObjectNotFound, PermanentError
+from headseg.retry import Budget
 from headseg.storage import ObjectInfo
 
 
@@ -30,7 +31,7 @@ class DirectoryStorage:
             )
         return self.root.joinpath(*parts)
 
-    def get(self, key: str, length: int | None = None) -> tuple[ObjectInfo, bytes]:
+    def get(self, key: str, length: int | None = None, budget: Budget | None = None) -> tuple[ObjectInfo, bytes]:
         path = self.path(key)
         try:
             with path.open("rb") as handle:
@@ -39,7 +40,7 @@ class DirectoryStorage:
             raise ObjectNotFound(f"no object {key!r} in {self.root}") from None
         return self.head(key), data
 
-    def head(self, key: str) -> ObjectInfo:
+    def head(self, key: str, budget: Budget | None = None) -> ObjectInfo:
         path = self.path(key)
         if not path.is_file():
             raise ObjectNotFound(f"no object {key!r} in {self.root}")
@@ -50,7 +51,7 @@ class DirectoryStorage:
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return ObjectInfo(key=key, size=path.stat().st_size, etag=digest.hexdigest().upper(), content_type=content_type)
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, budget: Budget | None = None) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -62,7 +63,7 @@ class DirectoryStorage:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, budget: Budget | None = None) -> None:
         """Delete the file, then the folders it leaves empty (a bucket has no empty folders)."""
         path = self.path(key)
         path.unlink(missing_ok=True)

@@ -1,7 +1,10 @@
 """The OSS twin of the storage protocol, on oss2. Errors are translated into headseg's families here.
 
-oss2's own exceptions and log lines can carry the string-to-sign (which includes the STS token): nothing here
-formats them whole; only their status, code and request id travel on.
+Each call's socket timeout comes from the budget, and a body is read in blocks against the budget's deadline,
+so a trickling server cannot hold a read past it. A 404 is `ObjectNotFound` whatever its form (a HEAD's 404
+has no body, so oss2 raises `NotFound`, not `NoSuchKey`). oss2's own exceptions and log lines can carry the
+string-to-sign (which includes the STS token): nothing here formats them whole; only their status, code and
+request id travel on.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from oss2 import exceptions as oss_errors
 
 from headseg.config import OssSignature
 from headseg.credentials import Credentials
-from headseg.errors import AccessDenied, HeadsegError, ObjectNotFound, PermanentError, RetriableError
+from headseg.errors import AccessDenied, BudgetExhausted, HeadsegError, ObjectNotFound, PermanentError, RetriableError
 from headseg.events import normalize_etag
+from headseg.retry import Budget
 from headseg.storage import ObjectInfo
 
 _TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "QpsLimitExceeded"})
@@ -23,6 +27,8 @@ _AUTH_CODES = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "SecurityTokenExpired"}
 )
 _CONTENT_RANGE = re.compile(r"bytes \d+-\d+/(\d+)")
+TIMEOUT = 10.0  # seconds per socket operation (oss2's default), capped by the budget
+BLOCK = 1 << 16  # a body is read this much at a time, the deadline checked between blocks
 
 
 class OssStorage:
@@ -37,26 +43,32 @@ class OssStorage:
         region: str,
         signature: OssSignature = OssSignature.V4,
         public_endpoint: str | None = None,
-        timeout: float = 10.0,
         session: oss2.Session | None = None,
     ) -> None:
         self.bucket = bucket
-        auth = _auth(credentials, signature)
-        options = dict(region=region, connect_timeout=timeout, session=session or oss2.Session())
-        self._bucket = oss2.Bucket(auth, endpoint, bucket, **options)
-        self._public = oss2.Bucket(auth, public_endpoint, bucket, **options) if public_endpoint else self._bucket
+        self._auth, self._endpoint, self._region = _auth(credentials, signature), endpoint, region
+        self._session = session or oss2.Session()
+        self._public = oss2.Bucket(self._auth, public_endpoint or endpoint, bucket, region=region, session=self._session)
+        self._internal = oss2.Bucket(self._auth, endpoint, bucket, region=region, session=self._session)
 
-    def get(self, key: str, length: int | None = None) -> tuple[ObjectInfo, bytes]:
+    def _client(self, budget: Budget | None) -> oss2.Bucket:
+        """A client whose socket timeout ends no later than the budget (clients share one connection pool)."""
+        timeout = budget.timeout(TIMEOUT) if budget else TIMEOUT
+        return oss2.Bucket(
+            self._auth, self._endpoint, self.bucket, region=self._region, session=self._session, connect_timeout=timeout
+        )
+
+    def get(self, key: str, length: int | None = None, budget: Budget | None = None) -> tuple[ObjectInfo, bytes]:
         headers = {"x-oss-range-behavior": "standard"}
         try:
             if length is None:
-                result = self._bucket.get_object(key)
+                result = self._client(budget).get_object(key)
             else:
-                result = self._bucket.get_object(key, byte_range=(0, length - 1), headers=headers)
-            data = result.read()
+                result = self._client(budget).get_object(key, byte_range=(0, length - 1), headers=headers)
+            data = _read(result, budget, key)
         except oss_errors.ServerError as exc:
             if exc.status == 416:  # an empty object has no byte 0
-                return self.head(key), b""
+                return self.head(key, budget), b""
             raise _translate(exc, "GetObject", key) from None
         except oss_errors.OssError as exc:
             raise _translate(exc, "GetObject", key) from None
@@ -64,35 +76,46 @@ class OssStorage:
         size = int(match.group(1)) if match else len(data)
         return ObjectInfo(key, size, normalize_etag(result.etag or ""), result.content_type or ""), data
 
-    def head(self, key: str) -> ObjectInfo:
+    def head(self, key: str, budget: Budget | None = None) -> ObjectInfo:
         try:
-            result = self._bucket.head_object(key)
+            result = self._client(budget).head_object(key)
         except oss_errors.OssError as exc:
             raise _translate(exc, "HeadObject", key) from None
         return ObjectInfo(key, result.content_length or 0, normalize_etag(result.etag or ""), result.content_type or "")
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, budget: Budget | None = None) -> None:
         try:
-            self._bucket.put_object(key, data, headers={"Content-Type": content_type})
+            self._client(budget).put_object(key, data, headers={"Content-Type": content_type})
         except oss_errors.OssError as exc:
             raise _translate(exc, "PutObject", key) from None
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, budget: Budget | None = None) -> None:
         try:
-            self._bucket.delete_object(key)
+            self._client(budget).delete_object(key)
         except oss_errors.OssError as exc:
             raise _translate(exc, "DeleteObject", key) from None
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         try:
-            for item in oss2.ObjectIteratorV2(self._bucket, prefix=prefix, max_keys=1000):
+            for item in oss2.ObjectIteratorV2(self._internal, prefix=prefix, max_keys=1000):
                 yield ObjectInfo(item.key, item.size, normalize_etag(item.etag or ""), "")
         except oss_errors.OssError as exc:
             raise _translate(exc, "ListObjects", prefix) from None
 
     def signed_url(self, key: str, expires: int, public: bool = False) -> str:
-        bucket = self._public if public else self._bucket
+        bucket = self._public if public else self._internal
         return bucket.sign_url("GET", key, expires, slash_safe=True)
+
+
+def _read(result: oss2.models.GetObjectResult, budget: Budget | None, key: str) -> bytes:
+    """The body, block by block; past the budget's deadline the connection is closed and the read given up."""
+    blocks = []
+    while block := result.read(BLOCK):
+        blocks.append(block)
+        if budget is not None and budget.remaining() <= 0:
+            result.resp.response.close()
+            raise BudgetExhausted(f"OSS GetObject {key!r}: the body did not arrive within the invocation's time")
+    return b"".join(blocks)
 
 
 def _auth(credentials: Credentials, signature: OssSignature) -> object:
@@ -111,7 +134,7 @@ def _translate(exc: oss_errors.OssError, operation: str, key: str) -> HeadsegErr
     code = getattr(exc, "code", "") or ""
     where = f"OSS {operation} {key!r}"
     request = f" (request id {exc.request_id})" if getattr(exc, "request_id", "") else ""
-    if isinstance(exc, oss_errors.NoSuchKey):
+    if isinstance(exc, oss_errors.NoSuchKey) or (exc.status == 404 and code in ("", "NoSuchKey")):
         return ObjectNotFound(f"{where}: no such object", code="NoSuchKey")
     if isinstance(exc, oss_errors.RequestError):
         return RetriableError(f"{where}: connection failed: {type(exc.exception).__name__}", code="ConnectionError")
