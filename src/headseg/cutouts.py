@@ -12,10 +12,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
-from headseg.errors import CutoutExpired, HeadsegError, ObjectNotFound, PermanentError, RetriableError
+from headseg.errors import CutoutExpired, HeadsegError, PermanentError, RetriableError
 from headseg.run import Run
 from headseg.segmenters import Head, Segmentation, Segmenter, SegmentInput
-from headseg.storage import ObjectInfo
 
 log = logging.getLogger(__name__)
 
@@ -24,23 +23,20 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @dataclass(frozen=True)
 class Stored:
-    """What one successful round left: the segmentation, the keys of its stored cutouts, and the source as it
-    was HEADed while they were stored (None when it was gone)."""
+    """What one successful round left: the segmentation and the keys of its stored cutouts, head by head."""
 
     segmentation: Segmentation
     keys: list[str]
-    current: ObjectInfo | None
 
 
 @dataclass(frozen=True)
 class Cutouts:
-    """Segment an image and store its cutouts with `store(index, png) -> key`; `head()` re-reads the source."""
+    """Segment an image and store its cutouts with `store(index, png) -> key`."""
 
     run: Run
     segmenter: Segmenter
     return_form: str | None
     store: Callable[[int, bytes], str]
-    head: Callable[[], ObjectInfo]
 
     def segment_and_store(self, image: Callable[[], SegmentInput]) -> Stored:
         """`image()` gives a fresh input for every SegmentHead attempt (a signed URL is short-lived)."""
@@ -55,10 +51,8 @@ class Cutouts:
         with run.timed("segment"):
             segmentation = run.retry("SegmentHead", lambda: self.segmenter.segment(image(), self.return_form, run.budget))
         with run.timed("cutouts"):
-            current = run.submit(self._current)  # alongside the uploads: did a newer upload supersede this one?
             stores = [run.submit(self._store_one, index, head) for index, head in enumerate(segmentation.heads)]
-            keys = _results(stores)
-            return Stored(segmentation, keys, current.result())
+            return Stored(segmentation, _results(stores))
 
     def _store_one(self, index: int, head: Head) -> str:
         png = self.run.retry("download cutout", lambda: self._download(head))
@@ -69,12 +63,6 @@ class Cutouts:
         if not png.startswith(PNG_MAGIC):
             raise RetriableError("the cutout is not a PNG", code="BadCutout")
         return png
-
-    def _current(self) -> ObjectInfo | None:
-        try:
-            return self.run.retry("head source", self.head)
-        except ObjectNotFound:
-            return None
 
 
 def _results(futures: list[Future[str]]) -> list[str]:

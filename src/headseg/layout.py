@@ -4,7 +4,7 @@ For a source `incoming/a.jpg` at eTag 688A7BF4… and OUTPUT_PREFIX `heads/`:
     heads/incoming/a.jpg/head-0-688a7bf4.png ...   one cutout (or mask) per head, as SegmentHead ordered them
     heads/incoming/a.jpg/heads.json                the sidecar, written last: its presence for an eTag means done
     heads/incoming/a.jpg/error.json                the error sidecar of a failed attempt (permanent or retriable)
-    heads/.scratch/incoming/a.jpg/688a7bf4.jpg     a normalized copy for SegmentHead, removed after the call
+    heads/.scratch/incoming/a.jpg/688a7bf4-<run>.jpg  a normalized copy for SegmentHead, one per run, removed after
 
 Cutout names carry the source's eTag, so runs on two versions of one object never overwrite each other's
 cutouts: the sidecar alone says which set is current, and the previous set is deleted after it.
@@ -20,6 +20,7 @@ from headseg.storage import MAX_KEY_BYTES
 SIDECAR_NAME = "heads.json"
 ERROR_NAME = "error.json"
 MAX_HEADS = 100  # SegmentHead finds a handful; the key check below allows for this many
+RUN_ID_LENGTH = 12
 
 
 def default_scratch(output_prefix: str) -> str:
@@ -36,7 +37,7 @@ class Layout:
     scratch_prefix: str = ""  # default: `default_scratch(output_prefix)`
 
     def __post_init__(self) -> None:
-        for longest in (self.cutout(MAX_HEADS - 1, "0" * 32), self.scratch("0" * 32, "jpg")):
+        for longest in (self.cutout(MAX_HEADS - 1, "0" * 32), self.scratch("0" * 32, "0" * RUN_ID_LENGTH, "jpg")):
             if len(longest.encode("utf-8")) > MAX_KEY_BYTES:
                 raise PermanentError(
                     f"output keys for {self.source_key!r} would exceed OSS's {MAX_KEY_BYTES}-byte key limit; "
@@ -59,7 +60,7 @@ class Layout:
     def error(self) -> str:
         return self.folder + ERROR_NAME
 
-    def scratch(self, etag: str, extension: str) -> str:
-        """The key of a normalized copy of the source at `etag`."""
+    def scratch(self, etag: str, run_id: str, extension: str) -> str:
+        """The key of one run's normalized copy of the source at `etag` (concurrent duplicates have their own)."""
         prefix = self.scratch_prefix or default_scratch(self.output_prefix)
-        return f"{prefix}{self.source_key}/{etag[:8].lower()}.{extension}"
+        return f"{prefix}{self.source_key}/{etag[:8].lower()}-{run_id}.{extension}"

@@ -121,13 +121,12 @@ class Pipeline:
             self.segmenter,
             self.config.return_form,
             store=lambda index, png: results.put_cutout(index, found.object.etag, png),
-            head=lambda: storage.head(found.object.key, run.budget),
         )
         with self._prepared(run, storage, results, found, inspected, normalized) as image:
             stored = cutouts.segment_and_store(image)
-        self._check_current(results, found, stored)
         sidecar = self._sidecar(run, found, inspected, stored, normalized)
         with run.timed("sidecar"):
+            self._check_current(run, storage, results, found, stored)
             results.put_sidecar(sidecar)
         results.remove_stale(found.previous, sidecar)
         return sidecar
@@ -182,9 +181,13 @@ class Pipeline:
             with results.scratch_copy(found.object.etag, normalized) as key:
                 yield lambda: SegmentInput(url=self._sign(storage, key))
 
-    def _check_current(self, results: Results, found: Found, stored: Stored) -> None:
-        """Skip, removing this run's cutouts, when a newer upload (or a deletion) superseded the version read."""
-        current = stored.current
+    def _check_current(self, run: Run, storage: Storage, results: Results, found: Found, stored: Stored) -> None:
+        """Right before the sidecar: skip, removing this run's cutouts, when a newer upload (or a deletion)
+        superseded the version read, so a sidecar always describes the version current when it is written."""
+        try:
+            current: ObjectInfo | None = run.retry("head source", lambda: storage.head(found.object.key, run.budget))
+        except ObjectNotFound:
+            current = None
         if current is not None and current.etag == found.object.etag:
             return
         for key in stored.keys:

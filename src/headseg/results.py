@@ -87,7 +87,7 @@ class Results:
     @contextmanager
     def scratch_copy(self, etag: str, normalized: Normalized) -> Iterator[str]:
         """A normalized copy of the source under the scratch prefix for the block, removed after it."""
-        key = self.layout.scratch(etag, "png" if normalized.format == "PNG" else "jpg")
+        key = self.layout.scratch(etag, self.run.run_id, "png" if normalized.format == "PNG" else "jpg")
         self._put(key, normalized.data, f"image/{normalized.format.lower()}")
         try:
             yield key

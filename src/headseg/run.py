@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextvars
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, TypeVar
 
+from headseg.layout import RUN_ID_LENGTH
 from headseg.retry import Budget, RetryPolicy, retry
 
 T = TypeVar("T")
@@ -25,6 +27,7 @@ class Run:
     invocation_id: str = ""  # FC's request id: it goes into error sidecars
     timings_ms: dict[str, float] = field(default_factory=dict)
     started: float | None = None  # default: now
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:RUN_ID_LENGTH])  # names this run's scratch copy
 
     def __post_init__(self) -> None:
         if self.started is None:
