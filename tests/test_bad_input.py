@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import Cloud
+from tests.conftest import Cloud, load_event
 from tests.corpus import cases
 
 CASES = cases()
@@ -49,12 +49,6 @@ MALFORMED_EVENTS = {
     "json list": b"[1, 2]",
     "no events": b'{"Records": []}',
     "events not a list": b'{"events": {"a": 1}}',
-    "record not an object": b'{"events": ["x"]}',
-    "no eventName": b'{"events": [{"oss": {}}]}',
-    "eventName a number": b'{"events": [{"eventName": 3, "oss": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]}',
-    "no bucket": b'{"events": [{"eventName": "ObjectCreated:PutObject", "oss": {"object": {"key": "k"}}}]}',
-    "key not a string": b'{"events": [{"eventName": "ObjectCreated:PutObject", "oss": {"bucket": {"name": "b"}, "object": {"key": 7}}}]}',
-    "size negative": b'{"events": [{"eventName": "ObjectCreated:PutObject", "oss": {"bucket": {"name": "b"}, "object": {"key": "k", "size": -1}}}]}',
     "huge": b'{"events": [' + b'{"eventName": "x"},' * 20000 + b'{}]}',
     "too many records": json.dumps({"events": [{"eventName": "ObjectRemoved:DeleteObject", "oss": {"object": {"key": "k"}}}] * 101}).encode(),
 }
@@ -65,3 +59,62 @@ def test_malformed_events_are_rejected_cleanly(cloud: Cloud, raw):
     result = cloud.invoke(raw)
     assert result["outcome"] == "rejected" and result["reason"]
     assert cloud.oss.requests == [] and cloud.imageseg.calls == 0
+
+
+# a malformed record is rejected alone: (event, the reason it is given)
+MALFORMED_RECORDS = {
+    "record not an object": (b'{"events": ["x"]}', "events[0] must be an object"),
+    "no eventName": (b'{"events": [{"oss": {}}]}', "events[0].eventName is missing"),
+    "eventName a number": (
+        b'{"events": [{"eventName": 3, "oss": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]}',
+        "events[0].eventName is missing or not a non-empty string",
+    ),
+    "no bucket": (
+        b'{"events": [{"eventName": "ObjectCreated:PutObject", "oss": {"object": {"key": "k"}}}]}',
+        "events[0].oss.bucket is missing or not an object",
+    ),
+    "key not a string": (
+        b'{"events": [{"eventName": "ObjectCreated:PutObject", "oss": {"bucket": {"name": "b"}, "object": {"key": 7}}}]}',
+        "events[0].oss.object.key is missing or not a non-empty string",
+    ),
+    "size negative": (
+        b'{"events": [{"eventName": "ObjectCreated:PutObject", "oss": {"bucket": {"name": "b"}, "object": {"key": "k", "size": -1}}}]}',
+        "events[0].oss.object.size must be a non-negative integer",
+    ),
+}
+
+
+@pytest.mark.parametrize("raw, reason", MALFORMED_RECORDS.values(), ids=MALFORMED_RECORDS.keys())
+def test_malformed_records_are_rejected_alone_before_any_request(cloud: Cloud, raw, reason):
+    [outcome] = cloud.invoke(raw)["outcomes"]
+    assert outcome["outcome"] == "rejected" and outcome["index"] == 0 and reason in outcome["reason"]
+    assert outcome["code"] == "MalformedEvent"
+    assert cloud.oss.requests == [] and cloud.imageseg.calls == 0
+
+
+def test_a_malformed_record_between_two_good_ones_is_rejected_alone(cloud: Cloud, caplog):
+    event = load_event("malformed-record.json")  # records 0 and 2 are good, record 1 has no bucket name
+    for index in (0, 2):
+        obj = event["events"][index]["oss"]["object"]
+        obj["eTag"] = cloud.upload_portrait(obj["key"], [(40, 50, 60, 80)])
+
+    result = cloud.invoke(json.dumps(event).encode())  # returns: no RetriableError, FC does not retry
+
+    first, bad, last = result["outcomes"]
+    assert (first["outcome"], first["key"], first["heads"]) == ("done", "incoming/group.jpg", 1)
+    assert (last["outcome"], last["key"], last["heads"]) == ("done", "incoming/portrait.png", 1)
+    assert bad == {
+        "outcome": "rejected",
+        "bucket": "",
+        "key": "incoming/no-bucket.jpg",
+        "reason": "events[1].oss.bucket.name is missing or not a non-empty string",
+        "code": "MalformedEvent",
+        "index": 1,
+    }
+    assert cloud.read_json("heads/incoming/group.jpg/heads.json") and cloud.read_json("heads/incoming/portrait.png/heads.json")
+    assert not [r for r in cloud.oss.requests if "no-bucket" in r.request.path]
+    assert cloud.imageseg.calls == 2
+    lines = [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+    [line] = [line for line in lines if line.get("outcome") == "rejected"]
+    assert line["level"] == "ERROR" and line["index"] == 1 and line["reason"] == bad["reason"]
+    assert line["key"] == "incoming/no-bucket.jpg" and "Traceback" not in caplog.text

@@ -1,12 +1,14 @@
 import json
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from headseg.errors import MalformedEvent
-from headseg.events import MAX_EVENT_BYTES, ObjectCreated, OtherRecord, parse_event
+from headseg.events import MAX_EVENT_BYTES, ObjectCreated, OtherRecord, RejectedRecord, parse_event
+from headseg.storage import MAX_KEY_BYTES
 
 EVENTS = Path(__file__).parent.parent / "events"
 
@@ -77,18 +79,8 @@ def test_etag_is_normalized():
         (b"[]", "must be a JSON object"),
         (b"{}", "no 'events' list"),
         (b'{"events": []}', "no 'events' list"),
-        (b'{"events": [1]}', "events[0] must be an object"),
-        (b'{"events": [{"eventName": "ObjectCreated:PutObject"}]}', "events[0].oss is missing"),
-        (b'{"events": [{"eventName": 5, "oss": {}}]}', "events[0].eventName is missing or not a non-empty string"),
-        (
-            b'{"events": [{"eventName": "ObjectCreated:PutObject", "oss": {"object": {"key": "a"}, "bucket": {}}}]}',
-            "events[0].oss.bucket.name",
-        ),
-        (
-            b'{"events": [{"eventName": "ObjectCreated:PutObject", "oss": {"object": {"key": "a", "size": "9"},'
-            b' "bucket": {"name": "b"}}}]}',
-            "size must be a non-negative integer",
-        ),
+        (b'{"events": {"a": 1}}', "no 'events' list"),
+        (json.dumps({"events": [{}] * 101}).encode(), "101 records, over the limit of 100"),
         (b" " * (MAX_EVENT_BYTES + 1), "over the"),
     ],
 )
@@ -96,6 +88,94 @@ def test_malformed_events_say_what_is_wrong(raw, message):
     with pytest.raises(MalformedEvent) as error:
         parse_event(raw)
     assert message in error.value.message
+
+
+def created(key="incoming/a.jpg", **obj):
+    return {"eventName": "ObjectCreated:PutObject", "oss": {"bucket": {"name": "b"}, "object": {"key": key, **obj}}}
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        (1, "events[0] must be an object"),
+        ("x", "events[0] must be an object"),
+        ({"eventName": "ObjectCreated:PutObject"}, "events[0].oss is missing"),
+        ({"eventName": 5, "oss": {}}, "events[0].eventName is missing or not a non-empty string"),
+        ({"oss": {}}, "events[0].eventName is missing"),
+        ({"eventName": "ObjectRemoved:DeleteObject", "oss": {}}, "events[0].oss.object is missing"),
+        ({"eventName": "ObjectCreated:PutObject", "oss": {"object": {"key": "a"}, "bucket": {}}}, "events[0].oss.bucket.name"),
+        (created(key=7), "events[0].oss.object.key is missing or not a non-empty string"),
+        (created(key=""), "events[0].oss.object.key is missing or not a non-empty string"),
+        (created(size="9"), "size must be a non-negative integer"),
+        (created(size=-1), "size must be a non-negative integer"),
+        (created(size=True), "size must be a non-negative integer"),
+        (created(eTag=5), "eTag must be a string"),
+    ],
+)
+def test_a_malformed_record_is_rejected_with_what_is_wrong(record, message):
+    [rejected] = parse_event(json.dumps({"events": [record]}).encode())
+    assert isinstance(rejected, RejectedRecord)
+    assert rejected.index == 0 and message in rejected.reason and rejected.code == "MalformedEvent"
+
+
+def test_a_malformed_record_never_drops_its_neighbours():
+    first, bad, last = parse_event(load_event("malformed-record.json"))
+    assert isinstance(first, ObjectCreated) and isinstance(last, ObjectCreated)
+    assert (first.key, last.key) == ("incoming/group.jpg", "incoming/portrait.png")
+    assert bad == RejectedRecord(
+        index=1,
+        reason="events[1].oss.bucket.name is missing or not a non-empty string",
+        code="MalformedEvent",
+        event_name="ObjectCreated:PutObject",
+        bucket="",
+        key="incoming/no-bucket.jpg",
+    )
+
+
+def test_every_malformed_record_is_rejected_at_its_own_index():
+    event = {"events": [created("incoming/0.jpg"), 1, created(size=-1), {"eventName": "ObjectRemoved:DeleteObject"}, created("incoming/4.jpg")]}
+    records = parse_event(json.dumps(event))
+    assert [type(r).__name__ for r in records] == ["ObjectCreated", "RejectedRecord", "RejectedRecord", "RejectedRecord", "ObjectCreated"]
+    assert [r.index for r in records if isinstance(r, RejectedRecord)] == [1, 2, 3]
+    assert [r.reason.partition(" ")[0] for r in records if isinstance(r, RejectedRecord)] == [
+        "events[1]", "events[2].oss.object.size", "events[3].oss",
+    ]
+    assert records[2].key == "incoming/a.jpg" and records[2].bucket == "b"  # what could be read is kept
+
+
+def test_a_key_over_the_limit_in_every_form_is_rejected():
+    wide = "incoming/" + "团" * 400  # 1209 bytes, nothing to decode
+    one_over = "incoming/" + "k" * (MAX_KEY_BYTES - 8)
+    for key in (wide, one_over):
+        [rejected] = parse_event(json.dumps({"events": [created(key)]}))
+        assert isinstance(rejected, RejectedRecord) and rejected.code == "KeyTooLong"
+        assert rejected.reason == f"events[0].oss.object.key is {len(key.encode())} bytes: over OSS's {MAX_KEY_BYTES}-byte key limit"
+    both = "incoming/" + "+" * MAX_KEY_BYTES  # decodes to as many spaces: over the limit either way
+    [rejected] = parse_event(json.dumps({"events": [created(both)]}))
+    assert isinstance(rejected, RejectedRecord) and rejected.code == "KeyTooLong"
+    assert "is 1032 bytes, and URL-decoded it is 1032: over OSS's 1023-byte key limit" in rejected.reason
+
+
+def test_a_key_too_long_only_as_given_keeps_its_decoded_form_only():
+    decoded = "incoming/" + "团" * 300  # 909 bytes
+    encoded = "incoming/" + "%E5%9B%A2" * 300  # 2709 bytes
+    [record] = parse_event(json.dumps({"events": [created(encoded)]}))
+    assert isinstance(record, ObjectCreated)
+    assert record.key == encoded  # as the event gave it
+    assert record.key_candidates == [decoded]
+
+
+def test_a_key_at_the_limit_keeps_both_forms():
+    key = "incoming/a+b/" + "k" * (MAX_KEY_BYTES - 13)
+    [record] = parse_event(json.dumps({"events": [created(key)]}))
+    assert len(key.encode()) == MAX_KEY_BYTES
+    assert record.key_candidates == [key, key.replace("+", " ")]
+
+
+def test_a_long_key_is_clipped_in_the_rejection():
+    [rejected] = parse_event(json.dumps({"events": [created("k" * 100_000)]}))
+    assert isinstance(rejected, RejectedRecord) and rejected.code == "KeyTooLong"
+    assert rejected.key.startswith("k" * MAX_KEY_BYTES) and len(rejected.key) < 3 * MAX_KEY_BYTES
 
 
 json_values = st.recursive(
@@ -111,7 +191,19 @@ def test_parser_never_fails_with_anything_but_malformed_event(value):
         records = parse_event(json.dumps(value).encode())
     except MalformedEvent:
         return
-    assert all(isinstance(r, (ObjectCreated, OtherRecord)) for r in records)
+    assert all(isinstance(r, (ObjectCreated, OtherRecord, RejectedRecord)) for r in records)
+
+
+@given(st.lists(json_values | st.builds(created, st.text(max_size=20)), min_size=1, max_size=8))
+def test_a_well_formed_envelope_gives_one_record_per_record_in_order(values):
+    records = parse_event(json.dumps({"events": values}).encode())
+    assert len(records) == len(values)
+    for index, record in enumerate(records):
+        if isinstance(record, RejectedRecord):
+            assert record.index == index and record.reason.startswith(f"events[{index}]")
+        elif isinstance(record, ObjectCreated):
+            assert record.key_candidates and record.key_candidates[0] in (record.key, unquote_plus(record.key))
+            assert all(len(key.encode("utf-8")) <= MAX_KEY_BYTES for key in record.key_candidates)
 
 
 @given(

@@ -305,3 +305,13 @@ def test_every_line_of_a_record_carries_its_request_id_and_key_even_from_pool_th
     [retrying] = [line for line in lines if line["message"] == "retrying"]
     assert retrying["request_id"] == "req-ctx" and retrying["key"] == KEY and retrying["call"].startswith("write ")
     assert all(line.get("request_id") == "req-ctx" for line in lines)
+
+
+# -- read: the event's key as given, or URL-decoded ------------------------------------------------------------
+@pytest.mark.parametrize("owner", ["incoming/a+b.jpg", "incoming/a b.jpg"])
+def test_when_raw_and_decoded_keys_both_exist_the_one_with_the_events_etag_wins(world, owner):
+    etags = {key: world.upload(portrait(200, 120, [(10, 20, 30, 40)], background=shade), key)
+             for key, shade in (("incoming/a+b.jpg", (200, 200, 200)), ("incoming/a b.jpg", (100, 100, 100)))}
+    outcome = world.process("incoming/a+b.jpg", etag=etags[owner])
+    assert (outcome.status, outcome.key) == (Status.DONE, owner)
+    assert world.json(f"heads/{owner}/heads.json")["source"]["etag"] == etags[owner]

@@ -1,7 +1,12 @@
 """OSS trigger events: the raw bytes FC passes, parsed into typed, validated records.
 
-Only this module looks inside the event's JSON. A malformed event raises `MalformedEvent` with a message that
-says what is wrong; a well-formed event of another kind becomes an `OtherRecord` that the pipeline skips.
+Only this module looks inside the event's JSON. `parse_event` returns one value per record, in order:
+    ObjectCreated   an `ObjectCreated:*` record, validated; the pipeline processes it
+    OtherRecord     a well-formed record of another kind (a deletion, ...); the pipeline skips it
+    RejectedRecord  a malformed record, with its index and what is wrong; the handler rejects it alone (it can
+                    never succeed, so it is logged at ERROR and not retried) and its neighbours are processed
+Only an event that is malformed as a whole (not JSON, not an object, no `events` list, too big, too many
+records) raises `MalformedEvent`, with a message that says what is wrong.
 """
 
 from __future__ import annotations
@@ -37,13 +42,22 @@ class ObjectCreated:
 
     @property
     def key_candidates(self) -> list[str]:
-        """The key as given, then its `unquote_plus` form if different.
+        """The keys the object may have: the key as given, then its `unquote_plus` form if different, leaving
+        out any form over OSS's MAX_KEY_BYTES (no object can have it). Never empty for a parsed record:
+        `parse_event` rejects a record none of whose forms fits.
 
-        Whether OSS URL-encodes keys in events is unverified, so a key that is not found as given is tried
-        decoded before the object counts as missing.
+        Whether OSS URL-encodes keys in events is unverified, so both forms are candidates. When both exist
+        in the bucket, the one whose eTag matches the event's (`etag`) is the object of this event; with no
+        match, or no eTag in the event, the first candidate is. Choosing is the pipeline's job.
         """
-        decoded = unquote_plus(self.key)
-        return [self.key] if decoded == self.key else [self.key, decoded]
+        return key_forms(self.key)
+
+
+def key_forms(key: str) -> list[str]:
+    """`key` and its `unquote_plus` form if different, each only if within OSS's MAX_KEY_BYTES."""
+    decoded = unquote_plus(key)
+    forms = [key] if decoded == key else [key, decoded]
+    return [form for form in forms if len(form.encode("utf-8")) <= MAX_KEY_BYTES]
 
 
 @dataclass(frozen=True)
@@ -54,11 +68,32 @@ class OtherRecord:
     key: str = ""
 
 
-Record = Union[ObjectCreated, OtherRecord]
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A malformed record: `events[index]`, and what is wrong with it (`reason`, for people; `code`, stable).
+
+    Rejected alone: it can never succeed, so it is not retried, and the other records of its event are
+    processed. `event_name`, `bucket` and `key` are what could be read from it ("" where nothing could).
+    """
+
+    index: int
+    reason: str
+    code: str = MalformedEvent.code
+    event_name: str = ""
+    bucket: str = ""
+    key: str = ""
+
+
+#: What the pipeline processes.
+#: What `parse_event` returns for each record: an object creation, another kind, or a malformed one's rejection.
+Record = Union[ObjectCreated, OtherRecord, RejectedRecord]
 
 
 def parse_event(raw: bytes | str | Mapping[str, Any]) -> list[Record]:
-    """Parse an OSS trigger event (bytes of JSON, as FC passes it) into its records."""
+    """Parse an OSS trigger event (bytes of JSON, as FC passes it) into its records, one per record in order.
+
+    A malformed record becomes a `RejectedRecord`; only a malformed event as a whole raises `MalformedEvent`.
+    """
     if isinstance(raw, (bytes, bytearray, str)):
         if len(raw) > MAX_EVENT_BYTES:
             raise MalformedEvent(f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit of an OSS event")
@@ -75,7 +110,30 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> list[Record]:
         raise MalformedEvent("event has no 'events' list: is this an OSS trigger event?")
     if len(events) > MAX_RECORDS:
         raise MalformedEvent(f"event has {len(events)} records, over the limit of {MAX_RECORDS}")
-    return [_parse_record(i, record) for i, record in enumerate(events)]
+    return [_parse_or_reject(i, record) for i, record in enumerate(events)]
+
+
+def _parse_or_reject(index: int, record: Any) -> Record:
+    try:
+        return _parse_record(index, record)
+    except MalformedEvent as exc:
+        return RejectedRecord(index, exc.message, exc.code, *_salvage(record))
+
+
+def _salvage(record: Any) -> tuple[str, str, str]:
+    """What a malformed record still says of itself: its event name, bucket and key (each "" if not a string)."""
+
+    def at(parent: Any, *path: str) -> str:
+        for name in path:
+            parent = parent.get(name) if isinstance(parent, Mapping) else None
+        return _clip(parent) if isinstance(parent, str) else ""
+
+    return at(record, "eventName"), at(record, "oss", "bucket", "name"), at(record, "oss", "object", "key")
+
+
+def _clip(text: str, limit: int = 2 * MAX_KEY_BYTES) -> str:
+    """`text`, cut short if it is far longer than anything OSS could hold (it goes into logs and the result)."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _parse_record(index: int, record: Any) -> Record:
@@ -91,8 +149,13 @@ def _parse_record(index: int, record: Any) -> Record:
         return OtherRecord(event_name=name, key=key if isinstance(key, str) else "")
     bucket = _string(_mapping(oss, "bucket", f"{where}.oss"), "name", f"{where}.oss.bucket")
     key = _string(obj, "key", f"{where}.oss.object")
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise MalformedEvent(f"{where}.oss.object.key is longer than OSS's {MAX_KEY_BYTES}-byte limit")
+    if not key_forms(key):  # the limit holds for the key as given and for its URL-decoded form
+        decoded = unquote_plus(key)
+        also = "" if decoded == key else f", and URL-decoded it is {len(decoded.encode('utf-8'))}"
+        raise MalformedEvent(
+            f"{where}.oss.object.key is {len(key.encode('utf-8'))} bytes{also}: over OSS's {MAX_KEY_BYTES}-byte key limit",
+            code="KeyTooLong",
+        )
     etag = obj.get("eTag")
     size = obj.get("size")
     if etag is not None and not isinstance(etag, str):

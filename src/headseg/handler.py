@@ -1,8 +1,9 @@
 """The FC entry: `handler(event, context)` runs `handle` on the instance's App; `initialize` builds that App.
 
 `handle` parses the event, runs each record through the pipeline, logs one JSON line per record and returns,
-or raises `RetriableError` when a record hit a transient error (FC's async retry then takes over). A bug
-surfaces as itself, with its traceback in the log.
+or raises `RetriableError` when a record hit a transient error (FC's async retry then takes over). A malformed
+record is rejected alone (logged at ERROR with its index and reason, never retried) and its neighbours are
+processed; a malformed event is rejected whole. A bug surfaces as itself, with its traceback in the log.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def handle(app: App, event: bytes | str, context: Any) -> str:
                 log.exception("unexpected error: a bug, not a failure of the input", extra={"fields": {"key": record.key}})
                 raise
         for outcome in outcomes:
-            level = logging.ERROR if outcome.status in (Status.FAILED, Status.RETRY) else logging.INFO
+            level = logging.ERROR if outcome.status in (Status.FAILED, Status.RETRY, Status.REJECTED) else logging.INFO
             log.log(level, outcome.status.value, extra={"fields": outcome.fields()})
     retry = [o for o in outcomes if o.status is Status.RETRY]
     if retry:

@@ -72,7 +72,7 @@ class LocalInvoker:
 
     def invoke(self, event: dict[str, Any]) -> str:
         outcomes = [self.pipeline.process(record, Budget.seconds(INVOKE_BUDGET)) for record in parse_event(event)]
-        failed = [o for o in outcomes if o.status in (Status.FAILED, Status.RETRY)]
+        failed = [o for o in outcomes if o.status in (Status.FAILED, Status.RETRY, Status.REJECTED)]
         if failed:
             raise HeadsegError(f"{failed[0].key}: {failed[0].reason}", code=failed[0].code)
         return ",".join(o.status.value for o in outcomes)

@@ -11,6 +11,7 @@ class Status(str, enum.Enum):
     SKIPPED = "skipped"  # nothing to do (not an image, headseg's own output, done already for this eTag)
     FAILED = "failed"  # permanent error, recorded in the error sidecar; FC must not retry
     RETRY = "retry"  # transient error that outlived the retries or the budget; the handler raises so FC retries
+    REJECTED = "rejected"  # a malformed record (`events.RejectedRecord`): can never succeed; FC must not retry
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Outcome:
     heads: int = 0
     sidecar: str = ""  # the record written: the sidecar when done, the error sidecar when failed
     timings_ms: dict[str, float] = field(default_factory=dict)
+    index: int | None = None  # the record's place in its event, for a rejected record
 
     def fields(self) -> dict[str, object]:
         """The outcome as log fields."""
@@ -36,4 +38,6 @@ class Outcome:
             data["heads"] = self.heads
         if self.timings_ms:
             data["timings_ms"] = self.timings_ms
+        if self.index is not None:
+            data["index"] = self.index
         return data

@@ -23,15 +23,15 @@ from headseg import images, logs, normalize
 from headseg.config import Config, UrlMode
 from headseg.cutouts import Cutouts, Stored
 from headseg.errors import HeadsegError, InvalidImage, ObjectNotFound, PermanentError, RetriableError, Skipped
-from headseg.events import ObjectCreated, OtherRecord, Record
+from headseg.events import ObjectCreated, OtherRecord, Record, RejectedRecord
 from headseg.layout import Layout
 from headseg.logs import redact
 from headseg.outcome import Outcome, Status
-from headseg.results import Previous, Results, settled
+from headseg.results import Previous, Results, settled, sidecar_for
 from headseg.retry import Budget, RetryPolicy
 from headseg.run import Run
 from headseg.segmenters import Segmenter, SegmentInput, Takes
-from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source, now_iso
+from headseg.sidecar import ErrorRecord, Sidecar, Source, now_iso
 from headseg.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class Pipeline:
 
     def process(self, record: Record, budget: Budget, invocation_id: str = "") -> Outcome:
         """Run one record to its outcome (`invocation_id` goes into error sidecars). Raises only for bugs."""
+        if isinstance(record, RejectedRecord):  # malformed: no retry can fix it, and no request is made
+            return Outcome(Status.REJECTED, record.bucket, record.key, record.reason, record.code, index=record.index)
         if isinstance(record, OtherRecord):
             reason = f"event {record.event_name} is not an object creation"
             return Outcome(Status.SKIPPED, "", record.key, reason, "NotObjectCreated")
@@ -90,26 +92,37 @@ class Pipeline:
 
     # -- the steps ---------------------------------------------------------------------------------------------
     def _read(self, run: Run, storage: Storage, record: ObjectCreated) -> Found:
-        """The object's first bytes and its previous results, read at once; the event's key decoded if need be."""
+        """The object's first bytes and its previous results, read at once; skipped when settled for its eTag."""
         with run.timed("read"):
-            found = self._read_key(run, storage, record.key_candidates)
+            found = self._find(run, storage, record)
         etags = {found.object.etag} | ({record.etag} if record.etag else set())
         skip = settled(found.previous, etags, self.config.return_form)
         if skip is not None:
             raise skip
         return found
 
-    def _read_key(self, run: Run, storage: Storage, candidates: list[str]) -> Found:
-        key, *others = candidates
+    def _find(self, run: Run, storage: Storage, record: ObjectCreated) -> Found:
+        """The object under the event's key as given or, when that is missing or of another eTag, URL-decoded:
+        of two objects that both exist, the one whose eTag is the event's wins (else the key as given)."""
+        first, *others = record.key_candidates
+        found = self._read_key(run, storage, first)
+        if others and (found is None or not _is_version(found, record.etag)):
+            other = self._read_key(run, storage, others[0])
+            if other is not None and (found is None or _is_version(other, record.etag)):
+                return other
+        if found is None:
+            raise ObjectNotFound(f"OSS GetObject {first!r}: no such object", code="NoSuchKey")
+        return found
+
+    def _read_key(self, run: Run, storage: Storage, key: str) -> Found | None:
+        """The object at `key` (None when missing), with its previous results read alongside."""
         layout = self.config.layout(key)
         previous = Results(run, storage, layout).read_previous()
         try:
             info, head = run.retry(f"read {key!r}", lambda: storage.get(key, images.HEADER_BYTES, run.budget))
         except ObjectNotFound:
-            previous.result()  # let both reads end before trying the next candidate
-            if not others:
-                raise
-            return self._read_key(run, storage, others)  # the event's key was URL-encoded
+            previous.result()  # let both reads end before going on
+            return None
         return Found(storage.bucket, info, head, layout, previous.result())
 
     def _work(self, run: Run, storage: Storage, found: Found) -> Sidecar:
@@ -124,7 +137,8 @@ class Pipeline:
         )
         with self._prepared(run, storage, results, found, inspected, normalized) as image:
             stored = cutouts.segment_and_store(image)
-        sidecar = self._sidecar(run, found, inspected, stored, normalized)
+        source = _source(found.bucket, found.object, inspected.image.upright_size)
+        sidecar = sidecar_for(source, stored, normalized, self.segmenter.name, self.config.return_form, run.timings_ms)
         with run.timed("sidecar"):
             self._check_current(run, storage, results, found, stored)
             results.put_sidecar(sidecar)
@@ -195,25 +209,6 @@ class Pipeline:
         now = f"a newer upload (eTag {current.etag})" if current else "its deletion"
         raise Skipped(f"superseded by {now} while processing; that event does the work", code="Superseded")
 
-    def _sidecar(
-        self, run: Run, found: Found, inspected: Inspected, stored: Stored, normalized: normalize.Normalized | None
-    ) -> Sidecar:
-        heads = []
-        for index, (key, head) in enumerate(zip(stored.keys, stored.segmentation.heads)):
-            box = (head.x, head.y, head.width, head.height)
-            x, y, width, height = normalized.to_original(*box) if normalized else box
-            heads.append(HeadRecord(index=index, key=key, x=x, y=y, width=width, height=height))
-        return Sidecar(
-            source=_source(found.bucket, found.object, inspected.image.upright_size),
-            request_id=stored.segmentation.request_id,
-            return_form=self.config.return_form,
-            engine=self.segmenter.name,
-            heads=heads,
-            normalization=_describe(normalized) if normalized else None,
-            timings_ms=dict(run.timings_ms),
-            created_at=now_iso(),
-        )
-
     # -- helpers -----------------------------------------------------------------------------------------------
     def _whole(self, run: Run, storage: Storage, info: ObjectInfo, held: bytes) -> bytes:
         """The whole object: the bytes held when they are all of it, else one more read (at most
@@ -234,7 +229,7 @@ class Pipeline:
         `headseg replay`: failing to write it changes nothing.
         """
         retriable = isinstance(exc, RetriableError)
-        info = found.object if found else ObjectInfo(record.key, record.size or 0, record.etag or "")
+        info = found.object if found else ObjectInfo(record.key_candidates[0], record.size or 0, record.etag or "")
         source = _source(record.bucket, info, None)
         error = ErrorRecord(source, exc.code, redact(exc.message), retriable, run.invocation_id, now_iso())
         try:
@@ -256,7 +251,7 @@ class Pipeline:
         written = {Status.DONE: "sidecar", Status.FAILED: "error"}.get(status)
         sidecar = getattr(found.layout, written) if found and written else ""
         reason, code = (redact(exc.message), exc.code) if exc else ("", "")
-        key = found.object.key if found else record.key
+        key = found.object.key if found else record.key_candidates[0]
         return Outcome(status, record.bucket, key, reason, code, heads, sidecar, dict(run.timings_ms))
 
 
@@ -271,17 +266,11 @@ def guard(record: ObjectCreated, config: Config) -> None:
         raise Skipped(f"object is outside INPUT_PREFIX {config.input_prefix!r}", code="OutsideInputPrefix")
 
 
+def _is_version(found: Found, etag: str | None) -> bool:
+    """Whether `found` is the version the event announced (any version, when it named none)."""
+    return not etag or found.object.etag == etag
+
+
 def _source(bucket: str, info: ObjectInfo, upright: tuple[int, int] | None) -> Source:
     width, height = upright if upright else (None, None)
     return Source(bucket=bucket, key=info.key, etag=info.etag, size=info.size, width=width, height=height)
-
-
-def _describe(normalized: normalize.Normalized) -> dict[str, object]:
-    """The sidecar's record of a normalization: heads are in original pixels, cutouts in normalized ones."""
-    return {
-        "steps": list(normalized.steps),
-        "width": normalized.width,
-        "height": normalized.height,
-        "format": normalized.format,
-        "scale": round(normalized.scale, 6),
-    }

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Collection, Iterator
 
+from headseg.cutouts import Stored
 from headseg.errors import HeadsegError, ObjectNotFound, Skipped
 from headseg.layout import Layout
 from headseg.normalize import Normalized
 from headseg.run import Run
-from headseg.sidecar import ErrorRecord, Sidecar
+from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source, now_iso
 from headseg.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,43 @@ def settled(previous: Previous, etags: Collection[str], return_form: str | None)
     if error is not None and not error.retriable and error.source.etag in etags:
         return Skipped(f"already failed permanently for this eTag: {error.reason}", code="AlreadyFailed")
     return None
+
+
+def sidecar_for(
+    source: Source,
+    stored: Stored,
+    normalized: Normalized | None,
+    engine: str,
+    return_form: str | None,
+    timings_ms: dict[str, float],
+) -> Sidecar:
+    """The sidecar of a run's stored cutouts, each head's box mapped back to the original's upright pixels."""
+    heads = []
+    for index, (key, head) in enumerate(zip(stored.keys, stored.segmentation.heads)):
+        box = (head.x, head.y, head.width, head.height)
+        x, y, width, height = normalized.to_original(*box) if normalized else box
+        heads.append(HeadRecord(index=index, key=key, x=x, y=y, width=width, height=height))
+    return Sidecar(
+        source=source,
+        request_id=stored.segmentation.request_id,
+        return_form=return_form,
+        engine=engine,
+        heads=heads,
+        normalization=_describe(normalized) if normalized else None,
+        timings_ms=dict(timings_ms),
+        created_at=now_iso(),
+    )
+
+
+def _describe(normalized: Normalized) -> dict[str, object]:
+    """The sidecar's record of a normalization: heads are in original pixels, cutouts in normalized ones."""
+    return {
+        "steps": list(normalized.steps),
+        "width": normalized.width,
+        "height": normalized.height,
+        "format": normalized.format,
+        "scale": round(normalized.scale, 6),
+    }
 
 
 @dataclass(frozen=True)
