@@ -8,8 +8,10 @@ import re
 import pytest
 from PIL import Image
 
+from headseg import images
 from headseg.errors import InvalidImage
-from headseg.normalize import Limits, normalize
+from headseg.images import ImageInfo
+from headseg.normalize import Limits, check_decode_cost, decode_cost, normalize
 from tests.conftest import BUCKET, Cloud
 from tests.corpus import encode, heic, png_claiming
 from tests.fakes.images import portrait
@@ -138,3 +140,63 @@ def test_an_object_read_whole_for_its_header_is_not_downloaded_again_for_normali
     source_gets = cloud.oss.logged(lambda r: r.method == "GET" and cloud.oss.match(key="incoming/icc.jpg")(r))
     full_reads = [e for e in source_gets if "range" not in e.request.headers and "x-oss-signature" not in e.request.raw_path]
     assert len(full_reads) == 1  # one ranged read for the header, one whole read, nothing twice
+
+
+def test_an_oriented_tiff_is_turned_once_and_maps_back():
+    """Pillow's TIFF plugin reports the displayed size and turns the image itself as it loads."""
+    image = Image.new("RGB", (4000, 3000), "white")
+    image.paste((255, 0, 0), (0, 0, 400, 300))  # stored top left: displayed top right after a quarter turn
+    exif = image.getexif()
+    exif[0x0112] = 6
+    data = encode(image, "TIFF", exif=exif)
+    info = images.read_header(data, complete=True)
+    assert (info.width, info.height, info.orientation, info.upright_size) == (4000, 3000, 6, (3000, 4000))
+    normalized = normalize(data, Limits())
+    assert (normalized.original_width, normalized.original_height) == (3000, 4000)
+    assert (normalized.width, normalized.height) == (1499, 1999)
+    red = Image.open(io.BytesIO(normalized.data)).convert("RGB")
+    assert red.getpixel((1450, 50))[1] < 60 and red.getpixel((50, 50))[1] > 200
+    assert normalized.to_original(1350, 0, 149, 149) == pytest.approx((2701, 0, 299, 299), abs=2)
+
+
+MB = 2**20
+
+
+def test_decode_cost_follows_what_the_decoder_does():
+    baseline = decode_cost(ImageInfo("JPEG", 8000, 6000, sampling=((2, 2), (1, 1), (1, 1))), 1999)
+    progressive = decode_cost(ImageInfo("JPEG", 8000, 6000, progressive=True, sampling=((2, 2), (1, 1), (1, 1))), 1999)
+    progressive_444 = decode_cost(ImageInfo("JPEG", 8000, 6000, progressive=True, sampling=((1, 1),) * 3), 1999)
+    assert baseline < 40 * MB  # decoded at 1/4: 2000x1500, never the 48 MP
+    assert 140 * MB < progressive < progressive_444  # every coefficient of the full image, 2 bytes each
+    webp = decode_cost(ImageInfo("WEBP", 10000, 10000), 1999)
+    assert 1500 * MB < webp < 2000 * MB  # measured: 1.53 GB
+    rgba = decode_cost(ImageInfo("PNG", 10000, 10000, "RGBA"), 1999)
+    assert 800 * MB < rgba < 1100 * MB  # measured: 874 MB, the premultiplied copy resize() makes included
+    rgb = decode_cost(ImageInfo("PNG", 10000, 10000, "RGB"), 1999)
+    assert rgb < decode_cost(ImageInfo("PNG", 10000, 10000, "RGB", orientation=6), 1999) < rgba  # a turned copy
+    palette = decode_cost(ImageInfo("PNG", 6000, 4000, "P"), 1999)
+    assert palette < decode_cost(ImageInfo("PNG", 6000, 4000, "P", transparency=True), 1999)
+    assert decode_cost(ImageInfo("HEIF", 8000, 6000), 1999) < decode_cost(ImageInfo("HEIF", 8000, 6000, bit_depth=10), 1999)
+
+
+def test_the_decode_cost_gate_names_the_estimate_the_limit_and_the_remedy():
+    info = images.read_header(png_claiming(10_000, 10_000), complete=True)  # the header alone: nothing decoded
+    allowed = int(512 * MB * 0.6)
+    with pytest.raises(InvalidImage) as error:
+        check_decode_cost(info, allowed, allowance=" at 512 MB function memory (MEMORY_FRACTION=0.6)")
+    assert error.value.code == "InvalidImage.DecodeCost"
+    message = error.value.message
+    assert message.startswith("PNG 10000x10000 RGB needs ~")
+    assert "over the 307 MB allowed at 512 MB function memory (MEMORY_FRACTION=0.6): raise memorySize in s.yaml" in message
+    photo = ImageInfo("JPEG", 8000, 6000, sampling=((2, 2), (1, 1), (1, 1)))
+    assert check_decode_cost(photo, allowed) == decode_cost(photo, Limits().max_side)
+    with pytest.raises(InvalidImage, match=r"JPEG 8000x6000 RGB progressive needs ~\d+ MB .* over the 100 MB allowed: do X"):
+        check_decode_cost(ImageInfo("JPEG", 8000, 6000, progressive=True), 100 * MB, remedy="do X")
+
+
+def test_a_jpeg_with_more_pictures_after_it_is_decoded_at_reduced_size_too():
+    """Phones append depth or gain maps as an MPO: Pillow opens it as format MPO, a JPEG all the same."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4000, 3000), "white").save(buffer, "MPO", save_all=True, append_images=[Image.new("RGB", (400, 300))])
+    normalized = normalize(buffer.getvalue(), Limits())
+    assert "decoded at 1/2 scale and cropped from 4000x3000 to 1999x1500" in normalized.steps

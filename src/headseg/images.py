@@ -1,11 +1,14 @@
 """Image checks: what the object is (from its first bytes) and whether SegmentHead accepts it.
 
-Only headers are parsed here; nothing decodes a whole image. Pillow is imported lazily.
+Only headers are parsed here: nothing here decodes pixel data, not even partly (see `exif_orientation`).
+Pillow is imported lazily.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -32,18 +35,53 @@ HEADER_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What the image header says: format, stored pixel dimensions, mode and EXIF orientation (1: upright)."""
+    """What the image header says: format, stored pixel dimensions, mode and EXIF orientation (1: upright).
+
+    And what decoding it will cost (`normalize.decode_cost`): whether a JPEG is progressive (its decoder then
+    buffers every DCT coefficient of the full image, whatever the scale it outputs), its components' sampling
+    factors (h, v) as in its frame header (((2, 2), (1, 1), (1, 1)) for 4:2:0), the bits per sample a HEIF codes,
+    and the frames (pages) the bytes read show: the exact count when they are the whole object, at least 1.
+    """
 
     format: str
     width: int
     height: int
     mode: str = "RGB"
     orientation: int = 1
+    progressive: bool = False
+    sampling: tuple[tuple[int, int], ...] = ()
+    bit_depth: int = 8
+    frames: int = 1
+    transparency: bool = False  # a palette image declares a transparent entry: it is converted to RGBA, not RGB
 
     @property
     def upright_size(self) -> tuple[int, int]:
         """The size as displayed: orientations 5 to 8 turn the image a quarter."""
         return (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
+
+    @property
+    def coefficient_bytes(self) -> int:
+        """What libjpeg buffers to decode a progressive JPEG, at any scale: every component's DCT blocks at full
+        size, 64 coefficients of 2 bytes each (3 B/px for 4:2:0 colour). 0 for anything else."""
+        if not self.progressive:
+            return 0
+        sampling = self.sampling or ((1, 1),) * {"L": 1, "CMYK": 4}.get(self.mode, 3)  # unknown: full resolution
+        h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
+        columns, rows = math.ceil(self.width / (8 * h_max)), math.ceil(self.height / (8 * v_max))
+        return sum(columns * h * rows * v * 64 * 2 for h, v in sampling)
+
+
+#: Bytes Pillow keeps per pixel of a mode (RGB is stored as RGBX, LA as LXXA); every mode not listed takes 4.
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+#: Bytes a decoder takes per decoded pixel beyond the Pillow image it fills: (while decoding, held until the
+#: opened image is dropped). Measured as VmHWM growth in fresh processes, reset with /proc/self/clear_refs
+#: around each Pillow call normalize() makes, at 12 and 24 MP (Pillow 13, pi-heif 1.4; the calibration script
+#: is not in the repository). WebP: 16 B/px in all while decoding (libwebp's two RGBA canvases, the frame copied
+#: out to Python, Pillow's image), 8 of them held by the open WebPImageFile (its decoder keeps the canvases).
+#: HEIF: 7 (libheif's interleaved RGB, then Pillow's image), RGBA 8, 10-bit 7.5, none held.
+#: JPEG, PNG, TIFF, BMP, GIF: Pillow's image alone; a progressive JPEG adds `coefficient_bytes`.
+DECODER_BYTES_PER_PIXEL: dict[str, tuple[float, float]] = {"WEBP": (12.0, 8.0), "HEIF": (3.0, 0.0)}
 
 
 def sniff(head: bytes) -> str | None:
@@ -81,9 +119,14 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
         with image:
-            width, height = image.size
+            width, height = stored_size(image)
             mode = image.mode
             orientation = exif_orientation(image)
+            transparency = mode == "P" and "transparency" in image.info
+            progressive = bool(image.info.get("progressive") or image.info.get("progression"))
+            sampling = _jpeg_sampling(image) if fmt == "JPEG" else ()
+            bit_depth = _bit_depth(image.info.get("bit_depth")) if fmt == "HEIF" else 8
+            frames = _frames(image)
     except Image.DecompressionBombError:
         raise InvalidImage(
             f"{fmt} header claims more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels: refused unread "
@@ -97,16 +140,92 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
         raise InvalidImage(f"corrupt {fmt}: the header cannot be read ({detail})", code="InvalidImage.Corrupt") from None
     if width <= 0 or height <= 0:
         raise InvalidImage(f"corrupt {fmt}: it claims {width}x{height} pixels", code="InvalidImage.Corrupt")
-    return ImageInfo(format=fmt, width=width, height=height, mode=mode, orientation=orientation)
+    return ImageInfo(
+        format=fmt,
+        width=width,
+        height=height,
+        mode=mode,
+        orientation=orientation,
+        progressive=progressive,
+        sampling=sampling,
+        bit_depth=bit_depth,
+        frames=frames,
+        transparency=transparency,
+    )
+
+
+def stored_size(image: object) -> tuple[int, int]:
+    """An open Pillow image's dimensions as stored, before its EXIF orientation. Pillow's TIFF plugin reports
+    (and decodes to) the displayed ones, turning the image as it loads; the TIFF header has the stored ones."""
+    tags = getattr(image, "tag_v2", None)
+    if getattr(image, "format", None) == "TIFF" and tags is not None:
+        width, height = tags.get(256), tags.get(257)  # ImageWidth, ImageLength
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    size = image.size  # type: ignore[attr-defined]
+    return int(size[0]), int(size[1])
 
 
 def exif_orientation(image: object) -> int:
-    """The EXIF orientation tag (1 to 8) of an open Pillow image; 1 when absent or unreadable."""
+    """The EXIF orientation tag (1 to 8) of an open Pillow image; 1 when absent or unreadable.
+
+    Read from what opening the image parsed (EXIF, XMP; a TIFF's first IFD), never by decoding: Pillow's own
+    `PngImageFile.getexif()` loads the whole image when no eXIf chunk came before IDAT, in case one follows the
+    pixels. So a PNG's orientation is an eXIf chunk before IDAT (where PNG writers put it), the same answer from
+    its first bytes as from the whole object.
+    """
+    from PIL import Image
+
     try:
-        value = image.getexif().get(0x0112, 1)  # type: ignore[attr-defined]
+        value = Image.Image.getexif(image).get(0x0112, 1)  # type: ignore[arg-type]  # the base class's: it never loads
     except (SyntaxError, ValueError, OSError, TypeError, AttributeError):  # a broken EXIF block is not fatal
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _jpeg_sampling(image: object) -> tuple[tuple[int, int], ...]:
+    """Each component's (h, v) sampling factors from the frame header Pillow parsed (`layer`)."""
+    try:
+        return tuple((int(layer[1]), int(layer[2])) for layer in getattr(image, "layer", ()))
+    except (TypeError, ValueError, IndexError):
+        return ()
+
+
+def _bit_depth(value: object) -> int:
+    return value if isinstance(value, int) and 1 <= value <= 16 else 8
+
+
+def _frames(image: object) -> int:
+    """How many frames the bytes parsed so far show. Counting walks headers only (a GIF's blocks, a TIFF's IFDs);
+    on a partial read it stops where the bytes end."""
+    try:
+        with warnings.catch_warnings():  # Pillow warns of every truncated TIFF IFD it meets
+            warnings.simplefilter("ignore")
+            count = getattr(image, "n_frames", 1)
+    except (EOFError, OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error):
+        return 1  # a count the bytes cannot finish is informational: never fatal
+    return count if isinstance(count, int) and count >= 1 else 1
+
+
+def stored_bytes(mode: str) -> int:
+    """Bytes a decoded pixel of `mode` takes in Pillow."""
+    return _STORED_BYTES.get(mode, 4)
+
+
+def decoder_bytes(info: ImageInfo, pixels: int) -> tuple[int, int]:
+    """What decoding `pixels` of the image takes beyond Pillow's own image: (at the peak, held afterwards)."""
+    during, held = DECODER_BYTES_PER_PIXEL.get(info.format, (0.0, 0.0))
+    if info.format == "HEIF":
+        during += (info.mode == "RGBA") + (info.bit_depth > 8)  # 10/12-bit: decoded to 16 bits a sample first
+        held = during if info.frames > 1 else held  # pi-heif keeps a sequence's decoded frames
+    coefficients = info.coefficient_bytes if info.format == "JPEG" else 0
+    return math.ceil(during * pixels) + coefficients, math.ceil(held * pixels)
+
+
+def jpeg_reduction(stored: tuple[int, int], wanted: tuple[int, int]) -> int:
+    """The factor JpegImageFile.draft(mode, wanted) decodes at: 8, 4, 2 or 1 (libjpeg's DCT scaling)."""
+    fit = min(stored[0] // wanted[0], stored[1] // wanted[1])
+    return next(factor for factor in (8, 4, 2, 1) if fit >= factor)
 
 
 def register_heif() -> None:
