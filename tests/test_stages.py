@@ -223,7 +223,7 @@ def cutouts_of(world: World, store=None) -> Cutouts:
     from headseg.run import Run
 
     run = Run(Budget.seconds(60, world.clock), app.pipeline(None).policy, app._pool, world.clock.sleep)
-    return Cutouts(run, world.segmenter, None, store or (lambda index, png: f"key-{index}"))
+    return Cutouts(run, world.segmenter, None, store or (lambda index, png: f"key-{index}"), size=(200, 120))
 
 
 def test_expired_cutouts_call_segmenthead_once_more(world):
@@ -315,3 +315,12 @@ def test_when_raw_and_decoded_keys_both_exist_the_one_with_the_events_etag_wins(
     outcome = world.process("incoming/a+b.jpg", etag=etags[owner])
     assert (outcome.status, outcome.key) == (Status.DONE, owner)
     assert world.json(f"heads/{owner}/heads.json")["source"]["etag"] == etags[owner]
+
+
+def test_impossible_boxes_are_dropped_and_overhanging_ones_clamped(world, caplog):
+    world.segmenter.boxes = [(10, 20, 0, 40), (500, 500, 10, 10), (180, 100, 40, 40), (-5, 20, 30, 40)]
+    etag = world.upload(JPEG)  # 200x120
+    assert world.process(etag=etag).heads == 2
+    boxes = [(h["x"], h["y"], h["width"], h["height"]) for h in world.json(FOLDER + "heads.json")["heads"]]
+    assert boxes == [(180, 100, 20, 20), (0, 20, 25, 40)]
+    assert caplog.text.count("dropped a head") == 2 and caplog.text.count("clamped a head") == 2

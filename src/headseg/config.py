@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from headseg.errors import ConfigError
+from headseg.hosts import default_cutout_hosts
 from headseg.layout import Layout, default_scratch
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Config:
     oss_public_endpoint: str = ""  # only used to sign URLs in URL_MODE=public
     oss_signature: OssSignature = OssSignature.V4
     imageseg_endpoint: str = ""  # default: https://imageseg.<region>.aliyuncs.com
+    cutout_hosts: str = ""  # comma-separated `*.suffix` or `host[:port]`; default: the region's OSS domains
     scratch_prefix: str = ""  # normalized copies for SegmentHead, deleted after; default: OUTPUT_PREFIX + ".scratch/"
     signed_url_expires: int = 60  # seconds: each SegmentHead attempt gets a fresh URL, fetched at once
     max_image_bytes: int = 3 * 1024 * 1024  # SegmentHead: at most 3 MB
@@ -187,6 +189,12 @@ class Config:
     @property
     def oss_public_url(self) -> str:
         return self.oss_public_endpoint or f"https://oss-{self.region}.aliyuncs.com"
+
+    @property
+    def allowed_cutout_hosts(self) -> tuple[str, ...]:
+        """Where cutouts may be downloaded from (`hosts.check_cutout_url`)."""
+        listed = tuple(host.strip() for host in self.cutout_hosts.split(",") if host.strip())
+        return listed or default_cutout_hosts(self.region, self.imageseg_endpoint)
 
     @property
     def imageseg_url(self) -> str:

@@ -1,5 +1,8 @@
 """Cutouts: SegmentHead called, then every head's cutout downloaded, checked and stored, all heads at once.
 
+SegmentHead's boxes are checked against the input image first: a head without a positive size, or wholly
+outside the image, is dropped; one that reaches past an edge is clamped to it; each with a logged reason.
+
 Each head's PUT starts as soon as its download ends. When the temporary cutout URLs have expired before they
 were read, SegmentHead is called once more; a second expiry goes to FC's retry. Of several heads' errors the
 most decisive wins: permanent, then expired, then transient.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from headseg.errors import CutoutExpired, HeadsegError, PermanentError, RetriableError
@@ -31,12 +34,13 @@ class Stored:
 
 @dataclass(frozen=True)
 class Cutouts:
-    """Segment an image and store its cutouts with `store(index, png) -> key`."""
+    """Segment an image of `size` (width, height) and store its cutouts with `store(index, png) -> key`."""
 
     run: Run
     segmenter: Segmenter
     return_form: str | None
     store: Callable[[int, bytes], str]
+    size: tuple[int, int]
 
     def segment_and_store(self, image: Callable[[], SegmentInput]) -> Stored:
         """`image()` gives a fresh input for every SegmentHead attempt (a signed URL is short-lived)."""
@@ -49,7 +53,8 @@ class Cutouts:
     def _round(self, image: Callable[[], SegmentInput]) -> Stored:
         run = self.run
         with run.timed("segment"):
-            segmentation = run.retry("SegmentHead", lambda: self.segmenter.segment(image(), self.return_form, run.budget))
+            answer = run.retry("SegmentHead", lambda: self.segmenter.segment(image(), self.return_form, run.budget))
+        segmentation = Segmentation(answer.request_id, valid_heads(answer.heads, self.size))
         with run.timed("cutouts"):
             stores = [run.submit(self._store_one, index, head) for index, head in enumerate(segmentation.heads)]
             return Stored(segmentation, _results(stores))
@@ -63,6 +68,25 @@ class Cutouts:
         if not png.startswith(PNG_MAGIC):
             raise RetriableError("the cutout is not a PNG", code="BadCutout")
         return png
+
+
+def valid_heads(heads: list[Head], size: tuple[int, int]) -> list[Head]:
+    """The heads whose boxes make sense in an image of `size`, clamped to it; the others dropped, logged."""
+    width, height = size
+    valid = []
+    for index, head in enumerate(heads):
+        box = (head.x, head.y, head.width, head.height)
+        left, top = max(0, head.x), max(0, head.y)
+        right, bottom = min(width, head.x + head.width), min(height, head.y + head.height)
+        if head.width <= 0 or head.height <= 0 or right <= left or bottom <= top:
+            why = "has no positive size" if head.width <= 0 or head.height <= 0 else f"lies outside the {width}x{height} image"
+            log.warning("dropped a head SegmentHead returned", extra={"fields": {"head": index, "box": box, "why": why}})
+            continue
+        clamped = (left, top, right - left, bottom - top)
+        if clamped != box:
+            log.warning("clamped a head to the image", extra={"fields": {"head": index, "box": box, "clamped": clamped}})
+        valid.append(replace(head, x=left, y=top, width=right - left, height=bottom - top))
+    return valid
 
 
 def _results(futures: list[Future[str]]) -> list[str]:

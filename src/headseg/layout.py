@@ -60,7 +60,14 @@ class Layout:
     def error(self) -> str:
         return self.folder + ERROR_NAME
 
+    def owns(self, key: str) -> bool:
+        """Whether `key` is one of this source's outputs (its folder, or its scratch copies)."""
+        return key.startswith(self.folder) or key.startswith(self._scratch_folder)
+
+    @property
+    def _scratch_folder(self) -> str:
+        return f"{self.scratch_prefix or default_scratch(self.output_prefix)}{self.source_key}/"
+
     def scratch(self, etag: str, run_id: str, extension: str) -> str:
         """The key of one run's normalized copy of the source at `etag` (concurrent duplicates have their own)."""
-        prefix = self.scratch_prefix or default_scratch(self.output_prefix)
-        return f"{prefix}{self.source_key}/{etag[:8].lower()}-{run_id}.{extension}"
+        return f"{self._scratch_folder}{etag[:8].lower()}-{run_id}.{extension}"

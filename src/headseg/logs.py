@@ -1,4 +1,5 @@
-"""One JSON log line per event, with secrets and URL signatures scrubbed from every line.
+"""One JSON log line per event, with secrets and URL signatures scrubbed from every line (and, by `scrub`, from
+every JSON record headseg writes).
 
 Library modules log with `logging.getLogger(__name__)` and pass structured fields as
 `extra={"fields": {...}}`; `configure()` installs the JSON formatter once, at the entry point. Fields bound
@@ -17,11 +18,13 @@ import time
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import quote
 
 #: Query parameters and header-like fields whose values are credentials or signatures.
 _SECRET_FIELDS = (
     r"Signature|x-oss-signature|OSSAccessKeyId|x-oss-credential|security-token|x-oss-security-token|"
-    r"SecurityToken|x-acs-security-token|AccessKeySecret|access_key_secret|Authorization|policy"
+    r"SecurityToken|x-acs-security-token|AccessKeySecret|access_key_secret|Authorization|policy|"
+    r"StringToSign|CanonicalRequest|x-acs-signature|Credential"
 )
 _SECRET_PARAM = re.compile(rf"(?i)\b({_SECRET_FIELDS})([=:]\s*)(\"?)[^&\s\"',;)}}]+")
 REDACTED = "***"
@@ -45,6 +48,17 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def scrub(text: str) -> str:
+    """`text` as every log line is written: signatures redacted by pattern, and the credentials known to this
+    instance by value (raw, and URL-encoded once and twice, as they appear in signed URLs)."""
+    return redact(text, _formatter.secrets)
+
+
+def _forms(secret: str) -> list[str]:
+    once = quote(secret, safe="")
+    return list(dict.fromkeys([secret, once, quote(once, safe=""), quote(secret, safe="/")]))
 
 
 class JsonFormatter(logging.Formatter):
@@ -91,7 +105,8 @@ def configure(level: str = "INFO") -> JsonFormatter:
 
 
 def add_secrets(secrets: Iterable[str]) -> None:
-    """Scrub these values from every line from now on (credentials known only at run time)."""
+    """Scrub these values, in each form a URL gives them, from every line and written record from now on."""
     for secret in secrets:
-        if secret and secret not in _formatter.secrets:
-            _formatter.secrets.append(secret)
+        for form in _forms(secret) if secret else ():
+            if form not in _formatter.secrets:
+                _formatter.secrets.append(form)

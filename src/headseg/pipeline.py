@@ -25,7 +25,7 @@ from headseg.cutouts import Cutouts, Stored
 from headseg.errors import HeadsegError, InvalidImage, ObjectNotFound, PermanentError, RetriableError, Skipped
 from headseg.events import ObjectCreated, OtherRecord, Record, RejectedRecord
 from headseg.layout import Layout
-from headseg.logs import redact
+from headseg.logs import scrub
 from headseg.outcome import Outcome, Status
 from headseg.results import Previous, Results, settled, sidecar_for
 from headseg.retry import Budget, RetryPolicy
@@ -134,6 +134,7 @@ class Pipeline:
             self.segmenter,
             self.config.return_form,
             store=lambda index, png: results.put_cutout(index, found.object.etag, png),
+            size=(normalized.width, normalized.height) if normalized else (inspected.image.width, inspected.image.height),
         )
         with self._prepared(run, storage, results, found, inspected, normalized) as image:
             stored = cutouts.segment_and_store(image)
@@ -231,7 +232,7 @@ class Pipeline:
         retriable = isinstance(exc, RetriableError)
         info = found.object if found else ObjectInfo(record.key_candidates[0], record.size or 0, record.etag or "")
         source = _source(record.bucket, info, None)
-        error = ErrorRecord(source, exc.code, redact(exc.message), retriable, run.invocation_id, now_iso())
+        error = ErrorRecord(source, exc.code, scrub(exc.message), retriable, run.invocation_id, now_iso())
         try:
             layout = found.layout if found else self.config.layout(info.key)
             Results(run.recording(), self.storage_for(record.bucket), layout).put_error(error)
@@ -250,7 +251,7 @@ class Pipeline:
         run.timings_ms["total"] = run.elapsed_ms()
         written = {Status.DONE: "sidecar", Status.FAILED: "error"}.get(status)
         sidecar = getattr(found.layout, written) if found and written else ""
-        reason, code = (redact(exc.message), exc.code) if exc else ("", "")
+        reason, code = (scrub(exc.message), exc.code) if exc else ("", "")
         key = found.object.key if found else record.key_candidates[0]
         return Outcome(status, record.bucket, key, reason, code, heads, sidecar, dict(run.timings_ms))
 

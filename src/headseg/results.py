@@ -1,8 +1,9 @@
 """Results: what earlier runs left for a source, when that settles it, and every write and removal of outputs.
 
 `settled` is the one rule for "nothing to do for this eTag", used by the pipeline and by backfill. `Results`
-writes and removes a source's outputs, always at the keys its `Layout` names, each call retried within the
-run's budget.
+writes and removes a source's outputs, each call retried within the run's budget, and only inside the source's
+output folder or its scratch copies: an old sidecar that lists another key (tampered, or of another layout)
+gets it logged and left alone. JSON records are scrubbed of secrets before they are written.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from typing import Collection, Iterator
 
 from headseg.cutouts import Stored
-from headseg.errors import HeadsegError, ObjectNotFound, Skipped
+from headseg import logs
+from headseg.errors import HeadsegError, ObjectNotFound, PermanentError, Skipped
 from headseg.layout import Layout
 from headseg.normalize import Normalized
 from headseg.run import Run
@@ -143,6 +145,9 @@ class Results:
 
     def remove(self, key: str) -> None:
         """Remove an output that is only clutter once the result stands; a failure is logged, not raised."""
+        if not self.layout.owns(key):
+            log.warning("not removing a key outside this source's outputs", extra={"fields": {"object": key}})
+            return
         try:
             self.run.retry(f"delete {key!r}", lambda: self.storage.delete(key, self.run.budget))
         except HeadsegError as exc:
@@ -155,4 +160,8 @@ class Results:
             return None
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
+        if not self.layout.owns(key):
+            raise PermanentError(f"refusing to write {key!r}: outside OUTPUT_PREFIX and the scratch prefix", code="UnsafeKey")
+        if content_type == "application/json":
+            data = logs.scrub(data.decode("utf-8")).encode("utf-8")
         self.run.retry(f"write {key!r}", lambda: self.storage.put(key, data, content_type, self.run.budget))

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from headseg.config import Config, UrlMode
 from headseg.credentials import Credentials
 from headseg.errors import AccessDenied, BudgetExhausted, CutoutExpired, HeadsegError, InvalidImage, PermanentError, RetriableError
+from headseg.hosts import check_cutout_url
 from headseg.retry import Budget
 from headseg.segmenters import Head, Segmentation, SegmentInput, Takes
 
@@ -83,13 +84,15 @@ class CloudSegmenter:
 
     # -- cutouts ---------------------------------------------------------------------------------------------
     def fetch(self, head: Head, budget: Budget) -> bytes:
-        """Download a temporary cutout: no redirects followed, size bounded, PNG checked by the caller."""
+        """Download a temporary cutout from an allowed host: no redirects followed, size and time bounded, PNG
+        checked by the caller."""
         import requests
 
         if head.png is not None:
             return head.png
-        if not head.url or urlsplit(head.url).scheme not in ("http", "https"):
-            raise PermanentError("SegmentHead returned a head without an http(s) cutout URL", code="NoCutoutURL")
+        if not head.url:
+            raise PermanentError("SegmentHead returned a head without a cutout URL", code="NoCutoutURL")
+        check_cutout_url(head.url, self._config.allowed_cutout_hosts)
         if self._session is None:
             self._session = requests.Session()
         try:
