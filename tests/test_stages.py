@@ -6,9 +6,12 @@ friends) drives the same code through the real SDKs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
+import threading
+import time
 
 import pytest
 
@@ -324,3 +327,28 @@ def test_impossible_boxes_are_dropped_and_overhanging_ones_clamped(world, caplog
     boxes = [(h["x"], h["y"], h["width"], h["height"]) for h in world.json(FOLDER + "heads.json")["heads"]]
     assert boxes == [(180, 100, 20, 20), (0, 20, 25, 40)]
     assert caplog.text.count("dropped a head") == 2 and caplog.text.count("clamped a head") == 2
+
+
+def test_cutouts_in_flight_stay_within_their_byte_budget(world):
+    world.segmenter.boxes = [(i * 20, 0, 20, 20) for i in range(6)]  # each at most 20*20*4 + 20 + 64 KiB
+    etag = world.upload(JPEG)
+    busy, peak = [0], [0]
+    lock = threading.Lock()
+
+    def count(head):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.01)  # real time: let other downloads start if the budget allowed them
+        with lock:
+            busy[0] -= 1
+
+    world.segmenter.on_fetch = count
+    # 512 MB * 0.0003 / 2 ≈ 80 KiB in flight: room for one such cutout at a time
+    tight = World(world.segmenter, dataclasses.replace(CONFIG, memory_fraction=0.0003))
+    try:
+        tight.storage = world.storage
+        assert tight.process(etag=etag).heads == 6
+        assert peak[0] == 1
+    finally:
+        tight.close()

@@ -22,6 +22,7 @@ from headseg.segmenters import Segmenter, build_segmenter
 from headseg.storage import Storage
 
 DEFAULT_TIMEOUT = 60.0  # seconds, when the context says nothing of the function's timeout
+DEFAULT_MEMORY_MB = 512
 RECORDING_GRACE = 0.75  # of TIME_MARGIN: how long an error record may still take once the work gave up
 
 
@@ -73,6 +74,11 @@ class App:
         timeout = float(getattr(getattr(context, "function", None), "timeout", 0) or DEFAULT_TIMEOUT)
         margin = self.config.time_margin
         return Budget.seconds(max(1.0, timeout - margin), clock=self.clock, grace=margin * RECORDING_GRACE)
+
+    def memory_mb(self, context: Any) -> int:
+        """The function's memory: MEMORY_MB, else what the context says, else 512 (FC's default)."""
+        memory = getattr(getattr(context, "function", None), "memory", 0)
+        return self.config.memory_mb or (memory if isinstance(memory, int) and memory > 0 else DEFAULT_MEMORY_MB)
 
     def credentials(self, context: Any) -> Credentials | None:
         """The credentials for this invocation, or None when the configuration needs none."""

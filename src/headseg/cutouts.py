@@ -1,7 +1,9 @@
 """Cutouts: SegmentHead called, then every head's cutout downloaded, checked and stored, all heads at once.
 
 SegmentHead's boxes are checked against the input image first: a head without a positive size, or wholly
-outside the image, is dropped; one that reaches past an edge is clamped to it; each with a logged reason.
+outside the image, is dropped; one that reaches past an edge is clamped to it; each with a logged reason. The
+bytes in flight (downloaded, not yet stored) stay within `in_flight_bytes`, each head counted at the most its
+box's PNG can take.
 
 Each head's PUT starts as soon as its download ends. When the temporary cutout URLs have expired before they
 were read, SegmentHead is called once more; a second expiry goes to FC's retry. Of several heads' errors the
@@ -11,13 +13,15 @@ most decisive wins: permanent, then expired, then transient.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Iterator
 
 from headseg.errors import CutoutExpired, HeadsegError, PermanentError, RetriableError
 from headseg.run import Run
-from headseg.segmenters import Head, Segmentation, Segmenter, SegmentInput
+from headseg.segmenters import Head, Segmentation, Segmenter, SegmentInput, max_cutout_bytes
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class Cutouts:
     return_form: str | None
     store: Callable[[int, bytes], str]
     size: tuple[int, int]
+    in_flight_bytes: int = 256 * 1024 * 1024
 
     def segment_and_store(self, image: Callable[[], SegmentInput]) -> Stored:
         """`image()` gives a fresh input for every SegmentHead attempt (a signed URL is short-lived)."""
@@ -56,18 +61,41 @@ class Cutouts:
             answer = run.retry("SegmentHead", lambda: self.segmenter.segment(image(), self.return_form, run.budget))
         segmentation = Segmentation(answer.request_id, valid_heads(answer.heads, self.size))
         with run.timed("cutouts"):
-            stores = [run.submit(self._store_one, index, head) for index, head in enumerate(segmentation.heads)]
+            in_flight = ByteBudget(self.in_flight_bytes)
+            stores = [run.submit(self._store_one, index, head, in_flight) for index, head in enumerate(segmentation.heads)]
             return Stored(segmentation, _results(stores))
 
-    def _store_one(self, index: int, head: Head) -> str:
-        png = self.run.retry("download cutout", lambda: self._download(head))
-        return self.store(index, png)
+    def _store_one(self, index: int, head: Head, in_flight: "ByteBudget") -> str:
+        with in_flight.hold(max_cutout_bytes(head)):
+            png = self.run.retry("download cutout", lambda: self._download(head))
+            return self.store(index, png)
 
     def _download(self, head: Head) -> bytes:
         png = self.segmenter.fetch(head, self.run.budget)
         if not png.startswith(PNG_MAGIC):
             raise RetriableError("the cutout is not a PNG", code="BadCutout")
         return png
+
+
+class ByteBudget:
+    """At most `limit` bytes held at once; a single holder larger than the limit waits until it is alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        size = min(size, self.limit)
+        with self._changed:
+            self._changed.wait_for(lambda: self.held + size <= self.limit)
+            self.held += size
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.held -= size
+                self._changed.notify_all()
 
 
 def valid_heads(heads: list[Head], size: tuple[int, int]) -> list[Head]:

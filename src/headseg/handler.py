@@ -40,7 +40,7 @@ def handle(app: App, event: bytes | str, context: Any) -> str:
         outcomes = []
         for record in records:
             try:
-                outcomes.append(pipeline.process(record, budget, request_id))
+                outcomes.append(pipeline.process(record, budget, request_id, app.memory_mb(context)))
             except Exception:
                 log.exception("unexpected error: a bug, not a failure of the input", extra={"fields": {"key": record.key}})
                 raise

@@ -36,6 +36,8 @@ from headseg.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 
+MIB = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Found:
@@ -67,14 +69,15 @@ class Pipeline:
     policy: RetryPolicy
     sleep: Callable[[float], None] = time.sleep
 
-    def process(self, record: Record, budget: Budget, invocation_id: str = "") -> Outcome:
-        """Run one record to its outcome (`invocation_id` goes into error sidecars). Raises only for bugs."""
+    def process(self, record: Record, budget: Budget, invocation_id: str = "", memory_mb: int = 512) -> Outcome:
+        """Run one record to its outcome (`invocation_id` goes into error sidecars; `memory_mb` is the function's
+        memory). Raises only for bugs."""
         if isinstance(record, RejectedRecord):  # malformed: no retry can fix it, and no request is made
             return Outcome(Status.REJECTED, record.bucket, record.key, record.reason, record.code, index=record.index)
         if isinstance(record, OtherRecord):
             reason = f"event {record.event_name} is not an object creation"
             return Outcome(Status.SKIPPED, "", record.key, reason, "NotObjectCreated")
-        run = Run(budget, self.policy, self.pool, self.sleep, invocation_id)
+        run = Run(budget, self.policy, self.pool, self.sleep, invocation_id, memory_mb)
         found: Found | None = None
         with logs.bound(bucket=record.bucket, key=record.key):
             try:
@@ -135,6 +138,7 @@ class Pipeline:
             self.config.return_form,
             store=lambda index, png: results.put_cutout(index, found.object.etag, png),
             size=(normalized.width, normalized.height) if normalized else (inspected.image.width, inspected.image.height),
+            in_flight_bytes=int(run.memory_mb * MIB * self.config.memory_fraction / 2),
         )
         with self._prepared(run, storage, results, found, inspected, normalized) as image:
             stored = cutouts.segment_and_store(image)
@@ -170,10 +174,23 @@ class Pipeline:
         why = normalize.reasons(inspected.image, found.object.size, self.config.limits)
         if not why:
             return None
+        self._check_memory(run, found, inspected)
         with run.timed("normalize"):
             normalized = normalize.normalize(self._whole(run, storage, found.object, inspected.data), self.config.limits)
         log.info("normalized", extra={"fields": {"why": why, "steps": list(normalized.steps)}})
         return normalized
+
+    def _check_memory(self, run: Run, found: Found, inspected: Inspected) -> None:
+        """Refuse, from the header, an image whose decoding would not fit the function's memory with margin."""
+        fraction = self.config.memory_fraction
+        allowed = int(run.memory_mb * MIB * fraction) - found.object.size  # the object's bytes are held meanwhile
+        normalize.check_decode_cost(
+            inspected.image,
+            allowed,
+            max_side=self.config.max_image_side,
+            allowance=f" at {run.memory_mb} MB function memory (MEMORY_FRACTION={fraction})",
+            remedy="raise memorySize in s.yaml (or MEMORY_FRACTION), or upload a smaller image",
+        )
 
     @contextmanager
     def _prepared(

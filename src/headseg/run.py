@@ -25,6 +25,7 @@ class Run:
     pool: ThreadPoolExecutor
     sleep: Callable[[float], None] = time.sleep
     invocation_id: str = ""  # FC's request id: it goes into error sidecars
+    memory_mb: int = 512  # the function's memory, which decoding and cutouts in flight must fit in
     timings_ms: dict[str, float] = field(default_factory=dict)
     started: float | None = None  # default: now
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:RUN_ID_LENGTH])  # names this run's scratch copy

@@ -35,6 +35,11 @@ class Head:
     png: bytes | None = field(default=None, repr=False)  # cutout bytes, when the segmenter has them
 
 
+def max_cutout_bytes(head: Head) -> int:
+    """The most a cutout of this head's box can take: an uncompressed RGBA PNG (a filter byte a row, headers)."""
+    return head.width * head.height * 4 + head.height + 64 * 1024
+
+
 @dataclass(frozen=True)
 class Segmentation:
     request_id: str

@@ -15,7 +15,7 @@ from headseg.credentials import Credentials
 from headseg.errors import AccessDenied, BudgetExhausted, CutoutExpired, HeadsegError, InvalidImage, PermanentError, RetriableError
 from headseg.hosts import check_cutout_url
 from headseg.retry import Budget
-from headseg.segmenters import Head, Segmentation, SegmentInput, Takes
+from headseg.segmenters import Head, Segmentation, SegmentInput, Takes, max_cutout_bytes
 
 MAX_CUTOUT_BYTES = 64 * 1024 * 1024  # an uncompressed RGBA PNG of 2000x2000 is 16 MB
 CALL_TIMEOUT = 10.0  # the SDK's default read timeout, capped by the budget
@@ -111,10 +111,14 @@ class CloudSegmenter:
                 if response.status_code != 200:
                     raise PermanentError(f"cutout download: HTTP {response.status_code}", code=f"HTTP{response.status_code}")
                 data = bytearray()
+                limit = min(MAX_CUTOUT_BYTES, max_cutout_bytes(head))
                 for block in response.iter_content(1 << 16):
                     data += block
-                    if len(data) > MAX_CUTOUT_BYTES:
-                        raise PermanentError(f"cutout is over {MAX_CUTOUT_BYTES} bytes", code="CutoutTooLarge")
+                    if len(data) > limit:
+                        raise PermanentError(
+                            f"cutout is over {limit} bytes, more than a {head.width}x{head.height} PNG can take",
+                            code="CutoutTooLarge",
+                        )
                     if budget.remaining() <= 0:
                         raise BudgetExhausted("cutout download: the body did not arrive within the invocation's time")
                 return bytes(data)
