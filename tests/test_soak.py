@@ -1,13 +1,16 @@
 """Soak: 1 000+ deliveries through the fakes under random faults; nothing lost, duplicated or half-written.
 
-Faults on every hop (throttling, 5xx, dropped connections, slow replies, expired cutout URLs), duplicate
-deliveries (some concurrent), new uploads of the same key mid-run, and FC's async retry of every event the
-handler raised for. Bounded: a fixed number of events, each redelivered at most MAX_DELIVERIES times.
+Faults on every hop (throttling, 5xx, dropped connections, slow replies, stalls, trickling bodies, expired
+cutout URLs), duplicate deliveries (some concurrent, some of images that need normalizing), new uploads of the
+same key racing runs in flight, images too costly to decode, and FC's async retry of every event the handler
+raised for. Every invocation ends within its timeout. Bounded: a fixed number of events, each redelivered at
+most MAX_DELIVERIES times.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -17,12 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from headseg.errors import RetriableError
 from tests.conftest import Cloud, fc_context, oss_event
 from tests.fakes._server import Fault, Request, Response
+from tests.corpus import png_claiming
 from tests.fakes.images import portrait
 from tests.fakes.imageseg import is_result_download, is_segment_call
 
 OBJECTS = 600
 CORRUPT_EVERY = 20  # every 20th object is a corrupt JPEG: a permanent error, recorded
 REUPLOAD_EVERY = 9  # every 9th object is uploaded again (new eTag) after its first event
+NORMALIZE_EVERY = 11  # every 11th object is too large for SegmentHead as it is: a normalized copy each run
+COSTLY_EVERY = 50  # every 50th object claims 10000x10000 px: too costly to decode at 512 MB, a permanent error
+RACE_EVERY = 13  # every 13th object is uploaded again while its first runs are in flight
+TIMEOUT = 10  # seconds: the function's timeout
 MAX_DELIVERIES = 9  # the first delivery plus FC's async retries (maxAsyncRetryAttempts is 0-8)
 WORKERS = 8
 SEED = 20261124
@@ -67,6 +75,10 @@ def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud, caplog):
     oss.inject(Fault("status", chaos.sometimes("OSS 500", 0.015), forever, oss_500))
     oss.inject(Fault("drop", chaos.sometimes("OSS dropped", 0.01), forever))
     oss.inject(Fault("delay", chaos.sometimes("OSS slow", 0.01), forever, seconds=0.03))
+    oss.inject(Fault("stall", chaos.sometimes("OSS stalled", 0.004), forever, seconds=0.3, after_auth=True))
+    oss.inject(Fault("stall", chaos.sometimes("OSS stalled for good", 0.0005), forever, seconds=math.inf, after_auth=True))
+    oss.inject(Fault("trickle", chaos.sometimes("OSS trickling", 0.005), forever, seconds=0.002, chunk=512))
+    imageseg.inject(Fault("trickle", chaos.sometimes("cutout trickling", 0.02, is_result_download), forever, seconds=0.002, chunk=512))
 
     # Given objects with 0-2 heads, some corrupt
     expected: dict[str, int | None] = {}  # key -> head count, None for corrupt
@@ -76,12 +88,17 @@ def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud, caplog):
         key = f"incoming/soak/{i:04d}.jpg"
         if i % CORRUPT_EVERY == 7:
             etags[key], expected[key] = cloud.upload(key, b"\xff\xd8\xff\xe0" + rng.randbytes(60)), None
+        elif i % COSTLY_EVERY == 13:
+            etags[key], expected[key] = cloud.upload(key, png_claiming(10_000, 10_000), "image/png"), None
+        elif i % NORMALIZE_EVERY == 4:
+            etags[key], expected[key] = cloud.upload(key, portrait(2100, 300, [(40, 40, 200, 220)])), 1
         else:
             heads = [(8 + 40 * h, 10, 30, 36) for h in range(rng.randint(0, 2))]
             etags[key], expected[key] = cloud.upload(key, portrait(96, 64, heads)), len(heads)
 
     deliveries: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
+    slowest = [0.0]
     lock = threading.Lock()
 
     def deliver(key: str, etag: str) -> None:
@@ -89,15 +106,25 @@ def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud, caplog):
         for _ in range(MAX_DELIVERIES):
             with lock:
                 deliveries[key] += 1
+            started = time.monotonic()
             try:
-                result = json.loads(_handler()(oss_event((key, etag)), fc_context(timeout=10)))
+                result = json.loads(_handler()(oss_event((key, etag)), fc_context(timeout=TIMEOUT)))
             except RetriableError:
                 continue
+            finally:
+                with lock:
+                    slowest[0] = max(slowest[0], time.monotonic() - started)
             with lock:
                 outcomes.update(o["outcome"] for o in result["outcomes"])
             return
         with lock:
             outcomes["gave up"] += 1
+
+    def reupload_and_deliver(key: str, heads: list[tuple[int, int, int, int]]) -> None:
+        with lock:
+            etags[key], expected[key] = cloud.upload(key, portrait(96, 64, heads)), len(heads)
+            etag = etags[key]
+        deliver(key, etag)
 
     started = time.monotonic()
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -105,6 +132,8 @@ def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud, caplog):
         futures = []
         for i, key in enumerate(expected):
             futures += [pool.submit(deliver, key, etags[key]) for _ in range(1 + (i % 3 == 0) + (i % 7 == 0))]
+            if i % RACE_EVERY == 5 and expected[key] is not None:  # a new version lands while those run
+                futures.append(pool.submit(reupload_and_deliver, key, [(30, 12, 30, 40)]))
         [f.result() for f in futures]
         # and some keys are uploaded again, their new event and a stale redelivery of the old one racing
         futures = []
@@ -145,7 +174,8 @@ def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud, caplog):
         f"\nsoak: {len(expected)} objects, {events} deliveries ({events - len(expected)} duplicates or retries) "
         f"in {elapsed:.1f}s; outcomes {dict(outcomes)}; SegmentHead calls {imageseg.calls} "
         f"(served {imageseg.served}); faults injected {dict(chaos.counts)}; "
-        f"lost {len(lost)}, duplicated {len(duplicated)}, half-written {len(half_written)}, wrong {len(wrong)}"
+        f"lost {len(lost)}, duplicated {len(duplicated)}, half-written {len(half_written)}, wrong {len(wrong)}; "
+        f"slowest invocation {slowest[0]:.2f}s of {TIMEOUT}s"
     )
     for key in lost + duplicated + half_written + wrong:
         print("  ", key, expected[key], sorted(cloud.outputs(f"heads/{key}/")), cloud.read(f"heads/{key}/error.json"), deliveries[key])
@@ -153,6 +183,7 @@ def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud, caplog):
     assert sum(chaos.counts.values()) >= 100  # the faults really happened
     assert (lost, duplicated, half_written, wrong, leftovers) == ([], [], [], [], [])
     assert outcomes["gave up"] == 0
+    assert slowest[0] < TIMEOUT  # no invocation ran past the function's timeout
     from tests.conftest import ACCESS_KEY_SECRET, SECURITY_TOKEN
 
     logged = caplog.text  # thousands of lines, retries and failures included: no secret, no signature
