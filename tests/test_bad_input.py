@@ -46,7 +46,8 @@ def test_every_input_ends_as_expected(cloud: Cloud, case):
 MALFORMED_EVENTS = {
     "not json": b"{oss: nope",
     "binary": b"\x00\xff\xfe\x01",
-    "json list": b"[1, 2]",
+    "json number": b"12",
+    "empty json list": b"[]",
     "no events": b'{"Records": []}',
     "events not a list": b'{"events": {"a": 1}}',
     "huge": b'{"events": [' + b'{"eventName": "x"},' * 20000 + b'{}]}',
@@ -63,6 +64,8 @@ def test_malformed_events_are_rejected_cleanly(cloud: Cloud, raw):
 
 # a malformed record is rejected alone: (event, the reason it is given)
 MALFORMED_RECORDS = {
+    "json list (a batch of CloudEvents that are not)": (b"[1]", "events[0] is not an OSS CloudEvent"),
+    "CloudEvent from another source": (b'[{"specversion": "1.0", "source": "acs.ecs", "data": {}}]', "source 'acs.ecs'"),
     "record not an object": (b'{"events": ["x"]}', "events[0] must be an object"),
     "no eventName": (b'{"events": [{"oss": {}}]}', "events[0].eventName is missing"),
     "eventName a number": (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 import numpy as np
 from PIL import Image
 
@@ -76,11 +78,12 @@ def test_sheet_on_an_empty_folder_says_what_to_do(tmp_path, capsys):
     assert "run `headseg segment` first" in capsys.readouterr().err
 
 
-def test_invoke_runs_the_real_handler_on_an_event_file(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("event", ["put.json", "eventbridge-put.json"])  # a native OSS trigger's, a CloudEvent
+def test_invoke_runs_the_real_handler_on_an_event_file(tmp_path, capsys, monkeypatch, event):
     bucket = tmp_path / "bucket"
     (bucket / "incoming").mkdir(parents=True)
     shutil.copy(SAMPLES / "group.jpg", bucket / "incoming" / "group.jpg")
-    assert main(["invoke", str(EVENTS / "put.json"), "--bucket-dir", str(bucket)]) == 0
+    assert main(["invoke", str(EVENTS / event), "--bucket-dir", str(bucket)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["outcomes"][0]["outcome"] == "done" and result["outcomes"][0]["heads"] == 4
     etag = json.loads((bucket / "heads" / "incoming" / "group.jpg" / "heads.json").read_text())["source"]["etag"]

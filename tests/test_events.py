@@ -225,3 +225,42 @@ def test_synthetic_events_have_the_real_shape_and_parse_back():
     assert set(made) == set(real) and set(made["oss"]) == set(real["oss"]) and set(made["oss"]["object"]) == set(real["oss"]["object"])
     [record] = parse_event(json.dumps({"events": [made]}))
     assert (record.bucket, record.key, record.etag, record.size) == ("headseg-demo", "incoming/a b.jpg", "ABC", 12)
+
+
+# -- EventBridge-based triggers: CloudEvents ---------------------------------------------------------------------
+def test_an_eventbridge_cloudevent_parses_to_the_same_record_as_the_native_event():
+    [native] = parse_event(load_event("put.json"))
+    [cloud] = parse_event(load_event("eventbridge-put.json"))
+    assert cloud == native and isinstance(cloud, ObjectCreated)
+
+
+def test_a_batch_of_cloudevents_parses_to_one_record_each_in_order():
+    raw = json.loads(load_event("eventbridge-batch.json"))
+    records = parse_event(load_event("eventbridge-batch.json"))
+    assert [(r.event_name, r.key, r.etag, r.size) for r in records] == [
+        (e["data"]["eventName"], e["data"]["oss"]["object"]["key"], e["data"]["oss"]["object"]["eTag"], e["data"]["oss"]["object"]["size"])
+        for e in raw
+    ]
+
+
+def test_a_cloudevent_without_an_event_name_takes_it_from_its_type():
+    event = json.loads(load_event("eventbridge-put.json"))
+    del event["data"]["eventName"]
+    event["type"] = "oss:ObjectCreated:CompleteMultipartUpload"
+    [record] = parse_event(json.dumps(event))
+    assert isinstance(record, ObjectCreated) and record.event_name == "ObjectCreated:CompleteMultipartUpload"
+
+
+def test_multipart_parts_from_eventbridge_are_not_object_creations():
+    event = json.loads(load_event("eventbridge-put.json"))
+    event["type"], event["data"]["eventName"] = "oss:ObjectCreated:UploadPart", "ObjectCreated:UploadPart"
+    [record] = parse_event(json.dumps(event))
+    assert isinstance(record, OtherRecord)
+
+
+def test_a_bad_cloudevent_in_a_batch_is_rejected_alone():
+    batch = json.loads(load_event("eventbridge-batch.json"))
+    batch.insert(1, {"specversion": "1.0", "source": "acs.oss", "type": "oss:ObjectCreated:PutObject", "data": "x"})
+    records = parse_event(json.dumps(batch))
+    assert [type(r).__name__ for r in records] == ["ObjectCreated", "RejectedRecord", "ObjectCreated"]
+    assert records[1].index == 1 and "not an OSS CloudEvent" in records[1].reason

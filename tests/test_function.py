@@ -220,6 +220,18 @@ def test_a_url_encoded_key_is_found_in_its_decoded_form(cloud: Cloud):
     assert sidecar["source"]["etag"] == etag and len(sidecar["heads"]) == 1
 
 
+def test_a_batch_of_eventbridge_cloudevents_processes_every_record(cloud: Cloud):
+    batch = load_event("eventbridge-batch.json")
+    for event, fmt in zip(batch, ["JPEG", "PNG"]):
+        obj = event["data"]["oss"]["object"]
+        obj["eTag"] = cloud.upload_portrait(obj["key"], HEADS[:2], fmt=fmt)
+    result = cloud.invoke(json.dumps(batch).encode())
+    assert [(o["outcome"], o["key"], o["heads"]) for o in result["outcomes"]] == [
+        ("done", "incoming/one.jpg", 2), ("done", "incoming/two.png", 2)
+    ]
+    assert cloud.read_json("heads/incoming/two.png/heads.json")["source"]["etag"] == batch[1]["data"]["oss"]["object"]["eTag"]
+
+
 def test_a_multi_record_event_processes_every_record(cloud: Cloud):
     event = load_event("multi-record.json")
     for record, fmt in zip(event["events"], ["JPEG", "PNG", "BMP"]):

@@ -1,11 +1,15 @@
 """OSS trigger events: the raw bytes FC passes, parsed into typed, validated records.
 
+Two shapes arrive: a native OSS trigger's `{"events": [record, ...]}`, and an EventBridge-based trigger's
+CloudEvent (`source: acs.oss`, `type: oss:ObjectCreated:*`, the native record under `data`), or a JSON array of
+them when batching is on. Both become the same records.
+
 Only this module looks inside the event's JSON. `parse_event` returns one value per record, in order:
     ObjectCreated   an `ObjectCreated:*` record, validated; the pipeline processes it
     OtherRecord     a well-formed record of another kind (a deletion, ...); the pipeline skips it
     RejectedRecord  a malformed record, with its index and what is wrong; the handler rejects it alone (it can
                     never succeed, so it is logged at ERROR and not retried) and its neighbours are processed
-Only an event that is malformed as a whole (not JSON, not an object, no `events` list, too big, too many
+Only an event that is malformed as a whole (not JSON, neither shape, no `events` list, too big, too many
 records) raises `MalformedEvent`, with a message that says what is wrong.
 """
 
@@ -103,14 +107,41 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> list[Record]:
             raise MalformedEvent(f"event is not JSON: {exc}") from None
     else:
         document = raw
-    if not isinstance(document, Mapping):
-        raise MalformedEvent(f"event must be a JSON object with 'events', got {type(document).__name__}")
-    events = document.get("events")
-    if not isinstance(events, list) or not events:
-        raise MalformedEvent("event has no 'events' list: is this an OSS trigger event?")
-    if len(events) > MAX_RECORDS:
-        raise MalformedEvent(f"event has {len(events)} records, over the limit of {MAX_RECORDS}")
-    return [_parse_or_reject(i, record) for i, record in enumerate(events)]
+    records = _records(document)
+    if len(records) > MAX_RECORDS:
+        raise MalformedEvent(f"event has {len(records)} records, over the limit of {MAX_RECORDS}")
+    return [_from_cloud_event(i, record) if cloud else _parse_or_reject(i, record) for i, (cloud, record) in enumerate(records)]
+
+
+def _records(document: Any) -> list[tuple[bool, Any]]:
+    """(is a CloudEvent, record) for each record of a native OSS trigger event (`{"events": [...]}`), of one
+    EventBridge CloudEvent, or of a batch of CloudEvents (a JSON array, when EventBridge batches)."""
+    if isinstance(document, list) and document:
+        return [(True, event) for event in document]
+    if isinstance(document, Mapping) and "events" in document:
+        events = document["events"]
+        if not isinstance(events, list) or not events:
+            raise MalformedEvent("event has no 'events' list: is this an OSS trigger event?")
+        return [(False, record) for record in events]
+    if isinstance(document, Mapping) and "specversion" in document:
+        return [(True, document)]
+    if isinstance(document, Mapping):
+        raise MalformedEvent("event has no 'events' list and is no CloudEvent: is this an OSS trigger event?")
+    raise MalformedEvent(
+        f"event must be a JSON object with 'events' (an OSS trigger) or EventBridge CloudEvents, got {type(document).__name__}"
+    )
+
+
+def _from_cloud_event(index: int, event: Any) -> Record:
+    """The native OSS record a CloudEvent carries in `data` (`source: acs.oss`, `type: oss:<eventName>`)."""
+    if not isinstance(event, Mapping) or event.get("source") != "acs.oss" or not isinstance(event.get("data"), Mapping):
+        source = event.get("source") if isinstance(event, Mapping) else None
+        reason = f"events[{index}] is not an OSS CloudEvent (source {source!r}, and 'data' must be an object)"
+        return RejectedRecord(index, reason, "MalformedEvent")
+    data, kind = event["data"], event.get("type")
+    if "eventName" not in data and isinstance(kind, str) and kind.startswith("oss:"):
+        data = {**data, "eventName": kind[len("oss:") :]}
+    return _parse_or_reject(index, data)
 
 
 def _parse_or_reject(index: int, record: Any) -> Record:
