@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import re
 from pathlib import Path
 
@@ -48,13 +49,35 @@ def test_every_environment_variable_is_read_by_the_config(props):
     assert config.time_margin < props["timeout"]
 
 
+CREATION_EVENTS = {"PutObject", "PostObject", "CompleteMultipartUpload", "CopyObject"}  # not Append, not Symlink
+
+
 def test_the_trigger_watches_the_input_prefix_and_every_creation_event(props):
     [trigger] = props["triggers"]
     assert trigger["triggerType"] == "oss"
     assert trigger["triggerConfig"]["filter"]["key"]["prefix"] == props["environmentVariables"]["INPUT_PREFIX"]
-    assert {e.removeprefix("oss:ObjectCreated:") for e in trigger["triggerConfig"]["events"]} == OBJECT_CREATED_KINDS
+    events = {e.removeprefix("oss:ObjectCreated:") for e in trigger["triggerConfig"]["events"]}
+    assert events == CREATION_EVENTS and events <= OBJECT_CREATED_KINDS
     assert trigger["invocationRole"].endswith(":role/aliyunosseventnotificationrole")
     assert trigger["sourceArn"].startswith("acs:oss:cn-shanghai:")
+
+
+def test_the_eventbridge_alternative_filters_on_source_types_and_the_input_prefix():
+    config = rendered({"HEADSEG_BUCKET": "photos", "HEADSEG_INPUT_PREFIX": "uploads/"})
+    trigger = config["vars"]["eventbridgeTrigger"]
+    assert trigger["triggerType"] == "eventbridge" and trigger["triggerConfig"]["triggerEnable"] is True
+    pattern = json.loads(trigger["triggerConfig"]["eventRuleFilterPattern"])
+    assert pattern["source"] == ["acs.oss"]
+    assert {t.removeprefix("oss:ObjectCreated:") for t in pattern["type"]} == CREATION_EVENTS
+    [subject] = pattern["subject"]
+    assert re.fullmatch(r"acs:oss:cn-shanghai:\$\{config\('AccountID'\)\}:photos/uploads/", subject["prefix"])
+    assert trigger["triggerConfig"]["eventSinkConfig"]["deliveryOption"]["eventSchema"] == "CloudEvents"
+    # its CloudEvents are what headseg parses (events/eventbridge-*.json)
+    assert config["vars"]["ossTrigger"]["triggerConfig"]["events"] == pattern["type"]
+
+
+def test_no_prop_fc3_standard_runtimes_do_not_support(props):
+    assert "instanceConcurrency" not in props  # FC 3.0 standard runtimes run one request per instance
 
 
 def test_explicit_resources_and_async_retries(props):
@@ -79,3 +102,8 @@ def test_a_looping_prefix_pair_in_s_yaml_would_be_refused():
     props = rendered({"HEADSEG_INPUT_PREFIX": "photos/", "HEADSEG_OUTPUT_PREFIX": "photos/heads/"})["resources"]["headseg"]["props"]
     with pytest.raises(Exception, match="infinite loop"):
         Config.from_env({k: str(v) for k, v in props["environmentVariables"].items()})
+
+
+def test_the_code_package_leaves_caches_metadata_and_tests_out():
+    ignored = (ROOT / "src" / ".fcignore").read_text().split()
+    assert {"__pycache__/", "*.egg-info/", "tests/"} <= set(ignored)
