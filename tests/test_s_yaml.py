@@ -107,3 +107,45 @@ def test_a_looping_prefix_pair_in_s_yaml_would_be_refused():
 def test_the_code_package_leaves_caches_metadata_and_tests_out():
     ignored = (ROOT / "src" / ".fcignore").read_text().split()
     assert {"__pycache__/", "*.egg-info/", "tests/"} <= set(ignored)
+
+
+# What fc3 accepts, from the fc3 component's JSON schema (devsapp/fc3 src/schema.json, read at commit 0c2a220).
+# fc3 only logs violations at debug level and drops unknown props, so a misspelled prop would vanish silently.
+FC3_FUNCTION_PROPS = {
+    "asyncInvokeConfig", "code", "cpu", "customContainerConfig", "customDNS", "customRuntimeConfig", "description",
+    "diskSize", "endpoint", "environmentVariables", "functionName", "gpuConfig", "handler", "instanceConcurrency",
+    "instanceLifecycleConfig", "internetAccess", "layers", "logConfig", "memorySize", "nasConfig", "ossMountConfig",
+    "region", "role", "runtime", "timeout", "tracingConfig", "triggers", "vpcBinding", "vpcConfig",
+}  # fmt: skip
+FC3_TRIGGER_KEYS = {"description", "invocationRole", "qualifier", "sourceArn", "triggerConfig", "triggerName", "triggerType"}
+FC3_OSS_EVENTS = {
+    "oss:ObjectCreated:" + kind
+    for kind in ("*", "AppendObject", "CompleteMultipartUpload", "CopyObject", "InitiateMultipartUpload", "PostObject",
+                 "PutObject", "PutSymlink", "UploadPart", "UploadPartCopy")
+}  # fmt: skip
+FC3_EVENTBRIDGE_REQUIRED = {
+    "asyncInvocationType", "eventRuleFilterPattern", "eventSinkConfig", "eventSourceConfig", "runOptions", "triggerEnable"
+}  # fmt: skip
+
+
+def test_every_prop_is_one_fc3_knows_with_a_value_it_accepts(props):
+    assert set(props) <= FC3_FUNCTION_PROPS, set(props) - FC3_FUNCTION_PROPS
+    assert {"functionName", "region", "runtime", "code", "handler"} <= set(props)
+    assert props["memorySize"] % 64 == 0 and 128 <= props["memorySize"] <= 32768
+    assert 1 <= props["timeout"] <= 86400
+    assert set(props["instanceLifecycleConfig"]) <= {"initializer", "preStop"}
+    assert set(props["instanceLifecycleConfig"]["initializer"]) <= {"handler", "timeout"}
+    assert set(props["asyncInvokeConfig"]) <= {"destinationConfig", "maxAsyncEventAgeInSeconds", "maxAsyncRetryAttempts"}
+
+
+def test_both_triggers_are_shaped_as_fc3_expects():
+    variables = rendered()["vars"]
+    for trigger in (variables["ossTrigger"], variables["eventbridgeTrigger"]):
+        assert set(trigger) <= FC3_TRIGGER_KEYS and {"triggerConfig", "triggerName", "triggerType"} <= set(trigger)
+    oss = variables["ossTrigger"]["triggerConfig"]
+    assert set(oss) == {"events", "filter"} and set(oss["events"]) <= FC3_OSS_EVENTS
+    assert set(oss["filter"]["key"]) == {"prefix", "suffix"}
+    eventbridge = variables["eventbridgeTrigger"]["triggerConfig"]
+    assert FC3_EVENTBRIDGE_REQUIRED <= set(eventbridge)
+    assert {"eventSourceParameters", "eventSourceType"} <= set(eventbridge["eventSourceConfig"])
+    assert "deliveryOption" in eventbridge["eventSinkConfig"]
