@@ -285,7 +285,7 @@ def _encode(image: Image.Image, fmt: str, limits: Limits, steps: list[str]) -> t
             if fmt == "JPEG":
                 image.save(buffer, "JPEG", quality=quality)  # optimize=True would buffer every coefficient
             else:
-                image.save(buffer, "PNG", optimize=True)
+                image.save(buffer, "PNG")  # optimize=True took 13 s of CPU for a 1999x1499 RGBA: 4 % smaller
             if buffer.tell() <= limits.max_bytes:
                 if quality not in (None, JPEG_QUALITIES[0]):
                     steps.append(f"recompressed at JPEG quality {quality}")

@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from headseg import images, logs, normalize
+from headseg import images, logs, memory, normalize
 from headseg.config import Config, UrlMode
 from headseg.cutouts import Cutouts, Stored
 from headseg.errors import HeadsegError, InvalidImage, ObjectNotFound, PermanentError, RetriableError, Skipped
 from headseg.events import ObjectCreated, OtherRecord, Record, RejectedRecord
 from headseg.layout import Layout
 from headseg.logs import scrub
+from headseg.memory import MIB
 from headseg.outcome import Outcome, Status
 from headseg.results import Previous, Results, settled, sidecar_for
 from headseg.retry import Budget, RetryPolicy
@@ -35,8 +36,6 @@ from headseg.sidecar import ErrorRecord, Sidecar, Source, now_iso
 from headseg.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
-
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -174,23 +173,11 @@ class Pipeline:
         why = normalize.reasons(inspected.image, found.object.size, self.config.limits)
         if not why:
             return None
-        self._check_memory(run, found, inspected)
+        memory.check_fits(inspected.image, found.object.size, run.memory_mb, self.config)
         with run.timed("normalize"):
             normalized = normalize.normalize(self._whole(run, storage, found.object, inspected.data), self.config.limits)
         log.info("normalized", extra={"fields": {"why": why, "steps": list(normalized.steps)}})
         return normalized
-
-    def _check_memory(self, run: Run, found: Found, inspected: Inspected) -> None:
-        """Refuse, from the header, an image whose decoding would not fit the function's memory with margin."""
-        fraction = self.config.memory_fraction
-        allowed = int(run.memory_mb * MIB * fraction) - found.object.size  # the object's bytes are held meanwhile
-        normalize.check_decode_cost(
-            inspected.image,
-            allowed,
-            max_side=self.config.max_image_side,
-            allowance=f" at {run.memory_mb} MB function memory (MEMORY_FRACTION={fraction})",
-            remedy="raise memorySize in s.yaml (or MEMORY_FRACTION), or upload a smaller image",
-        )
 
     @contextmanager
     def _prepared(
