@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import local_engine, p1_handler, p2_cold_start, p3_memory, p4_package, p6_backfill
+from bench import local_engine, p1_handler, p2_cold_start, p3_memory, p4_package, p6_backfill, p7_deadline
 
 BENCHMARKS = [
     ("P1 handler overhead", p1_handler),
@@ -15,6 +15,7 @@ BENCHMARKS = [
     ("P3 memory", p3_memory),
     ("P4 package", p4_package),
     ("P6 backfill rate", p6_backfill),
+    ("P7 deadline", p7_deadline),
     ("Local engine", local_engine),
 ]
 
