@@ -58,3 +58,23 @@ def test_rotating_credentials_mid_run_neither_breaks_it_nor_mixes_keys(cloud: Cl
     assert app.pipeline(ROTATED) is rotated[0]
     latest = cloud.oss.logged(lambda r: r.method == "PUT" and "incoming/b.jpg/" in unquote(r.path))
     assert latest and {signed_by(entry) for entry in latest} == {ROTATED.access_key_id}
+
+
+def test_the_initializer_builds_the_clients_for_the_function_roles_credentials(cloud: Cloud):
+    import index
+
+    context = fc_context()
+    index.initialize(context)
+    app = handler_module.load_app()
+    segmenter = app.pipeline(app.credentials(context)).segmenter
+    assert segmenter._client is not None and segmenter._session is not None  # the first event builds nothing
+    etag = cloud.upload_portrait("incoming/a.jpg", [(40, 50, 60, 80)])
+    assert cloud.invoke_key("incoming/a.jpg", etag)["outcomes"][0]["outcome"] == "done"
+    assert app.pipeline(app.credentials(context)).segmenter is segmenter
+
+
+def test_an_initializer_without_credentials_still_starts(cloud: Cloud, caplog):
+    import index
+
+    index.initialize(fc_context(credentials=None))  # python3.12 without the variables: the first event brings them
+    assert "no credentials yet" in caplog.text

@@ -8,6 +8,7 @@ an invocation in flight keeps the one it started with, whose clients stay usable
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from headseg.config import Config
+from headseg.errors import ConfigError
 from headseg.credentials import Credentials
 from headseg.pipeline import Pipeline
 from headseg.retry import Budget, RetryPolicy
 from headseg.segmenters import Segmenter, build_segmenter
 from headseg.storage import Storage
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0  # seconds, when the context says nothing of the function's timeout
 DEFAULT_MEMORY_MB = 512
@@ -91,6 +95,18 @@ class App:
             if self._current is None or self._current[0] != key:
                 self._current = (key, self._build(credentials))
             return self._current[1]
+
+    def warm(self, context: Any) -> None:
+        """Import the SDKs and build the clients for the context's credentials (the initializer's job), so the
+        first event pays for neither. Without credentials yet, only the imports happen."""
+        if self.config.needs_credentials and not self.config.bucket_dir:
+            import headseg.storage.oss  # noqa: F401  (oss2 and its dependencies)
+        try:
+            credentials = self.credentials(context)
+        except ConfigError as exc:
+            log.warning("initializer: no credentials yet, clients are built on the first event", extra={"fields": {"reason": exc.message}})
+            return
+        self.pipeline(credentials).segmenter.warm()
 
     def close(self) -> None:
         """Wait for the pool's tasks and stop it (end of a CLI command, or a test)."""

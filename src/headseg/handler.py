@@ -80,8 +80,9 @@ def reset() -> None:
 
 
 def initialize(context: Any) -> None:
-    """FC initializer: build the App before the first event, so a bad configuration fails loudly."""
-    load_app()
+    """FC initializer: build the App before the first event, so a bad configuration fails loudly, and warm it:
+    the SDKs imported and the clients built for the function role's credentials."""
+    load_app().warm(context)
 
 
 def handler(event: bytes | str, context: Any) -> str:

@@ -67,6 +67,10 @@ class Segmenter(Protocol):
         """The head's cutout PNG. Raises `CutoutExpired` when its temporary URL is no longer valid."""
         ...
 
+    def warm(self) -> None:
+        """Load what the first call would (SDK modules and client, or the engine's models)."""
+        ...
+
 
 def build_segmenter(config: Config, credentials: Credentials | None) -> Segmenter:
     """The segmenter `config.engine` names (imported lazily: the local engine's libraries are heavy)."""

@@ -64,6 +64,21 @@ class CloudSegmenter:
         heads = [Head(x=e.x, y=e.y, width=e.width, height=e.height, url=e.image_url) for e in elements]
         return Segmentation(request_id=body.request_id or "", heads=heads)
 
+    def warm(self) -> None:
+        """The SDK's modules and client, and the download session, built before the first event needs them."""
+        from alibabacloud_imageseg20191230 import models  # noqa: F401
+        from alibabacloud_tea_util.models import RuntimeOptions  # noqa: F401
+
+        self._sdk()
+        self._downloads()
+
+    def _downloads(self) -> Any:
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
     def _sdk(self) -> Any:
         if self._client is None:
             from alibabacloud_imageseg20191230.client import Client
@@ -93,10 +108,8 @@ class CloudSegmenter:
         if not head.url:
             raise PermanentError("SegmentHead returned a head without a cutout URL", code="NoCutoutURL")
         check_cutout_url(head.url, self._config.allowed_cutout_hosts)
-        if self._session is None:
-            self._session = requests.Session()
         try:
-            with self._session.get(
+            with self._downloads().get(
                 head.url, allow_redirects=False, stream=True, timeout=(CONNECT_TIMEOUT, budget.timeout(CALL_TIMEOUT))
             ) as response:
                 if response.status_code in (403, 404):

@@ -36,6 +36,10 @@ class LocalSegmenter:
         assert head.png is not None, "local heads carry their cutouts"
         return head.png
 
+    def warm(self) -> None:
+        """Build the engine (mediapipe's graphs) before the first image."""
+        self._engine()
+
     def cut(self, data: bytes, return_form: str | None) -> list[Head]:
         """The heads in an encoded image, each with its cutout (or mask) PNG."""
         import numpy as np
