@@ -10,7 +10,6 @@ name once; the download resolves it again (a DNS answer that changes in between 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from typing import Iterable
 from urllib.parse import urlsplit
 
@@ -64,6 +63,8 @@ def _addresses(host: str, port: int | None) -> list[ipaddress.IPv4Address | ipad
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
+    import socket
+
     try:
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except OSError:

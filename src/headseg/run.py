@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import os
 import time
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -28,7 +28,7 @@ class Run:
     memory_mb: int = 512  # the function's memory, which decoding and cutouts in flight must fit in
     timings_ms: dict[str, float] = field(default_factory=dict)
     started: float | None = None  # default: now
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:RUN_ID_LENGTH])  # names this run's scratch copy
+    run_id: str = field(default_factory=lambda: os.urandom(RUN_ID_LENGTH // 2).hex())  # names its scratch copy
 
     def __post_init__(self) -> None:
         if self.started is None:
