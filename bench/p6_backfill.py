@@ -38,6 +38,7 @@ def run() -> list[str]:
         fc.on_invoke = lambda invocation: functions.submit(execute, invocation)
         with tempfile.TemporaryDirectory() as tmp:
             args = ["backfill", "--bucket", "bench", "--prefix", "incoming/p6/", "--oss-endpoint", oss.url, "--fc-endpoint", fc.url,
+                    "--api", "fc2", "--service", "default",  # bench._fakes runs the FC 2.0 fake
                     "--qps", str(QPS), "--quiet", "--journal", str(Path(tmp) / "j")]
             main(args)
         functions.shutdown(wait=True)

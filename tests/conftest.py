@@ -77,6 +77,18 @@ def fake_fc() -> Iterator[FakeFc]:
     server.stop()
 
 
+@pytest.fixture
+def fake_fc3() -> Iterator[Any]:
+    """FC 3.0's invocation API (a `tests.fakes.fc3.FakeFc3`) with one function, `headseg`, the one s.yaml deploys."""
+    from tests.fakes.fc3 import FakeFc3
+
+    server = FakeFc3({ACCESS_KEY_ID: ACCESS_KEY_SECRET}, tokens={ACCESS_KEY_ID: SECURITY_TOKEN})
+    server.add_function("headseg")
+    server.start()
+    yield server
+    server.stop()
+
+
 # -- the FC side ---------------------------------------------------------------------------------------------------
 @dataclass
 class FcCredentials:

@@ -1,31 +1,72 @@
-"""Backfill and replay: the real oss2 and fc2 SDKs against fake OSS and fake FC servers."""
+"""Backfill and replay: the real oss2, alibabacloud_fc20230330 (FC 3.0) and fc2 (FC 2.0) SDKs against fake OSS
+and fake FC servers."""
 
 from __future__ import annotations
 
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from headseg.backfill import Journal, Summary, hand_over, items_from, pending
 from headseg.cli import main
 from headseg.credentials import Credentials
-from headseg.errors import RetriableError
+from headseg.errors import AccessDenied, PermanentError, RetriableError
 from headseg.events import ObjectCreated, parse_event
-from headseg.invoker import FcInvoker
+from headseg.invoker import Fc2Invoker, Fc3Invoker, Invoker
 from headseg.ratelimit import RateLimiter
 from headseg.layout import Layout
+from headseg.retry import RetryPolicy
 from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from headseg.storage.oss import OssStorage
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
-from tests.fakes.fc import FakeFc  # noqa: F401 (the fixture's type)
+from tests.fakes._server import Request, Response
+from tests.fakes.fc import FakeFc
+from tests.fakes.fc import is_invocation as is_fc2_invocation
+from tests.fakes.fc3 import FakeFc3
+from tests.fakes.fc3 import is_invocation as is_fc3_invocation
+
+CREDENTIALS = Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN)
+QUICK = RetryPolicy(max_attempts=3, base=0.01, cap=0.02)  # retries without the waits
+
+
+@dataclass
+class Fc:
+    """The deployed function as the tooling reaches it: through FC 3.0 (the default) or FC 2.0 (`--api fc2`)."""
+
+    api: str
+    fake: Any  # FakeFc3 or FakeFc: both record `invocations` and take `throttle()`, `on_invoke`
+    options: list[str]
+
+    def invoker(self, policy: RetryPolicy = RetryPolicy(max_attempts=8), endpoint: str | None = None) -> Invoker:
+        endpoint = endpoint or self.fake.url
+        if self.api == "fc2":
+            return Fc2Invoker(endpoint, CREDENTIALS, "default", "headseg", policy=policy)
+        return Fc3Invoker(endpoint, CREDENTIALS, "headseg", policy=policy)
+
+    def is_invocation(self, request: Request) -> bool:
+        return (is_fc2_invocation if self.api == "fc2" else is_fc3_invocation)(request)
+
+
+@pytest.fixture(params=["fc3", "fc2"])
+def fc(request: pytest.FixtureRequest) -> Fc:
+    """Each test that takes it runs against the FC 3.0 API with the CLI's defaults, and the FC 2.0 API."""
+    if request.param == "fc3":
+        fake3: FakeFc3 = request.getfixturevalue("fake_fc3")
+        return Fc("fc3", fake3, ["--fc-endpoint", fake3.url])
+    fake2: FakeFc = request.getfixturevalue("fake_fc")
+    return Fc("fc2", fake2, ["--api", "fc2", "--service", "default", "--fc-endpoint", fake2.url])
 
 
 @pytest.fixture
-def ops(cloud: Cloud, fake_fc: FakeFc, monkeypatch, tmp_path):
+def ops(cloud: Cloud, monkeypatch, tmp_path):
     """The tooling's environment: keys in the environment, the function's prefixes, a journal path."""
+    for name in ("FC_API", "FC_SERVICE", "FC_ENDPOINT", "FC_FUNCTION", "FC_QUALIFIER", "ALIBABA_CLOUD_ACCOUNT_ID"):
+        monkeypatch.delenv(name, raising=False)
     cloud.configure(
         ALIBABA_CLOUD_ACCESS_KEY_ID=ACCESS_KEY_ID,
         ALIBABA_CLOUD_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
@@ -34,8 +75,8 @@ def ops(cloud: Cloud, fake_fc: FakeFc, monkeypatch, tmp_path):
     return cloud
 
 
-def cli(fake_fc: FakeFc, cloud: Cloud, *args: str) -> int:
-    target = ["--bucket", BUCKET, "--oss-endpoint", cloud.oss.url, "--fc-endpoint", fake_fc.url, "--quiet"]
+def cli(fc: Fc, cloud: Cloud, *args: str) -> int:
+    target = ["--bucket", BUCKET, "--oss-endpoint", cloud.oss.url, *fc.options, "--quiet"]
     return main([args[0], *target, *args[1:]])
 
 
@@ -45,11 +86,11 @@ def write_sidecar(cloud: Cloud, key: str, etag: str) -> None:
     cloud.oss.put(BUCKET, layout.sidecar, sidecar.to_json())
 
 
-def invoked(fake_fc: FakeFc) -> list[ObjectCreated]:
-    return [record for inv in fake_fc.invocations for record in parse_event(inv.payload)]
+def invoked(fc: Fc) -> list[ObjectCreated]:
+    return [record for inv in fc.fake.invocations for record in parse_event(inv.payload)]
 
 
-def test_backfill_pages_through_every_object_and_skips_what_is_done(ops, fake_fc, tmp_path, capsys):
+def test_backfill_pages_through_every_object_and_skips_what_is_done(ops, fc, tmp_path, capsys):
     etags = {f"incoming/old/{i:04d}.jpg": ops.upload(f"incoming/old/{i:04d}.jpg", f"photo {i}".encode()) for i in range(1050)}
     keys = sorted(etags)
     for key in keys[:50]:  # done for their current eTag
@@ -60,23 +101,23 @@ def test_backfill_pages_through_every_object_and_skips_what_is_done(ops, fake_fc
         record = ErrorRecord(Source(BUCKET, key, etags[key], 1), "InvalidImage.Corrupt", "corrupt", False)
         ops.oss.put(BUCKET, Layout("heads/", key).error, record.to_json())
 
-    status = cli(fake_fc, ops, "backfill", "--prefix", "incoming/old/", "--qps", "500", "--concurrency", "8", "--journal", str(tmp_path / "j"))
+    status = cli(fc, ops, "backfill", "--prefix", "incoming/old/", "--qps", "500", "--concurrency", "8", "--journal", str(tmp_path / "j"))
 
     assert status == 0
-    records = invoked(fake_fc)
+    records = invoked(fc)
     assert sorted(r.key for r in records) == keys[50:60] + keys[65:]  # each exactly once
     assert all(r.etag == etags[r.key] and r.bucket == BUCKET for r in records)
-    assert all(inv.invocation_type == "Async" and inv.function == "headseg" for inv in fake_fc.invocations)
+    assert all(inv.invocation_type == "Async" and inv.function == "headseg" for inv in fc.fake.invocations)
     listings = ops.oss.logged(lambda r: r.method == "GET" and r.param("list-type") == "2" and r.param("prefix") == "incoming/old/")
     assert len(listings) == 2  # 1 050 objects: two pages of at most 1 000
     assert "1050 listed: 55 done already, 0 handed over by an earlier run, 0 not inputs; 995 queued (" in capsys.readouterr().out
 
 
-def test_dry_run_hands_over_nothing(ops, fake_fc, capsys):
+def test_dry_run_hands_over_nothing(ops, fc, capsys):
     for i in range(5):
         ops.upload(f"incoming/d/{i}.jpg", b"x")
-    assert cli(fake_fc, ops, "backfill", "--prefix", "incoming/d/", "--dry-run") == 0
-    assert fake_fc.invocations == [] and "5 listed: 0 done already, 0 handed over by an earlier run, 0 not inputs; 5 would be queued, 0 failed" in capsys.readouterr().out
+    assert cli(fc, ops, "backfill", "--prefix", "incoming/d/", "--dry-run") == 0
+    assert fc.fake.invocations == [] and "5 listed: 0 done already, 0 handed over by an earlier run, 0 not inputs; 5 would be queued, 0 failed" in capsys.readouterr().out
 
 
 def test_the_rate_limit_is_obeyed_counted_not_timed():
@@ -96,59 +137,59 @@ def test_the_rate_limit_is_obeyed_counted_not_timed():
     assert all(b - a == pytest.approx(0.5) for a, b in zip(slots, slots[1:]))  # never two within 0.5 s
 
 
-def test_an_interrupted_backfill_resumes_without_queueing_twice(ops, fake_fc, tmp_path):
+def test_an_interrupted_backfill_resumes_without_queueing_twice(ops, fc, tmp_path):
     for i in range(120):
         ops.upload(f"incoming/r/{i:03d}.jpg", b"x")
-    storage = OssStorage(BUCKET, endpoint=ops.oss.url, credentials=Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN), region="cn-shanghai")
-    invoker = FcInvoker(fake_fc.url, Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN), "default", "headseg")
+    storage = OssStorage(BUCKET, endpoint=ops.oss.url, credentials=CREDENTIALS, region="cn-shanghai")
+    invoker = fc.invoker()
     from headseg.config import Config
 
     config = Config(input_prefix="incoming/", output_prefix="heads/")
     stop = threading.Event()
-    fake_fc.on_invoke = lambda inv: len(fake_fc.invocations) >= 40 and stop.set()  # Ctrl-C after 40
+    fc.fake.on_invoke = lambda inv: len(fc.fake.invocations) >= 40 and stop.set()  # Ctrl-C after 40
 
     first = Summary()
     hand_over(items_from(pending(storage, "incoming/r/", config, first), BUCKET), invoker, RateLimiter(1000), Journal(tmp_path / "j"), first, 4, stop)
-    assert first.interrupted and 40 <= len(fake_fc.invocations) < 120
+    assert first.interrupted and 40 <= len(fc.fake.invocations) < 120
 
-    fake_fc.on_invoke = None
+    fc.fake.on_invoke = None
     second = Summary()
     hand_over(items_from(pending(storage, "incoming/r/", config, second), BUCKET), invoker, RateLimiter(1000), Journal(tmp_path / "j"), second, 4)
-    keys = [r.key for r in invoked(fake_fc)]
+    keys = [r.key for r in invoked(fc)]
     assert len(keys) == len(set(keys)) == 120  # every object once, across the two runs
     assert second.in_journal == first.handed_over and not second.interrupted
 
 
-def test_throttled_invocations_are_retried(ops, fake_fc, tmp_path):
+def test_throttled_invocations_are_retried(ops, fc, tmp_path):
     ops.upload("incoming/t/a.jpg", b"x")
-    fake_fc.throttle(times=2)
-    assert cli(fake_fc, ops, "backfill", "--prefix", "incoming/t/", "--journal", str(tmp_path / "j")) == 0
-    assert [r.key for r in invoked(fake_fc)] == ["incoming/t/a.jpg"]
-    assert len(fake_fc.logged()) == 3
+    fc.fake.throttle(times=2)
+    assert cli(fc, ops, "backfill", "--prefix", "incoming/t/", "--journal", str(tmp_path / "j")) == 0
+    assert [r.key for r in invoked(fc)] == ["incoming/t/a.jpg"]
+    assert len(fc.fake.logged()) == 3
 
 
-def test_backfill_through_the_deployed_function_then_nothing_is_left(ops, fake_fc, tmp_path, capsys):
+def test_backfill_through_the_deployed_function_then_nothing_is_left(ops, fc, tmp_path, capsys):
     import index
 
     for i in range(4):
         ops.upload_portrait(f"incoming/e2e/{i}.jpg", [(40, 50, 60, 80)])
-    fake_fc.on_invoke = lambda inv: index.handler(inv.payload, None)  # "FC" runs the real handler
+    fc.fake.on_invoke = lambda inv: index.handler(inv.payload, None)  # "FC" runs the real handler
 
-    assert cli(fake_fc, ops, "backfill", "--prefix", "incoming/e2e/", "--journal", str(tmp_path / "j1")) == 0
+    assert cli(fc, ops, "backfill", "--prefix", "incoming/e2e/", "--journal", str(tmp_path / "j1")) == 0
     assert [len(ops.read_json(f"heads/incoming/e2e/{i}.jpg/heads.json")["heads"]) for i in range(4)] == [1, 1, 1, 1]
-    fake_fc.invocations.clear()
-    assert cli(fake_fc, ops, "backfill", "--prefix", "incoming/e2e/", "--journal", str(tmp_path / "j2")) == 0
-    assert fake_fc.invocations == [] and "4 done already" in capsys.readouterr().out
+    fc.fake.invocations.clear()
+    assert cli(fc, ops, "backfill", "--prefix", "incoming/e2e/", "--journal", str(tmp_path / "j2")) == 0
+    assert fc.fake.invocations == [] and "4 done already" in capsys.readouterr().out
 
 
-def test_backfill_local_processes_in_this_process(ops, fake_fc, tmp_path, capsys):
+def test_backfill_local_processes_in_this_process(ops, fc, tmp_path, capsys):
     ops.upload_portrait("incoming/l/a.jpg", [(40, 50, 60, 80)])
-    assert cli(fake_fc, ops, "backfill", "--prefix", "incoming/l/", "--local", "--journal", str(tmp_path / "j")) == 0
-    assert fake_fc.invocations == [] and ops.read_json("heads/incoming/l/a.jpg/heads.json")["heads"]
+    assert cli(fc, ops, "backfill", "--prefix", "incoming/l/", "--local", "--journal", str(tmp_path / "j")) == 0
+    assert fc.fake.invocations == [] and ops.read_json("heads/incoming/l/a.jpg/heads.json")["heads"]
     assert "1 processed" in capsys.readouterr().out
 
 
-def test_replay_hands_over_retriable_failures_only(ops, fake_fc):
+def test_replay_hands_over_retriable_failures_only(ops, fc):
     import index
 
     ops.imageseg.throttle(times=1000)
@@ -158,17 +199,17 @@ def test_replay_hands_over_retriable_failures_only(ops, fake_fc):
     ops.imageseg.clear_faults()
     broken = ops.upload("incoming/f/broken.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 30)
     ops.invoke_key("incoming/f/broken.jpg", broken)
-    fake_fc.on_invoke = lambda inv: index.handler(inv.payload, None)
+    fc.fake.on_invoke = lambda inv: index.handler(inv.payload, None)
 
-    assert cli(fake_fc, ops, "replay", "--prefix", "incoming/f/") == 0
+    assert cli(fc, ops, "replay", "--prefix", "incoming/f/") == 0
 
-    assert [r.key for r in invoked(fake_fc)] == ["incoming/f/throttled.jpg"]
+    assert [r.key for r in invoked(fc)] == ["incoming/f/throttled.jpg"]
     assert ops.read_json("heads/incoming/f/throttled.jpg/heads.json")["source"]["etag"] == transient
     assert ops.read("heads/incoming/f/throttled.jpg/error.json") is None  # cleared by the success
     assert ops.read_json("heads/incoming/f/broken.jpg/error.json")["retriable"] is False
 
 
-def test_replay_of_events_from_the_on_failure_destination(ops, fake_fc, tmp_path):
+def test_replay_of_events_from_the_on_failure_destination(ops, fc, tmp_path):
     event = {"events": [json.loads(Path("events/put.json").read_text())["events"][0]]}
     destination_record = {
         "timestamp": 1795000000000,
@@ -180,6 +221,122 @@ def test_replay_of_events_from_the_on_failure_destination(ops, fake_fc, tmp_path
     dump = tmp_path / "failures.jsonl"
     dump.write_text("\n".join([json.dumps(event), json.dumps(destination_record), "not json at all", ""]))
 
-    assert cli(fake_fc, ops, "replay", "--events", str(dump)) == 0
+    assert cli(fc, ops, "replay", "--events", str(dump)) == 0
 
-    assert [json.loads(inv.payload) for inv in fake_fc.invocations] == [event, event]
+    assert [json.loads(inv.payload) for inv in fc.fake.invocations] == [event, event]
+
+
+# -- the API: FC 3.0 by default, FC 2.0 on request ---------------------------------------------------------------------
+def test_backfill_queues_through_the_fc3_api_by_default(ops, fake_fc3, tmp_path, capsys):
+    """The function s.yaml deploys is an FC 3.0 function: no --api, no --service, and the FC 2.0 route is never used
+    (the fake FC 3.0 fails the test on it)."""
+    etags = {f"incoming/v3/{i}.jpg": ops.upload(f"incoming/v3/{i}.jpg", b"x") for i in range(6)}
+    fake_fc3.throttle(times=2)
+    target = ["--bucket", BUCKET, "--oss-endpoint", ops.oss.url, "--fc-endpoint", fake_fc3.url, "--quiet"]
+
+    assert main(["backfill", *target, "--prefix", "incoming/v3/", "--qps", "100", "--journal", str(tmp_path / "j")]) == 0
+
+    records = [record for inv in fake_fc3.invocations for record in parse_event(inv.payload)]
+    assert sorted((r.key, r.etag) for r in records) == sorted(etags.items())  # each exactly once
+    assert all((inv.function, inv.invocation_type, inv.qualifier) == ("headseg", "Async", "") for inv in fake_fc3.invocations)
+    entries = fake_fc3.logged()
+    assert [e.status for e in entries].count(429) == 2 and [e.status for e in entries].count(202) == 6
+    assert {e.request.path for e in entries} == {"/2023-03-30/functions/headseg/invocations"}
+    assert all(e.request.header("authorization").startswith("ACS3-HMAC-SHA256 Credential=" + ACCESS_KEY_ID) for e in entries)
+    assert "6 queued (" in capsys.readouterr().out
+
+
+def test_the_qualifier_reaches_the_function(ops, fc, tmp_path):
+    ops.upload("incoming/q/a.jpg", b"x")
+    assert cli(fc, ops, "backfill", "--prefix", "incoming/q/", "--qualifier", "LATEST", "--journal", str(tmp_path / "j")) == 0
+    assert [inv.qualifier for inv in fc.fake.invocations] == ["LATEST"]
+
+
+def test_api_fc2_needs_a_service_and_fc3_takes_none(ops, fake_fc, fake_fc3, tmp_path):
+    target = ["--bucket", BUCKET, "--oss-endpoint", ops.oss.url, "--journal", str(tmp_path / "j")]
+    with pytest.raises(SystemExit, match=r"^headseg: --api fc2 needs --service \(FC_SERVICE\)"):
+        main(["backfill", *target, "--api", "fc2", "--fc-endpoint", fake_fc.url])
+    with pytest.raises(SystemExit, match=r"^headseg: --service \(FC_SERVICE\) 'default' is an FC 2.0 service: add --api fc2"):
+        main(["backfill", *target, "--service", "default", "--fc-endpoint", fake_fc3.url])
+    ops.monkeypatch.setenv("FC_API", "fc4")
+    with pytest.raises(SystemExit, match=r"--api \(FC_API\) must be one of fc3, fc2, not 'fc4'"):
+        main(["backfill", *target, "--fc-endpoint", fake_fc3.url])
+    assert fake_fc.logged() == [] and fake_fc3.logged() == []
+
+
+def test_fc_api_and_fc_service_in_the_environment_select_fc2(ops, fake_fc, fake_fc3, tmp_path):
+    ops.upload("incoming/env/a.jpg", b"x")
+    ops.monkeypatch.setenv("FC_API", "FC2")
+    ops.monkeypatch.setenv("FC_SERVICE", "default")
+    ops.monkeypatch.setenv("FC_ENDPOINT", fake_fc.url)
+    target = ["--bucket", BUCKET, "--oss-endpoint", ops.oss.url, "--quiet", "--journal", str(tmp_path / "j")]
+    assert main(["backfill", *target, "--prefix", "incoming/env/"]) == 0
+    assert [(inv.service, inv.function) for inv in fake_fc.invocations] == [("default", "headseg")]
+    assert fake_fc3.logged() == []
+
+
+# -- error replies, classified into headseg's families by each SDK's own exceptions -------------------------------------
+EVENT = {"events": []}
+RETRIED, DENIED, PERMANENT = "retried", AccessDenied, PermanentError
+
+
+@pytest.mark.parametrize(
+    "status, code, outcome",
+    [
+        (429, "ResourceThrottled", RETRIED),
+        (400, "Throttling.User", RETRIED),  # throttled by its code, whatever the status
+        (503, "ServiceUnavailable", RETRIED),
+        (500, None, RETRIED),  # a gateway's HTML page: fc2 raises requests' JSONDecodeError, tea-openapi a RuntimeError
+        (502, None, RETRIED),
+        (403, "AccessDenied", DENIED),
+        (401, None, DENIED),
+        (404, "FunctionNotFound", PERMANENT),
+        (400, "EntityTooLarge", PERMANENT),
+        (418, None, PERMANENT),  # not JSON and not retriable: classified by its status, never as a connection error
+    ],
+)
+def test_error_replies_are_classified(fc, status, code, outcome):
+    if code is None:
+        body, content_type = b"<html><body>oops</body></html>", "text/html"
+    else:
+        fields = {"Code": code, "Message": "m", "RequestId": "r"} if fc.api == "fc3" else {"ErrorCode": code, "ErrorMessage": "m"}
+        body, content_type = json.dumps(fields).encode(), "application/json"
+    fc.fake.script(fc.is_invocation, [Response(status, body, {"Content-Type": content_type, "x-fc-request-id": "r"})])
+    invoker = fc.invoker(QUICK)
+
+    if outcome == RETRIED:
+        assert invoker.invoke(EVENT)
+        assert [entry.status for entry in fc.fake.logged()] == [status, 202] and len(fc.fake.invocations) == 1
+        return
+    with pytest.raises(outcome) as error:
+        invoker.invoke(EVENT)
+    assert type(error.value) is outcome and error.value.code == (code or f"HTTP{status}")
+    assert len(fc.fake.logged()) == 1 and fc.fake.invocations == []  # not retried
+
+
+def test_no_answer_is_retriable(fc):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(RetriableError) as error:
+        fc.invoker(QUICK, endpoint=f"http://127.0.0.1:{port}").invoke(EVENT)
+    assert error.value.code == "ConnectionError" and type(error.value) is RetriableError
+
+
+def test_a_dropped_connection_is_retried(fc):
+    from tests.fakes._server import Fault
+
+    fc.fake.inject(Fault("drop", fc.is_invocation, times=1))
+    assert fc.invoker(QUICK).invoke(EVENT)
+    assert [entry.status for entry in fc.fake.logged()] == [0, 202] and len(fc.fake.invocations) == 1
+
+
+def test_an_fc3_endpoint_must_be_http_or_https_host_and_port():
+    from headseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not http"):
+        Fc3Invoker("ftp://example.com", CREDENTIALS, "headseg")
+    with pytest.raises(ConfigError, match="not http"):
+        Fc3Invoker("https://example.com/2023-03-30", CREDENTIALS, "headseg")

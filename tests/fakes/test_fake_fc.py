@@ -1,7 +1,9 @@
-"""The fake FC answers the real fc2 SDK, and only when its signature is right."""
+"""The fake FCs answer the real SDKs (fc2 for FC 2.0, alibabacloud_fc20230330 for FC 3.0), and only when their
+signature is right."""
 
 from __future__ import annotations
 
+import io
 import time
 
 import fc2
@@ -14,6 +16,7 @@ from tests.conftest import ACCESS_KEY_SECRET as SECRET
 from tests.conftest import SECURITY_TOKEN as TOKEN
 from tests.fakes._server import CanaryServer, Fault
 from tests.fakes.fc import FakeFc, is_invocation
+from tests.fakes.fc3 import FakeFc3
 
 
 @pytest.fixture
@@ -81,3 +84,115 @@ def test_a_non_json_error_makes_fc2_raise_a_json_decode_error_not_fcerror(canary
         client(canary).invoke_function("default", "headseg", payload=b"{}", headers={"x-fc-invocation-type": "Async"})
     [entry] = canary.logged()
     assert entry.status == 418 and entry.request.path.endswith("/services/default/functions/headseg/invocations")
+
+
+# -- FC 3.0 (alibabacloud_fc20230330) -------------------------------------------------------------------------------
+def fc3_client(fake: FakeFc3, secret: str = SECRET, token: str | None = TOKEN):
+    from alibabacloud_fc20230330.client import Client
+    from alibabacloud_tea_openapi import models as open_api_models
+
+    config = open_api_models.Config(
+        access_key_id=KEY, access_key_secret=secret, security_token=token, endpoint=fake.address, protocol="http",
+        region_id="cn-shanghai",
+    )
+    return Client(config)
+
+
+def fc3_invoke(fake: FakeFc3, function: str = "headseg", payload: bytes = b'{"events": []}', qualifier: str | None = None, **kwargs):
+    from alibabacloud_fc20230330 import models
+    from darabonba.runtime import RuntimeOptions
+
+    request = models.InvokeFunctionRequest(body=io.BytesIO(payload), qualifier=qualifier)
+    headers = models.InvokeFunctionHeaders(x_fc_invocation_type="Async")
+    return fc3_client(fake, **kwargs).invoke_function_with_options(function, request, headers, RuntimeOptions())
+
+
+def test_fc3_async_invocation_with_a_good_signature_is_accepted_and_recorded(fake_fc3):
+    response = fc3_invoke(fake_fc3, qualifier="LATEST")
+    assert response.status_code == 202 and response.headers["x-fc-request-id"]
+    [invocation] = fake_fc3.invocations
+    assert (invocation.function, invocation.qualifier, invocation.invocation_type, invocation.payload) == (
+        "headseg", "LATEST", "Async", b'{"events": []}'
+    )
+    assert invocation.request_id == response.headers["x-fc-request-id"]
+    [entry] = fake_fc3.logged()
+    assert entry.request.path == "/2023-03-30/functions/headseg/invocations" and entry.request.param("qualifier") == "LATEST"
+    signed = entry.request.header("authorization").split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"host", "x-acs-action", "x-acs-version", "x-fc-invocation-type", "x-acs-security-token"} <= set(signed)
+
+
+def test_fc3_the_canonical_uri_is_the_percent_encoded_path(fake_fc3):
+    """An FC 2.0 function `f` of service `s` is the FC 3.0 function `s$f`: the SDK sends and signs `s%24f`."""
+    fake_fc3.add_function("default$headseg")
+    fc3_invoke(fake_fc3, "default$headseg")
+    assert fake_fc3.logged()[0].request.path == "/2023-03-30/functions/default%24headseg/invocations"
+    assert [inv.function for inv in fake_fc3.invocations] == ["default$headseg"]
+
+
+@pytest.mark.parametrize(
+    "secret, token, code",
+    [("wrong", TOKEN, "SignatureNotMatch"), (SECRET, "wrong", "InvalidSecurityToken"), (SECRET, None, "InvalidSecurityToken")],
+)
+def test_fc3_bad_credentials_are_refused_403(fake_fc3, secret, token, code):
+    from Tea.exceptions import TeaException
+
+    with pytest.raises(TeaException) as error:
+        fc3_invoke(fake_fc3, secret=secret, token=token)
+    assert (error.value.status_code, error.value.code) == (403, code)
+    assert fake_fc3.invocations == []
+
+
+def test_fc3_a_signed_request_replayed_elsewhere_or_again_is_refused(fake_fc3):
+    fc3_invoke(fake_fc3)
+    sent = fake_fc3.logged()[0].request
+    replay = {k: v for k, v in sent.headers.items() if k not in ("content-length", "accept-encoding")}
+    session = requests.Session()
+    session.trust_env = False
+    other = session.post(fake_fc3.url + "/2023-03-30/functions/other/invocations", data=sent.body, headers=replay)
+    again = session.post(fake_fc3.url + sent.raw_path, data=sent.body, headers=replay)
+    assert (other.status_code, other.json()["Code"]) == (403, "SignatureNotMatch")  # the path is signed
+    assert (again.status_code, again.json()["Code"]) == (403, "SignatureNonceUsed")
+    tampered = session.post(fake_fc3.url + sent.raw_path, data=b'{"events": [1]}', headers=replay)
+    assert tampered.status_code == 403 and len(fake_fc3.invocations) == 1
+
+
+def test_fc3_unknown_function_is_404_in_fc3_shape_and_a_failure(fake_fc3):
+    from Tea.exceptions import TeaException
+
+    with pytest.raises(TeaException) as error:
+        fc3_invoke(fake_fc3, "nope")
+    assert (error.value.status_code, error.value.code) == (404, "FunctionNotFound")
+    assert set(error.value.data) >= {"Code", "Message", "RequestId"}
+    with pytest.raises(AssertionError, match="unknown function 'nope'"):
+        fake_fc3.check()
+
+
+def test_fc3_unknown_route_is_404_and_a_failure(fake_fc3):
+    """fc2's route on the FC 3.0 fake: what the old invoker sent to a 3.0 function."""
+    with pytest.raises(FcError) as error:
+        client(fake_fc3).invoke_function("default", "headseg", payload=b"{}", headers={"x-fc-invocation-type": "Async"})
+    assert error.value.status_code == 404
+    with pytest.raises(AssertionError, match="no route for POST /2016-08-15/services/default/functions/headseg/invocations"):
+        fake_fc3.check()
+
+
+def test_fc3_throttling_and_server_errors(fake_fc3):
+    from Tea.exceptions import TeaException
+
+    fake_fc3.throttle()
+    fake_fc3.server_error()
+    with pytest.raises(TeaException) as throttled:
+        fc3_invoke(fake_fc3)
+    with pytest.raises(TeaException) as unavailable:
+        fc3_invoke(fake_fc3)
+    assert (throttled.value.status_code, throttled.value.code) == (429, "ResourceThrottled")
+    assert (unavailable.value.status_code, unavailable.value.code) == (503, "ServiceUnavailable")
+    fc3_invoke(fake_fc3)
+    assert [entry.status for entry in fake_fc3.logged()] == [429, 503, 202] and len(fake_fc3.invocations) == 1
+
+
+def test_fc3_on_invoke_sees_each_accepted_payload(fake_fc3):
+    seen: list[bytes] = []
+    fake_fc3.on_invoke = lambda inv: seen.append(inv.payload)
+    fc3_invoke(fake_fc3, payload=b'{"events": [{"x": 1}]}')
+    assert seen == [b'{"events": [{"x": 1}]}']

@@ -13,10 +13,13 @@ from headseg.app import App
 from headseg.cli._progress import progress_bar
 from headseg.backfill import Item, Journal, Summary, hand_over
 from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
-from headseg.invoker import FcInvoker, Invoker, LocalInvoker
+from headseg.invoker import Fc2Invoker, Fc3Invoker, Invoker, LocalInvoker
 from headseg.credentials import Credentials
 from headseg.ratelimit import RateLimiter
 from headseg.storage import Storage
+
+
+APIS = ("fc3", "fc2")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +29,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oss-endpoint", default=env("OSS_ENDPOINT", "https://oss-cn-shanghai.aliyuncs.com"))
     parser.add_argument("--bucket-dir", default=env("BUCKET_DIR", ""), help="a local folder standing in for the bucket")
     target = parser.add_argument_group("target: the deployed function (default) or --local")
+    target.add_argument(
+        "--api", default=env("FC_API", "fc3"), type=str.lower, choices=APIS,
+        help="fc3: the FC 3.0 API, for the function s.yaml deploys (default); fc2: the FC 2.0 API, with --service",
+    )
     target.add_argument("--fc-endpoint", default=env("FC_ENDPOINT", ""), help="default https://<ACCOUNT_ID>.cn-shanghai.fc.aliyuncs.com")
     target.add_argument("--account-id", default=env("ALIBABA_CLOUD_ACCOUNT_ID", ""))
-    target.add_argument("--service", default=env("FC_SERVICE", "default"), help="FC 2.0 service the function is in")
+    target.add_argument("--service", default=env("FC_SERVICE", ""), help="with --api fc2 (required there): the FC 2.0 service the function is in")
     target.add_argument("--function", default=env("FC_FUNCTION", "headseg"))
     target.add_argument("--qualifier", default=env("FC_QUALIFIER") or None)
     target.add_argument("--local", action="store_true", help="process in this process instead of invoking the function")
@@ -49,6 +56,8 @@ def config_for(args: argparse.Namespace) -> Config:
 def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
     """Config, the bucket's storage and the invoker the arguments ask for."""
     logs.configure(env_default("LOG_LEVEL", "WARNING"))
+    if not args.local:
+        check_target(args)
     config = config_for(args)
     credentials = Credentials.resolve() if (config.needs_credentials or not args.local) else None
     if credentials is not None:
@@ -62,7 +71,23 @@ def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
     endpoint = args.fc_endpoint or (args.account_id and f"https://{args.account_id}.{config.region}.fc.aliyuncs.com")
     if not endpoint:
         raise SystemExit("headseg: give --fc-endpoint or --account-id (or ALIBABA_CLOUD_ACCOUNT_ID), or use --local")
-    return config, storage, FcInvoker(endpoint, credentials, args.service, args.function, args.qualifier), app
+    if args.api == "fc2":
+        return config, storage, Fc2Invoker(endpoint, credentials, args.service, args.function, args.qualifier), app
+    return config, storage, Fc3Invoker(endpoint, credentials, args.function, args.qualifier, region=config.region), app
+
+
+def check_target(args: argparse.Namespace) -> None:
+    """The deployed function's address is consistent: FC 2.0 needs a service, FC 3.0 has none."""
+    if args.api not in APIS:  # FC_API, which argparse does not check against the choices
+        raise SystemExit(f"headseg: --api (FC_API) must be one of {', '.join(APIS)}, not {args.api!r}")
+    if args.api == "fc2" and not args.service:
+        raise SystemExit("headseg: --api fc2 needs --service (FC_SERVICE): the FC 2.0 service the function is in")
+    if args.api == "fc3" and args.service:
+        raise SystemExit(
+            f"headseg: --service (FC_SERVICE) {args.service!r} is an FC 2.0 service: add --api fc2 to invoke an FC 2.0 "
+            "function, or drop it for the FC 3.0 function s.yaml deploys (FC 2.0's function f in service s is the "
+            "FC 3.0 function s$f)"
+        )
 
 
 def interruptible() -> threading.Event:
