@@ -2,7 +2,8 @@
 
 "Accepted" is what passes the pipeline's gates at that memory: MAX_OBJECT_BYTES (s.yaml), `read_header`,
 `check_pixels` (MAX_PIXELS) and `memory.check_fits`: `check_decode_cost` against memorySize × MEMORY_FRACTION
-(0.6) less what the process holds (the function's resident memory: the baseline below) and the object's bytes. For each kind of input the largest 4:3 photo-like image (gradients with fine grain) the gates
+(0.6) less MEMORY_RESERVED_MB (what an instance holds before any image; the baseline below measures it) and
+the object's bytes. For each kind of input the largest 4:3 photo-like image (gradients with fine grain) the gates
 accept is found by doubling, then halving the step, over megapixels with the gates on a header model (a small
 sample's header and bytes per pixel); it is then generated (cached under the temp dir) and checked with its own
 header and size. A fresh process does what the function does with it: the function's imports (the handler, the
@@ -145,7 +146,7 @@ class Gates:
     max_object_bytes: int
     max_pixels: int = 100_000_000
     decode_gate: bool = True  # False: the old gate, pixel count only
-    resident: int = 0  # what the function's process holds before the image (memory.resident_bytes there)
+    resident: int = 0  # what an instance holds before any image (MEMORY_RESERVED_MB)
 
     def check(self, info: Any, object_bytes: int) -> int | str:
         from headseg import images, normalize
@@ -234,7 +235,8 @@ def run() -> list[str]:
     memory_mb, max_object_bytes = s_yaml()
     memory = memory_mb * MIB
     baseline, _, _ = measure(None)
-    gates = Gates(memory_mb, Config.memory_fraction, max_object_bytes, Config.max_pixels, resident=baseline)
+    reserved = Config.memory_reserved_mb * MIB
+    gates = Gates(memory_mb, Config.memory_fraction, max_object_bytes, Config.max_pixels, resident=reserved)
     rows = [
         (
             f"| kind | image | object | gate estimate | peak (whole process) | peak ÷ {memory_mb} MB | "
