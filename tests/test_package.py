@@ -19,16 +19,16 @@ from headseg import package
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
-def _python310() -> str | None:
-    """A Python 3.10 that runs (FC's runtime), if this machine has one: pyenv's, or one on PATH."""
-    candidates = [*map(str, sorted(Path.home().glob(".pyenv/versions/3.10*/bin/python3.10"))), shutil.which("python3.10")]
+def _python(version: str) -> str | None:
+    """A Python `version` that runs (one of FC's runtimes), if this machine has one: pyenv's, or one on PATH."""
+    name = f"python{version}"
+    candidates = [*map(str, sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/{name}"))), shutil.which(name)]
+    check = f"import sys; assert sys.version_info[:2] == {tuple(map(int, version.split('.')))}"
     for candidate in filter(None, candidates):
-        if subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"], capture_output=True).returncode == 0:
+        if subprocess.run([candidate, "-c", check], capture_output=True).returncode == 0:
             return candidate
     return None
 
-
-PYTHON310 = _python310()
 CHECK = (
     "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import index, oss2, PIL.Image, pi_heif; "
     "import alibabacloud_imageseg20191230.client; from headseg.storage.oss import OssStorage; "
@@ -58,8 +58,10 @@ def test_the_handler_imports_from_the_package_alone(tmp_path):
     assert result.stdout.strip() == "headseg.handler"
 
 
-@pytest.mark.skipif(PYTHON310 is None, reason="no python3.10 on this machine")
-def test_the_fc_runtime_python_310_imports_it_too(tmp_path):
-    assert PYTHON310 is not None
-    result = build_and_import(PYTHON310, "3.10", tmp_path / "python")
+@pytest.mark.parametrize("version", package.RUNTIMES)
+def test_each_fc_runtime_imports_it_too(tmp_path, version):
+    python = _python(version)
+    if python is None:
+        pytest.skip(f"no python{version} on this machine")
+    result = build_and_import(python, version, tmp_path / "python")
     assert result.returncode == 0, result.stderr

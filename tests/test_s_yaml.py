@@ -89,7 +89,17 @@ def test_explicit_resources_and_async_retries(props):
 
 def test_the_pre_deploy_action_builds_the_dependencies_into_the_pythonpath(props):
     [action] = rendered()["resources"]["headseg"]["actions"]["pre-deploy"]
-    assert action["path"] == "./src" and "python3 -m headseg.package --target python" == action["run"]
+    assert action["path"] == "./src" and "python3 -m headseg.package --target python --runtime python3.10" == action["run"]
+
+
+@pytest.mark.parametrize("runtime", ["python3.10", "python3.12"])
+def test_the_runtime_variable_picks_the_runtime_and_the_package_it_builds(runtime):
+    from headseg import package
+
+    resource = rendered({"HEADSEG_RUNTIME": runtime})["resources"]["headseg"]
+    assert resource["props"]["runtime"] == runtime
+    [action] = resource["actions"]["pre-deploy"]
+    assert action["run"].endswith(f"--runtime {runtime}") and runtime.removeprefix("python") in package.RUNTIMES
 
 
 def test_prefixes_from_the_environment_flow_into_trigger_and_function():

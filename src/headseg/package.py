@@ -21,6 +21,7 @@ from pathlib import Path
 
 PLATFORM = "x86_64-manylinux2014"
 PYTHON_VERSION = "3.10"
+RUNTIMES = ("3.10", "3.12")  # FC 3.0's built-in Python runtimes headseg supports (s.yaml's `runtime` var)
 #: The function's own runtime dependencies (headseg's core requirements; never the `local` extra).
 FALLBACK_REQUIREMENTS = [
     "alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3", "pi-heif>=0.18"
@@ -87,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="headseg package", description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="python", help="directory to install into (default: ./python)")
     parser.add_argument("--python-version", default=PYTHON_VERSION, help=f"the runtime's Python (default {PYTHON_VERSION})")
+    parser.add_argument("--runtime", help="FC's runtime name instead, e.g. python3.12 (what s.yaml's runtime says)")
     args = parser.parse_args(argv)
-    print(install(Path(args.target), args.python_version))
+    version = args.runtime.removeprefix("python") if args.runtime else args.python_version
+    if version not in RUNTIMES:
+        parser.error(f"runtime python{version} is not one headseg supports: {', '.join('python' + v for v in RUNTIMES)}")
+    print(install(Path(args.target), version))
     return 0
 
 
