@@ -22,6 +22,7 @@ from headseg.events import parse_event
 from headseg.outcome import Status
 from headseg.pipeline import Pipeline
 from headseg.retry import Budget, RetryPolicy, retry
+from headseg.tea import is_network_error
 
 INVOKE_BUDGET = 120.0  # seconds one event may spend being queued, throttling included
 CALL_TIMEOUT = 10.0  # seconds per FC 3.0 call (the SDK's default read timeout): an async invocation is only queued
@@ -188,7 +189,7 @@ def _classify_fc3(exc: Exception) -> HeadsegError:
         status = _reply_status(inner.__traceback__)
         if status is not None:
             return _unreadable(status)
-        if _is_network_error(inner):
+        if is_network_error(inner):
             return RetriableError(f"InvokeFunction: connection failed: {type(inner).__name__}", code="ConnectionError")
         # a failure of the SDK itself: surfaces as this object's failure (hand-overs report every HeadsegError)
         return PermanentError(f"InvokeFunction: the SDK failed: {type(inner).__name__}: {inner}", code="SdkError")
@@ -228,12 +229,3 @@ def _reply_status(traceback: TracebackType | None) -> int | None:
                     return status
         traceback = traceback.tb_next
     return None
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    """Whether the request got no answer (darabonba turns the IOError of requests into its RetryError)."""
-    import requests
-    from darabonba.exceptions import RetryError
-    from Tea.exceptions import RetryError as TeaRetryError
-
-    return isinstance(exc, (requests.RequestException, OSError, RetryError, TeaRetryError))

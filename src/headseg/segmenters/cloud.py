@@ -16,6 +16,7 @@ from headseg.errors import AccessDenied, BudgetExhausted, CutoutExpired, Headseg
 from headseg.hosts import check_cutout_url
 from headseg.retry import Budget
 from headseg.segmenters import Head, Segmentation, SegmentInput, Takes, max_cutout_bytes
+from headseg.tea import is_network_error
 
 MAX_CUTOUT_BYTES = 64 * 1024 * 1024  # an uncompressed RGBA PNG of 2000x2000 is 16 MB
 CALL_TIMEOUT = 10.0  # the SDK's default read timeout, capped by the budget
@@ -146,7 +147,7 @@ def classify(exc: Exception) -> HeadsegError:
     anything else is a bug, re-raised as it is.
     """
     inner = getattr(exc, "inner_exception", None)
-    if inner is not None and not _is_network_error(inner) and not getattr(inner, "code", None):
+    if inner is not None and not is_network_error(inner) and not getattr(inner, "code", None):
         raise inner
     code = getattr(exc, "code", None) or ""
     message = str(getattr(exc, "message", "") or "")
@@ -171,12 +172,3 @@ def classify(exc: Exception) -> HeadsegError:
         return PermanentError(detail, code=code)
     # no service code: the request never got an answer (connection refused, reset, timed out)
     return RetriableError(f"SegmentHead call failed: {type(inner or exc).__name__}", code="ConnectionError")
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    """Whether the SDK's request failed on the network (darabonba turns an IOError into its RetryError)."""
-    import requests
-    from darabonba.exceptions import RetryError
-    from Tea.exceptions import RetryError as TeaRetryError
-
-    return isinstance(exc, (requests.RequestException, OSError, RetryError, TeaRetryError))
