@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Collection, Iterator
 
-from headseg.cutouts import Stored
 from headseg import logs
+from headseg.cutouts import Stored
 from headseg.errors import HeadsegError, ObjectNotFound, PermanentError, Skipped
 from headseg.layout import Layout
 from headseg.normalize import Normalized
