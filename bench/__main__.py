@@ -11,7 +11,7 @@ from bench import local_engine, p1_handler, p2_cold_start, p3_memory, p4_package
 
 BENCHMARKS = [
     ("P1 handler overhead", p1_handler),
-    ("P2 cold start", p2_cold_start),
+    ("P2 cold start, P5 CRC cost", p2_cold_start),
     ("P3 memory", p3_memory),
     ("P4 package", p4_package),
     ("P6 backfill rate", p6_backfill),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,18 +17,9 @@ import pytest
 
 from headseg import package
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
 
-
-def _python(version: str) -> str | None:
-    """A Python `version` that runs (one of FC's runtimes), if this machine has one: pyenv's, or one on PATH."""
-    name = f"python{version}"
-    candidates = [*map(str, sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/{name}"))), shutil.which(name)]
-    check = f"import sys; assert sys.version_info[:2] == {tuple(map(int, version.split('.')))}"
-    for candidate in filter(None, candidates):
-        if subprocess.run([candidate, "-c", check], capture_output=True).returncode == 0:
-            return candidate
-    return None
 
 CHECK = (
     "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import index, oss2, PIL.Image, pi_heif; "
@@ -37,17 +29,25 @@ CHECK = (
     # what the function decodes still decodes once the package is trimmed
     "import io; from PIL import Image, features; from headseg.images import register_heif; register_heif(); "
     "[Image.open(io.BytesIO((lambda b: (Image.new('RGB', (40, 30)).save(b, f), b.getvalue())[1])(io.BytesIO()))).load() "
-    "for f in ('JPEG', 'PNG', 'BMP', 'WEBP', 'TIFF', 'GIF')]; assert not features.check('avif'); "
+    "for f in ('JPEG', 'PNG', 'BMP', 'WEBP', 'TIFF', 'GIF')]; Image.init(); "
+    "assert not features.check('avif') and not features.check('freetype2'); "
+    # what oss2's client-side encryption needs of pycryptodome is still there
+    "from Crypto.PublicKey import RSA; from Crypto.Cipher import AES, PKCS1_OAEP; "
+    "PKCS1_OAEP.new(RSA.generate(1024)); AES.new(bytes(16), AES.MODE_CTR, nonce=bytes(8)); "
     "print(index.handler.__module__)"
 )
 
 
-def build_and_import(python: str, version: str, target: Path) -> subprocess.CompletedProcess[str]:
-    size = package.build(target, package.requirements(), version)
-    assert 20e6 < size < 120e6  # the SDKs and Pillow: tens of MB, never the offline engine's GB
-    assert not [name for name in package.FORBIDDEN if (target / name).exists()]
+def build_and_import(python: str, version: str, target: Path, code: Path = SRC) -> subprocess.CompletedProcess[str]:
+    """Import the handler and what it runs from `target` and `code` alone (building `target` unless it is built)."""
+    if not target.exists():
+        size = package.build(target, package.requirements(), version)
+        assert 20e6 < size < 120e6  # the SDKs and Pillow: tens of MB, never the offline engine's GB
+        assert not [name for name in package.FORBIDDEN if (target / name).exists()]
     # -I -S: a clean interpreter: no site-packages at all, no environment; only the stdlib and the package
-    return subprocess.run([python, "-I", "-S", "-c", CHECK, str(target), str(SRC)], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    return subprocess.run(
+        [python, "-I", "-S", "-B", "-c", CHECK, str(target), str(code)], capture_output=True, text=True, env={"PATH": os.environ["PATH"]}
+    )
 
 
 def test_the_handler_imports_from_the_package_alone(tmp_path):
@@ -58,10 +58,47 @@ def test_the_handler_imports_from_the_package_alone(tmp_path):
     assert result.stdout.strip() == "headseg.handler"
 
 
+#: Run in the built code directory by its runtime: oss2's CRC64 runs in C, and the bytecode is what runs.
+SHIPPED = (
+    "import sys; sys.path[:0] = ['.', 'python']; import oss2, crcmod, headseg.outcome; "
+    "assert sys.modules['crcmod.crcmod']._usingExtension, 'crcmod runs in pure Python'; "
+    "crc = oss2.utils.Crc64(0); crc.update(b'123456789'); assert crc.crc == 0x995DC9BBDF1939FA, 'CRC-64/XZ check'; "
+    "print(headseg.outcome.EDITED_AFTER_PACKAGING)"
+)
+
+
+def s_yaml_pre_deploy(runtime: str) -> tuple[list[str], str]:
+    """The pre-deploy action s.yaml runs: its arguments to `headseg.package` and the directory it runs in."""
+    import yaml
+
+    [action] = yaml.safe_load((ROOT / "s.yaml").read_text())["resources"]["headseg"]["actions"]["pre-deploy"]
+    command = shlex.split(action["run"].replace("${vars.runtime}", f"python{runtime}"))
+    assert command[:3] == ["python3", "-m", "headseg.package"]
+    return command[3:], action["path"]
+
+
 @pytest.mark.parametrize("version", package.RUNTIMES)
-def test_each_fc_runtime_imports_it_too(tmp_path, version):
-    python = _python(version)
+def test_each_fc_runtime_runs_what_the_pre_deploy_step_builds(tmp_path, monkeypatch, version):
+    python = package.find_python(version)
     if python is None:
         pytest.skip(f"no python{version} on this machine")
-    result = build_and_import(python, version, tmp_path / "python")
+    arguments, path = s_yaml_pre_deploy(version)
+    code = tmp_path / "code"  # a copy of ./src, as `s deploy` would package it
+    shutil.copytree(ROOT / path, code, ignore=shutil.ignore_patterns("python", "*.egg-info"))
+    monkeypatch.chdir(code)
+    assert package.main(arguments) == 0
+    target = code / "python"
+    assert not [name for name in package.FORBIDDEN if (target / name).exists()]
+    assert list(target.glob("crcmod_plus-*.dist-info")) and not list(target.glob("crcmod-*.dist-info"))
+    tag = f"cpython-{version.replace('.', '')}"
+    assert (code / "headseg" / "__pycache__" / f"app.{tag}.pyc").is_file() and (code / "__pycache__" / f"index.{tag}.pyc").is_file()
+    assert not [pyc for pyc in code.rglob("*.pyc") if tag not in pyc.name]  # no other interpreter's bytecode
+    assert build_and_import(python, version, target, code).returncode == 0
+    # Dependencies: unchecked bytecode runs without its source being read (a broken source still imports)...
+    (target / "oss2" / "api.py").write_text("this is not Python")
+    # ...headseg's own is checked: an edited source runs, never its stale bytecode
+    outcome = code / "headseg" / "outcome.py"
+    outcome.write_text(outcome.read_text() + "\nEDITED_AFTER_PACKAGING = True\n")
+    result = subprocess.run([python, "-I", "-S", "-B", "-c", SHIPPED], capture_output=True, text=True, cwd=code)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]

@@ -89,7 +89,8 @@ def test_explicit_resources_and_async_retries(props):
 
 def test_the_pre_deploy_action_builds_the_dependencies_into_the_pythonpath(props):
     [action] = rendered()["resources"]["headseg"]["actions"]["pre-deploy"]
-    assert action["path"] == "./src" and "python3 -m headseg.package --target python --runtime python3.10" == action["run"]
+    assert action["path"] == "./src"
+    assert action["run"] == "python3 -m headseg.package --target python --code . --runtime python3.10"
 
 
 @pytest.mark.parametrize("runtime", ["python3.10", "python3.12"])
@@ -114,9 +115,11 @@ def test_a_looping_prefix_pair_in_s_yaml_would_be_refused():
         Config.from_env({k: str(v) for k, v in props["environmentVariables"].items()})
 
 
-def test_the_code_package_leaves_caches_metadata_and_tests_out():
-    ignored = (ROOT / "src" / ".fcignore").read_text().split()
-    assert {"__pycache__/", "*.egg-info/", "tests/"} <= set(ignored)
+def test_the_code_package_leaves_metadata_and_tests_out_and_keeps_the_bytecode():
+    ignored = [line for line in (ROOT / "src" / ".fcignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert {"*.egg-info/", "tests/"} <= set(ignored)
+    # the pre-deploy step compiles for the runtime (FC's /code is read-only): nothing may drop what it wrote
+    assert not [pattern for pattern in ignored if "pyc" in pattern]
 
 
 # What fc3 accepts, from the fc3 component's JSON schema (devsapp/fc3 src/schema.json, read at commit 0c2a220).

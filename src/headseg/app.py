@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from headseg import images
 from headseg.config import Config
 from headseg.errors import ConfigError
 from headseg.credentials import Credentials
@@ -99,6 +100,7 @@ class App:
     def warm(self, context: Any) -> None:
         """Import the SDKs and build the clients for the context's credentials (the initializer's job), so the
         first event pays for neither. Without credentials yet, only the imports happen."""
+        images.warm()
         if self.config.needs_credentials and not self.config.bucket_dir:
             import headseg.storage.oss  # noqa: F401  (oss2 and its dependencies)
         try:
