@@ -22,12 +22,20 @@ from headseg.storage import Storage
 APIS = ("fc3", "fc2")
 
 
-def add_options(parser: argparse.ArgumentParser) -> None:
+def add_bucket_options(parser: argparse.ArgumentParser) -> None:
+    """The bucket and where it is: OSS (the default) or a directory standing in for it."""
     env = env_default
     parser.add_argument("--bucket", required=True, help="the OSS bucket (or, with --bucket-dir, its name)")
     parser.add_argument("--prefix", default="", help="only objects under this prefix")
     parser.add_argument("--oss-endpoint", default=env("OSS_ENDPOINT", "https://oss-cn-shanghai.aliyuncs.com"))
     parser.add_argument("--bucket-dir", default=env("BUCKET_DIR", ""), help="a local folder standing in for the bucket")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The bucket, the target (the deployed function or this process) and the pace of hand-overs."""
+    env = env_default
+    add_bucket_options(parser)
     target = parser.add_argument_group("target: the deployed function (default) or --local")
     target.add_argument(
         "--api", default=env("FC_API", "fc3"), type=str.lower, choices=APIS,
@@ -44,13 +52,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     pace.add_argument("--qps", type=float, default=2.0, help="hand-overs per second (default: SegmentHead's 2 QPS quota)")
     pace.add_argument("--concurrency", type=int, default=4)
     pace.add_argument("--dry-run", action="store_true", help="list what would be handed over, hand over nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def config_for(args: argparse.Namespace) -> Config:
     """The function's settings from the environment (INPUT_PREFIX, OUTPUT_PREFIX, ...) under the options."""
     where = {"BUCKET_DIR": args.bucket_dir} if args.bucket_dir else {"OSS_ENDPOINT": args.oss_endpoint}
-    return Config.from_env(defaults=LOCAL_PREFIXES, overrides={"ENGINE": args.engine, **where})
+    engine = {"ENGINE": args.engine} if "engine" in args else {}
+    return Config.from_env(defaults=LOCAL_PREFIXES, overrides={**engine, **where})
 
 
 def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
@@ -58,11 +66,7 @@ def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
     logs.configure(env_default("LOG_LEVEL", "WARNING"))
     if not args.local:
         check_target(args)
-    config = config_for(args)
-    credentials = Credentials.resolve() if (config.needs_credentials or not args.local) else None
-    if credentials is not None:
-        logs.add_secrets(credentials.secrets())
-    app = App(config)
+    config, credentials, app = open_app(args, needs_credentials=not args.local)
     pipeline = app.pipeline(credentials)
     storage = pipeline.storage_for(args.bucket)
     if args.local:
@@ -74,6 +78,15 @@ def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
     if args.api == "fc2":
         return config, storage, Fc2Invoker(endpoint, credentials, args.service, args.function, args.qualifier), app
     return config, storage, Fc3Invoker(endpoint, credentials, args.function, args.qualifier, region=config.region), app
+
+
+def open_app(args: argparse.Namespace, needs_credentials: bool = False) -> tuple[Config, Credentials | None, App]:
+    """The Config the options describe, the credentials it (or the caller) needs, and an App over them."""
+    config = config_for(args)
+    credentials = Credentials.resolve() if (config.needs_credentials or needs_credentials) else None
+    if credentials is not None:
+        logs.add_secrets(credentials.secrets())
+    return config, credentials, App(config)
 
 
 def check_target(args: argparse.Namespace) -> None:

@@ -1,0 +1,58 @@
+"""`headseg status --bucket B --prefix P`: where every upload under the prefix stands.
+
+Two listings (the sources and their results) and one read of each sidecar that exists, then a table: done,
+pending (no result yet), stale (a result for another version), failed by code with the most common
+reasons, retriable (what `headseg replay` would hand over), orphans (results whose source is gone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from headseg.app import build_storage
+from headseg.cli import _ops
+from headseg.cli._progress import progress_bar
+from headseg.credentials import Credentials
+from headseg.logs import add_secrets
+from headseg.status import Status, survey
+
+REASONS_SHOWN = 3  # the most common reasons per failure code in the table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("status", help="where every upload stands", description=__doc__)
+    _ops.add_bucket_options(parser)
+    parser.add_argument("--json", action="store_true", help="the report as JSON on stdout (every key not done)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _ops.config_for(args)
+    credentials = None if config.bucket_dir else Credentials.resolve()
+    if credentials is not None:
+        add_secrets(credentials.secrets())
+    storage = build_storage(config, credentials, args.bucket)
+    with progress_bar(unit="object", quiet=args.quiet or args.json) as bar:
+        status = survey(storage, args.bucket, args.prefix, config, bar.update)
+    print(json.dumps(status.to_json(), ensure_ascii=False, indent=2) if args.json else table(status))
+    return 0
+
+
+def table(status: Status) -> str:
+    """The report as a person reads it."""
+    sources = sum(status.count(name) for name in status.keys)
+    lines = [f"{status.bucket}/{status.prefix}: {sources} sources, {status.sidecars_read} result records read"]
+    notes = {
+        "pending": "no result yet: `headseg backfill` hands them over",
+        "stale": "a result for another version or return form: `headseg backfill` redoes them",
+        "retriable": "failed for a transient cause: `headseg replay` hands them over",
+        "orphans": "results whose source is gone",
+    }
+    for name in ("done", "pending", "stale", "failed", "retriable", "orphans"):
+        lines.append(f"  {name:<10}{status.count(name):>8}" + (f"   {notes[name]}" if name in notes and status.count(name) else ""))
+        if name == "failed":
+            for code, failure in sorted(status.failures.items(), key=lambda item: -len(item[1].keys)):
+                reasons = "; ".join(f"{reason} ({n})" for reason, n in failure.reasons.most_common(REASONS_SHOWN))
+                lines.append(f"    {code:<30}{len(failure.keys):>6}   {reasons}")
+    return "\n".join(lines)

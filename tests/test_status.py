@@ -1,0 +1,146 @@
+"""`headseg status`: every source in exactly one class, within two listings and one read per existing record;
+the real oss2 against the fake OSS, and a directory bucket."""
+
+from __future__ import annotations
+
+import json
+import math
+from urllib.parse import unquote
+
+import pytest
+
+from headseg.cli import main
+from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
+from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
+
+CLASSES = {"done": 600, "pending": 150, "stale": 100, "failed": 80, "retriable": 50}  # 980 sources
+ORPHANS = 20
+FAILURES = {  # code -> (reason, how many) ...
+    "InvalidImage.Resolution": [("the image is 20x20 px, below SegmentHead's 32x32", 40), ("the image is 10x8 px, below SegmentHead's 32x32", 10)],
+    "InvalidImage.NotImage": [("not an image: the first bytes match no image format", 25)],
+    "ObjectNotFound": [("the object is gone", 5)],
+}
+
+
+@pytest.fixture
+def ops(cloud: Cloud) -> Cloud:
+    cloud.configure(
+        ALIBABA_CLOUD_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
+        ALIBABA_CLOUD_SECURITY_TOKEN=SECURITY_TOKEN,
+    )
+    return cloud
+
+
+def sidecar(key: str, etag: str) -> bytes:
+    folder = f"heads/{key}/"
+    heads = [HeadRecord(index=0, key=f"{folder}head-0-{etag[:8].lower()}.png", x=1, y=2, width=30, height=40)]
+    return Sidecar(Source(BUCKET, key, etag, 100), "req", None, "cloud", heads, created_at="2026-12-01T00:00:00Z").to_json()
+
+
+def error(key: str, etag: str, code: str, reason: str, retriable: bool) -> bytes:
+    return ErrorRecord(Source(BUCKET, key, etag, 100), code, reason, retriable).to_json()
+
+
+def seed(cloud: Cloud) -> dict[str, list[str]]:
+    """980 sources, each class present, 20 orphaned results and a scratch copy; the expected keys by class."""
+    put = lambda key, data: cloud.oss.put(BUCKET, key, data)  # noqa: E731
+    expected: dict[str, list[str]] = {name: [] for name in CLASSES}
+    reasons = [(code, reason) for code, items in FAILURES.items() for reason, n in items for _ in range(n)]
+    number = 0
+    for name, count in CLASSES.items():
+        for i in range(count):
+            key = f"incoming/{name}/{number:04d}.jpg"
+            number += 1
+            etag = put(key, f"image {number}".encode())
+            expected[name].append(key)
+            if name == "done":
+                put(f"heads/{key}/head-0-{etag[:8].lower()}.png", b"png")
+                put(f"heads/{key}/heads.json", sidecar(key, etag))
+            elif name == "pending" and i % 15 == 0:  # a run that died before its sidecar: cutouts alone
+                put(f"heads/{key}/head-0-{etag[:8].lower()}.png", b"png")
+            elif name == "stale":
+                old = "0" * 32
+                put(f"heads/{key}/heads.json", sidecar(key, old))
+                if i % 4 == 0:  # and an error of an older version, permanent or not
+                    put(f"heads/{key}/error.json", error(key, old, "InvalidImage.NotImage", "old", i % 8 == 0))
+            elif name == "failed":
+                code, reason = reasons[i]
+                put(f"heads/{key}/error.json", error(key, etag, code, reason, retriable=False))
+            elif name == "retriable":
+                put(f"heads/{key}/error.json", error(key, etag, "Throttling", "SegmentHead throttled", retriable=True))
+    for i in range(ORPHANS):
+        put(f"heads/incoming/gone/{i}.jpg/heads.json", sidecar(f"incoming/gone/{i}.jpg", "1" * 32))
+    put("heads/.scratch/incoming/done/0000.jpg/abcd-run.jpg", b"scratch")
+    return expected
+
+
+def test_status_accounts_for_every_object_within_two_listings_and_one_read_per_record(ops, capsys):
+    expected = seed(ops)
+    ops.oss.requests.clear()
+    assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"] == {**CLASSES, "orphans": ORPHANS}
+    for name in ("pending", "stale", "failed", "retriable"):
+        assert report[name] == sorted(expected[name]), name
+    assert report["orphans"] == sorted(f"incoming/gone/{i}.jpg" for i in range(ORPHANS))
+    assert report["failed_by_code"] == {
+        "InvalidImage.Resolution": {"count": 50, "reasons": [[FAILURES["InvalidImage.Resolution"][0][0], 40], [FAILURES["InvalidImage.Resolution"][1][0], 10]]},
+        "InvalidImage.NotImage": {"count": 25, "reasons": [[FAILURES["InvalidImage.NotImage"][0][0], 25]]},
+        "ObjectNotFound": {"count": 5, "reasons": [["the object is gone", 5]]},
+    }
+    # the requests: each listing once (paginated), then one GET per record that exists, for sources that exist
+    lists = [e.request for e in ops.oss.logged(lambda r: r.param("list-type") == "2")]
+    by_prefix = {prefix: [r for r in lists if r.param("prefix") == prefix] for prefix in ("incoming/", "heads/incoming/")}
+    assert len(lists) == sum(len(pages) for pages in by_prefix.values())
+    results = [k for k in ops.oss.keys(BUCKET, "heads/incoming/")]
+    assert len(by_prefix["incoming/"]) == 1 and len(by_prefix["heads/incoming/"]) == math.ceil(len(results) / 1000)
+    records = [k for k in results if k.endswith((".json")) and not k.startswith("heads/incoming/gone/")]
+    gets = [e.request for e in ops.oss.logged(lambda r: r.method == "GET" and r.param("list-type") is None)]
+    assert sorted(unquote(r.path.split("/", 2)[-1]) for r in gets) == sorted(records)
+    assert report["sidecars_read"] == len(records)
+
+
+def test_the_table_names_the_classes_and_the_commonest_reasons(ops, capsys):
+    seed(ops)
+    assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{BUCKET}/incoming/: 980 sources, {600 + 100 + 25 + 80 + 50} result records read"
+    rows = {line.split()[0]: line.split()[1] for line in lines[1:] if line.startswith("  ") and not line.startswith("    ")}
+    assert rows == {"done": "600", "pending": "150", "stale": "100", "failed": "80", "retriable": "50", "orphans": "20"}
+    [resolution] = [line for line in lines if "InvalidImage.Resolution" in line]
+    assert resolution.split()[1] == "50" and "below SegmentHead's 32x32 (40); the image is 10x8" in resolution
+    assert any("headseg replay" in line for line in lines if line.lstrip().startswith("retriable"))
+
+
+def test_a_result_the_function_wrote_counts_as_done(ops, capsys):
+    etag = ops.upload_portrait("incoming/real.jpg", [(120, 60, 90, 110)])
+    assert ops.invoke_key("incoming/real.jpg", etag)["outcomes"][0]["outcome"] == "done"
+    ops.upload("incoming/new.jpg", b"not yet")
+    assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"] == {"done": 1, "pending": 1, "stale": 0, "failed": 0, "retriable": 0, "orphans": 0}
+    assert report["pending"] == ["incoming/new.jpg"]
+
+
+def test_a_directory_bucket_works_too(tmp_path, capsys):
+    root = tmp_path / "bucket"
+    (root / "incoming").mkdir(parents=True)
+    (root / "incoming" / "a.jpg").write_bytes(b"a")
+    (root / "incoming" / "b.jpg").write_bytes(b"b")
+    from headseg.storage.directory import DirectoryStorage
+
+    storage = DirectoryStorage(str(root), BUCKET)
+    etag = storage.head("incoming/a.jpg").etag
+    (root / "heads" / "incoming" / "a.jpg").mkdir(parents=True)
+    (root / "heads" / "incoming" / "a.jpg" / "heads.json").write_bytes(sidecar("incoming/a.jpg", etag))
+    assert main(["status", "--bucket", BUCKET, "--bucket-dir", str(root), "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"]["done"] == 1 and report["pending"] == ["incoming/b.jpg"]
+
+
+def test_an_unreachable_bucket_is_one_clear_line(ops, capsys):
+    code = main(["status", "--bucket", BUCKET, "--oss-endpoint", "http://127.0.0.1:9", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("headseg status: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
