@@ -8,6 +8,7 @@ whose source is gone are orphans. headseg's own outputs and scratch copies are n
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ from headseg.config import Config
 from headseg.errors import ObjectNotFound
 from headseg.layout import ERROR_NAME, SIDECAR_NAME
 from headseg.results import Previous, settled
+from headseg.sidecar import Sidecar
 from headseg.storage import ObjectInfo, Storage
 
+RECENT = 12  # the done sources whose cutouts the report shows, newest first
 READERS = 8  # sidecars read at once (oss2 pools 10 connections a session)
 CLASSES = ("done", "pending", "stale", "failed", "retriable")
 
@@ -41,6 +44,18 @@ class Status:
     failures: dict[str, Failure] = field(default_factory=dict)
     orphans: list[str] = field(default_factory=list)  # source keys whose results remain
     sidecars_read: int = 0
+    _recent: list[tuple[str, str, str]] = field(default_factory=list, repr=False)  # a heap: (created_at, key, cutout)
+
+    def recent(self) -> list[tuple[str, str]]:
+        """(source key, first cutout key) of the most recently done sources, newest first."""
+        return [(key, cutout) for _, key, cutout in sorted(self._recent, reverse=True)]
+
+    def _done(self, key: str, sidecar: Sidecar, folder: str) -> None:
+        self.keys["done"].append(key)
+        cutouts = [head.key for head in sidecar.heads if head.key.startswith(folder)]  # never a key it does not own
+        if cutouts:
+            entry = (sidecar.created_at, key, cutouts[0])
+            (heapq.heappush if len(self._recent) < RECENT else heapq.heappushpop)(self._recent, entry)
 
     def count(self, name: str) -> int:
         return len(self.orphans) if name == "orphans" else len(self.keys[name])
@@ -85,8 +100,8 @@ def _classify(status: Status, info: ObjectInfo, previous: Previous | None, confi
         return
     done = settled(previous, {info.etag}, config.return_form)
     error = previous.error
-    if done is not None and done.code == "AlreadyDone":
-        status.keys["done"].append(info.key)
+    if done is not None and done.code == "AlreadyDone" and previous.sidecar is not None:
+        status._done(info.key, previous.sidecar, f"{config.output_prefix}{info.key}/")
     elif done is not None and error is not None:  # a permanent error for this eTag
         failure = status.failures.setdefault(error.code, Failure())
         failure.keys.append(info.key)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from headseg import report
 from headseg.app import build_storage
 from headseg.cli import _ops
 from headseg.cli._progress import progress_bar
@@ -24,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("status", help="where every upload stands", description=__doc__)
     _ops.add_bucket_options(parser)
     parser.add_argument("--json", action="store_true", help="the report as JSON on stdout (every key not done)")
+    parser.add_argument("--html", type=Path, help="also write a self-contained page: counts, failures, recent cutouts")
     parser.set_defaults(run=run)
 
 
@@ -35,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     storage = build_storage(config, credentials, args.bucket)
     with progress_bar(unit="object", quiet=args.quiet or args.json) as bar:
         status = survey(storage, args.bucket, args.prefix, config, bar.update)
+    if args.html is not None:
+        thumbnails = [(key, uri) for key, cutout in status.recent() if (uri := report.thumbnail(storage, cutout))]
+        args.html.write_text(report.render(status, thumbnails), encoding="utf-8")
     print(json.dumps(status.to_json(), ensure_ascii=False, indent=2) if args.json else table(status))
     return 0
 
