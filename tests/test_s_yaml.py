@@ -9,23 +9,17 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from headseg import syaml
 from headseg.config import Config
 from headseg.events import OBJECT_CREATED_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
-_ENV = re.compile(r"\$\{env\('([A-Z_]+)',\s*'([^']*)'\)\}")
-_VAR = re.compile(r"\$\{vars\.(\w+)\}")
 
 
 def rendered(environ: dict[str, str] | None = None) -> dict:
     """s.yaml with `${env('X', 'default')}` and `${vars.x}` resolved the way Serverless Devs does."""
-    environ = environ or {}
-    text = (ROOT / "s.yaml").read_text(encoding="utf-8")
-    text = _ENV.sub(lambda m: environ.get(m.group(1), m.group(2)), text)
-    variables = yaml.safe_load(text)["vars"]
-    return yaml.safe_load(_VAR.sub(lambda m: str(variables[m.group(1)]), text))
+    return syaml.render(ROOT / "s.yaml", environ or {})
 
 
 @pytest.fixture(scope="module")

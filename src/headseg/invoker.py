@@ -14,7 +14,6 @@ import io
 import json
 from types import TracebackType
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from headseg.credentials import Credentials
 from headseg.errors import AccessDenied, ConfigError, HeadsegError, PermanentError, RetriableError
@@ -50,24 +49,9 @@ class Fc3Invoker:
         policy: RetryPolicy = RetryPolicy(max_attempts=8),
         region: str = "cn-shanghai",
     ) -> None:
-        try:
-            from alibabacloud_fc20230330.client import Client
-            from alibabacloud_tea_openapi import models as open_api_models
-        except ImportError:
-            raise ConfigError(
-                "invoking the deployed function needs alibabacloud_fc20230330: pip install 'headseg[ops]' (or use --local)"
-            ) from None
-        scheme, netloc = _split_endpoint(endpoint)
-        self._client = Client(
-            open_api_models.Config(
-                access_key_id=credentials.access_key_id,
-                access_key_secret=credentials.access_key_secret,
-                security_token=credentials.security_token or None,
-                endpoint=netloc,  # the SDK wants host[:port], the scheme apart
-                protocol=scheme,
-                region_id=region,
-            )
-        )
+        from headseg.fcapi import fc3_client
+
+        self._client = fc3_client(endpoint, credentials, region)
         self.function, self.qualifier, self.policy = function, qualifier or None, policy
 
     def invoke(self, event: dict[str, Any]) -> str:
@@ -156,14 +140,6 @@ class LocalInvoker:
         if failed:
             raise HeadsegError(f"{failed[0].key}: {failed[0].reason}", code=failed[0].code)
         return ",".join(o.status.value for o in outcomes)
-
-
-def _split_endpoint(endpoint: str) -> tuple[str, str]:
-    """`scheme://host[:port]` (https when no scheme is given) as (scheme, host[:port])."""
-    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
-        raise ConfigError(f"FC endpoint {endpoint!r} is not http(s)://host[:port]")
-    return parts.scheme, parts.netloc
 
 
 def _classify(status: int, code: str, request_id: Any = "", note: str = "") -> HeadsegError:

@@ -1,4 +1,5 @@
-"""A fake Function Compute 3.0 API (what `alibabacloud_fc20230330` speaks): invocations of FC 3.0 functions.
+"""A fake Function Compute 3.0 API (what `alibabacloud_fc20230330` speaks): invocations of FC 3.0 functions, and
+the reads `headseg doctor` makes (GetFunction, ListFunctions, ListTriggers, GetAsyncInvokeConfig).
 
 `POST /2023-03-30/functions/{name}/invocations[?qualifier=Q]`, checked the way FC's gateway checks it:
 ACS3-HMAC-SHA256 recomputed with `headseg.acs3` the ROA way (the canonical URI is the path as sent, still
@@ -29,6 +30,14 @@ API_VERSION = "2023-03-30"
 ACTION = "InvokeFunction"
 MAX_ASYNC_PAYLOAD = 128 * 1024
 _INVOCATION = re.compile(rf"/{API_VERSION}/functions/([^/]+)/invocations")
+#: The read routes: (path pattern, action, method of FakeFc3 that answers with the function's name).
+_READS = [
+    (re.compile(rf"/{API_VERSION}/functions"), "ListFunctions", "_list_functions"),
+    (re.compile(rf"/{API_VERSION}/functions/([^/]+)"), "GetFunction", "_get_function"),
+    (re.compile(rf"/{API_VERSION}/functions/([^/]+)/triggers"), "ListTriggers", "_list_triggers"),
+    (re.compile(rf"/{API_VERSION}/functions/([^/]+)/async-invoke-config"), "GetAsyncInvokeConfig", "_get_async_config"),
+]
+PAGE = 2  # the fake pages every listing this small, so pagination is exercised
 # FC's codes for what acs3.verify refuses (FC answers every authentication failure 403)
 _AUTH_CODES = {
     "SignatureDoesNotMatch": "SignatureNotMatch",
@@ -59,15 +68,24 @@ class FakeFc3(FakeServer):
         super().__init__()
         self.credentials = dict(credentials)
         self.tokens = dict(tokens or {})
-        self.functions: set[str] = set()
+        self.functions: dict[str, dict[str, object]] = {}  # name -> GetFunction's JSON
+        self.triggers: dict[str, list[dict[str, object]]] = {}  # function name -> ListTriggers' entries
+        self.async_configs: dict[str, dict[str, object]] = {}  # function name -> GetAsyncInvokeConfig's JSON
         self.invocations: list[Invocation] = []
         self.times: list[float] = []  # time.monotonic() of each accepted invocation
         self.on_invoke: Callable[[Invocation], None] | None = None
         self._state = threading.Lock()
         self._nonces: set[tuple[str, str]] = set()
 
-    def add_function(self, function: str) -> None:
-        self.functions.add(function)
+    def add_function(self, function: str, **config: object) -> None:
+        """A function, with GetFunction's fields (`runtime`, `handler`, `timeout`, `memorySize`, ...)."""
+        self.functions[function] = {"functionName": function, **config}
+        self.triggers.setdefault(function, [])
+
+    def add_trigger(self, function: str, trigger_name: str, trigger_type: str, config: dict[str, object], **fields: object) -> None:
+        """A trigger as ListTriggers returns it (`triggerConfig` is a JSON string there)."""
+        entry = {"triggerName": trigger_name, "triggerType": trigger_type, "triggerConfig": json.dumps(config), **fields}
+        self.triggers.setdefault(function, []).append(entry)
 
     def throttle(self, times: int = 1) -> Fault:
         return self.inject(Fault("status", is_invocation, times, _error(429, "ResourceThrottled", "Reserve resource exhausted.")))
@@ -76,6 +94,8 @@ class FakeFc3(FakeServer):
         return self.inject(Fault("status", is_invocation, times, _error(status, "ServiceUnavailable", "The service is unavailable.")))
 
     def handle(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self._read(request)
         match = _INVOCATION.fullmatch(request.path)
         if request.method != "POST" or match is None:
             self.fail(f"no route for {request.method} {request.raw_path}")
@@ -107,6 +127,40 @@ class FakeFc3(FakeServer):
         headers = {"x-fc-request-id": invocation.request_id}
         return Response(202, b"", headers) if invocation_type == "Async" else Response(200, b"null", headers)
 
+    def _read(self, request: Request) -> Response:
+        for pattern, action, method in _READS:
+            match = pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            problem = self._authenticate(request)
+            if problem is not None:
+                return problem
+            if (request.header("x-acs-action"), request.header("x-acs-version")) != (action, API_VERSION):
+                self.fail(f"x-acs-action {request.header('x-acs-action')!r} on {request.path}")
+                return _error(400, "InvalidArgument", f"not {action}")
+            self.authenticated(request)
+            if match.groups() and unquote(match[1]) not in self.functions:
+                return _error(404, "FunctionNotFound", f"function '{unquote(match[1])}' does not exist")
+            answer: Response = getattr(self, method)(request, *(unquote(g) for g in match.groups()))
+            return answer
+        self.fail(f"no route for GET {request.raw_path}")
+        return _error(404, "PathNotSupported", f"'GET' against '{request.path}' is not supported")
+
+    def _list_functions(self, request: Request) -> Response:
+        names = sorted(n for n in self.functions if n.startswith(request.param("prefix") or ""))
+        return _page(request, "functions", [self.functions[n] for n in names])
+
+    def _get_function(self, request: Request, function: str) -> Response:
+        return _json(self.functions[function])
+
+    def _list_triggers(self, request: Request, function: str) -> Response:
+        return _page(request, "triggers", self.triggers.get(function, []))
+
+    def _get_async_config(self, request: Request, function: str) -> Response:
+        if function not in self.async_configs:
+            return _error(404, "AsyncConfigNotExists", f"async config for function '{function}' does not exist")
+        return _json(self.async_configs[function])
+
     def _authenticate(self, request: Request) -> Response | None:
         """The ACS3 signature (ROA: the canonical URI is the path as sent), the nonce, the STS token."""
         try:
@@ -132,3 +186,17 @@ def _error(status: int, code: str, message: str) -> Response:
     request_id = str(uuid.uuid4())
     body = json.dumps({"Code": code, "Message": message, "RequestId": request_id}).encode()
     return Response(status, body, {"Content-Type": "application/json", "x-fc-request-id": request_id})
+
+
+def _json(document: object) -> Response:
+    return Response(200, json.dumps(document).encode(), {"Content-Type": "application/json", "x-fc-request-id": str(uuid.uuid4())})
+
+
+def _page(request: Request, name: str, entries: list[dict[str, object]]) -> Response:
+    """One page of a listing: `limit` (at most PAGE here) from `nextToken` (an index, as a string)."""
+    start = int(request.param("nextToken") or 0)
+    limit = min(int(request.param("limit") or PAGE), PAGE)
+    page: dict[str, object] = {name: entries[start:start + limit]}
+    if start + limit < len(entries):
+        page["nextToken"] = str(start + limit)
+    return _json(page)

@@ -55,7 +55,7 @@ _PRESIGN_PARAMS = frozenset({
 })  # fmt: skip
 # The entries of oss2's V1 sub-resource list (ProviderAuth._subresource_key_set) that the routes below accept;
 # any other parameter is either not a sub-resource or makes the request unsupported.
-_V1_SUBRESOURCES = frozenset({"delete", "objectMeta", "continuation-token", "security-token"})
+_V1_SUBRESOURCES = frozenset({"delete", "objectMeta", "continuation-token", "security-token", "location", "lifecycle"})
 _LIST_V1_PARAMS = frozenset({"prefix", "marker", "max-keys", "delimiter", "encoding-type"})
 _LIST_V2_PARAMS = _LIST_V1_PARAMS - {"marker"} | {"list-type", "continuation-token", "start-after", "fetch-owner"}
 _KNOWN_OSS_HEADERS = frozenset({"x-oss-date", "x-oss-content-sha256", "x-oss-security-token", "x-oss-range-behavior"})
@@ -100,16 +100,28 @@ class StoredObject:
         return base64.b64encode(hashlib.md5(self.data).digest()).decode()
 
 
+@dataclass
+class BucketSettings:
+    lifecycle: bytes | None = None  # the LifecycleConfiguration XML last put, or None
+
+
 class OssState:
     """Buckets of objects, safe to share between the server's handler threads."""
 
     def __init__(self) -> None:
         self._buckets: dict[str, dict[str, StoredObject]] = {}
+        self._settings: dict[str, BucketSettings] = {}
         self._lock = threading.Lock()
 
     def create_bucket(self, name: str) -> None:
         with self._lock:
             self._buckets.setdefault(name, {})
+            self._settings.setdefault(name, BucketSettings())
+
+    def fetch_bucket(self, name: str) -> BucketSettings:
+        with self._lock:
+            self._bucket(name)
+            return self._settings[name]
 
     def lookup(self, bucket: str, key: str) -> StoredObject | None:
         with self._lock:
@@ -243,6 +255,11 @@ class FakeOss(FakeServer):
         error = ServiceError(500, "InternalError", "We encountered an internal error. Please try again.")
         return self.inject(Fault("status", match, times, response=_error_response(error, _request_id(), head=True)))
 
+    def deny(self, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
+        """403 AccessDenied (a RAM policy without the action) for the next `times` matching requests."""
+        error = ServiceError(403, "AccessDenied", "You have no right to access this object because of bucket acl.")
+        return self.inject(Fault("status", match, times, response=_error_response(error, _request_id(), head=True)))
+
     def drop(self, times: int = 1, match: Callable[[Request], bool] = _any) -> Fault:
         return self.inject(Fault("drop", match, times))
 
@@ -295,6 +312,10 @@ class FakeOss(FakeServer):
                 return self._list_objects
             if method == "POST" and "delete" in params and params <= {"delete", "encoding-type"}:
                 return self._delete_objects
+            if method == "GET" and params == {"location"}:
+                return self._get_location
+            if params == {"lifecycle"} and method in ("GET", "PUT"):
+                return self._get_lifecycle if method == "GET" else self._put_lifecycle
         elif bucket:
             if method == "PUT" and not params:
                 return self._put_object
@@ -375,6 +396,51 @@ class FakeOss(FakeServer):
             _sub(root, "NextMarker", encode(page[-1][0]))
         _add_entries(root, page, encode, owner=True)
         return _xml_response(root)
+
+    def _get_location(self, request: Request, bucket: str, key: str) -> Response:
+        self.state.fetch_bucket(bucket)
+        root = ET.Element("LocationConstraint")
+        root.text = f"oss-{self.region}"
+        return _xml_response(root)
+
+    def _get_lifecycle(self, request: Request, bucket: str, key: str) -> Response:
+        rules = self.state.fetch_bucket(bucket).lifecycle
+        if rules is None:
+            raise ServiceError(404, "NoSuchLifecycle", "No Row found in Lifecycle Table.", BucketName=bucket)
+        return Response(200, rules, {"Content-Type": "application/xml"})
+
+    def _put_lifecycle(self, request: Request, bucket: str, key: str) -> Response:
+        try:
+            root = ET.fromstring(request.body)
+        except ET.ParseError:
+            raise ServiceError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+        for rule in root.findall("Rule"):
+            if rule.findtext("Status") not in ("Enabled", "Disabled") or rule.find("Prefix") is None:
+                raise ServiceError(400, "MalformedXML", "a rule needs a Prefix and a Status of Enabled or Disabled")
+        self.state.fetch_bucket(bucket).lifecycle = request.body
+        return Response(200, b"")
+
+    def lifecycle_rules(self, bucket: str) -> list[dict[str, str]]:
+        """The bucket's lifecycle rules as stored (ID, Prefix, Status, Days), for the tests."""
+        body = self.state.fetch_bucket(bucket).lifecycle
+        if body is None:
+            return []
+        return [
+            {"ID": r.findtext("ID") or "", "Prefix": r.findtext("Prefix") or "", "Status": r.findtext("Status") or "",
+             "Days": r.findtext("Expiration/Days") or ""}
+            for r in ET.fromstring(body).findall("Rule")
+        ]
+
+    def set_lifecycle(self, bucket: str, rules: list[tuple[str, str, int]]) -> None:
+        """Store lifecycle rules (ID, prefix, days to expire) as OSS would hold them."""
+        root = ET.Element("LifecycleConfiguration")
+        for rule_id, prefix, days in rules:
+            rule = ET.SubElement(root, "Rule")
+            _sub(rule, "ID", rule_id)
+            _sub(rule, "Prefix", prefix)
+            _sub(rule, "Status", "Enabled")
+            _sub(ET.SubElement(rule, "Expiration"), "Days", str(days))
+        self.state.fetch_bucket(bucket).lifecycle = ET.tostring(root)
 
     def _list_objects_v2(self, request: Request, bucket: str, key: str) -> Response:
         encode = _encoder(request)

@@ -13,11 +13,11 @@ from headseg.errors import HeadsegError
 
 
 def main(argv: list[str] | None = None) -> int:
-    from headseg.cli import backfill, invoke, package, replay, segment, serve, sheet, status
+    from headseg.cli import backfill, doctor, invoke, package, replay, segment, serve, sheet, status
 
     parser = argparse.ArgumentParser(prog="headseg", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (segment, invoke, sheet, serve, backfill, replay, status, package):
+    for command in (segment, invoke, sheet, serve, backfill, replay, doctor, status, package):
         command.register(subparsers)
     args = parser.parse_args(argv)
     try:

@@ -10,7 +10,7 @@ request id travel on.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import oss2
 from oss2 import exceptions as oss_errors
@@ -101,6 +101,41 @@ class OssStorage:
                 yield ObjectInfo(item.key, item.size, normalize_etag(item.etag or ""), "")
         except oss_errors.OssError as exc:
             raise _translate(exc, "ListObjects", prefix) from None
+
+    # -- the bucket's own settings (headseg doctor) --------------------------------------------------------------
+    def location(self) -> str:
+        """The bucket's region as OSS names it (`oss-cn-shanghai`)."""
+        try:
+            return str(self._internal.get_bucket_location().location)
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "GetBucketLocation", self.bucket) from None
+
+    def expiry_rules(self) -> Sequence[tuple[str, str, int | None]]:
+        """The enabled lifecycle rules that expire objects, as (id, prefix, days; None for a date rule)."""
+        try:
+            rules = self._internal.get_bucket_lifecycle().rules
+        except oss_errors.NoSuchLifecycle:
+            return []
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "GetBucketLifecycle", self.bucket) from None
+        return [
+            (rule.id or "", rule.prefix or "", rule.expiration.days)
+            for rule in rules if rule.status == oss2.models.LifecycleRule.ENABLED and rule.expiration is not None
+        ]
+
+    def add_expiry_rule(self, rule_id: str, prefix: str, days: int) -> None:
+        """Add a rule expiring `prefix` after `days`, keeping every rule the bucket has."""
+        try:
+            try:
+                rules = self._internal.get_bucket_lifecycle().rules
+            except oss_errors.NoSuchLifecycle:
+                rules = []
+            rule = oss2.models.LifecycleRule(
+                rule_id, prefix, status=oss2.models.LifecycleRule.ENABLED, expiration=oss2.models.LifecycleExpiration(days=days)
+            )
+            self._internal.put_bucket_lifecycle(oss2.models.BucketLifecycle([*rules, rule]))
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "PutBucketLifecycle", self.bucket) from None
 
     def signed_url(self, key: str, expires: int, public: bool = False) -> str:
         bucket = self._public if public else self._internal
