@@ -4,6 +4,7 @@ alibabacloud_fc20230330 and oss2 against the fake FC 3.0 (ACS3-signed reads) and
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,11 @@ def deployed(cloud: Cloud, fake_fc3, monkeypatch):
     props = syaml.function_props(ROOT / "s.yaml", {"HEADSEG_BUCKET": BUCKET})
     fake_fc3.add_function(
         "headseg", runtime=props["runtime"], handler=props["handler"], timeout=props["timeout"], memorySize=props["memorySize"],
-        environmentVariables={k: str(v) for k, v in props["environmentVariables"].items()}, role=props["role"],
+        environmentVariables={  # as deployed, but reaching the fakes
+            **{k: str(v) for k, v in props["environmentVariables"].items()},
+            "OSS_ENDPOINT": cloud.oss.url, "IMAGESEG_ENDPOINT": cloud.imageseg.url,
+        },
+        role=props["role"],
         instanceLifecycleConfig=props["instanceLifecycleConfig"],
     )
     [trigger] = props["triggers"]
@@ -162,3 +167,24 @@ def test_refused_credentials_say_so(deployed, capsys, monkeypatch):
     code, checks = doctor(deployed, capsys)
     assert code == 1 and checks["function"]["level"] == "fail" and "SignatureNotMatch" in checks["function"]["message"]
     assert "wrong" not in json.dumps(checks)
+
+
+def test_call_segmenthead_hands_the_portrait_over_as_the_function_would(deployed, capsys):
+    code, checks = doctor(deployed, capsys, "--call-segmenthead")
+    assert code == 0 and checks["segmenthead"]["level"] == "pass", checks["segmenthead"]
+    # the fake marks heads by colour, so it finds none in a real photo: the check is that the service answered
+    assert re.fullmatch(r"URL_MODE=internal: \d+ head\(s\) in the bundled portrait \(one billed call\)", checks["segmenthead"]["message"])
+    [url] = deployed.imageseg.fetched_urls  # one call, on a URL signed for the function's OSS endpoint
+    assert url.split("?")[0].startswith(deployed.oss.url) and "heads/.scratch/.headseg-doctor-" in url
+    assert "x-oss-signature=" in url
+    assert deployed.oss.keys(BUCKET) == []  # the portrait was removed
+
+
+def test_call_segmenthead_fails_when_the_service_cannot_fetch_the_functions_url(deployed, capsys):
+    deployed.fc3.functions["headseg"]["environmentVariables"]["OSS_ENDPOINT"] = "http://127.0.0.1:9"  # say, internal only
+    code, checks = doctor(deployed, capsys, "--call-segmenthead")
+    check = checks["segmenthead"]
+    assert code == 1 and check["level"] == "fail" and "InvalidImage.Download" in check["message"], check
+    assert "URL_MODE=public or advance" in check["fix"]
+    assert "x-oss-signature" not in check["message"] and ACCESS_KEY_SECRET not in json.dumps(checks)
+    assert deployed.oss.keys(BUCKET) == []

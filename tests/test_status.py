@@ -14,7 +14,7 @@ from headseg.cli import main
 from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
 
-CLASSES = {"done": 600, "pending": 150, "stale": 100, "failed": 80, "retriable": 50}  # 980 sources
+CLASSES = {"done": 600, "pending": 170, "stale": 100, "failed": 80, "retriable": 50}  # 1 000 sources
 ORPHANS = 20
 FAILURES = {  # code -> (reason, how many) ...
     "InvalidImage.Resolution": [("the image is 20x20 px, below SegmentHead's 32x32", 40), ("the image is 10x8 px, below SegmentHead's 32x32", 10)],
@@ -44,7 +44,7 @@ def error(key: str, etag: str, code: str, reason: str, retriable: bool) -> bytes
 
 
 def seed(cloud: Cloud) -> dict[str, list[str]]:
-    """980 sources, each class present, 20 orphaned results and a scratch copy; the expected keys by class."""
+    """1 000 sources, each class present, 20 orphaned results and a scratch copy; the expected keys by class."""
     put = lambda key, data: cloud.oss.put(BUCKET, key, data)  # noqa: E731
     expected: dict[str, list[str]] = {name: [] for name in CLASSES}
     reasons = [(code, reason) for code, items in FAILURES.items() for reason, n in items for _ in range(n)]
@@ -106,9 +106,9 @@ def test_the_table_names_the_classes_and_the_commonest_reasons(ops, capsys):
     seed(ops)
     assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"{BUCKET}/incoming/: 980 sources, {600 + 100 + 25 + 80 + 50} result records read"
+    assert lines[0] == f"{BUCKET}/incoming/: 1000 sources, {600 + 100 + 25 + 80 + 50} result records read"
     rows = {line.split()[0]: line.split()[1] for line in lines[1:] if line.startswith("  ") and not line.startswith("    ")}
-    assert rows == {"done": "600", "pending": "150", "stale": "100", "failed": "80", "retriable": "50", "orphans": "20"}
+    assert rows == {"done": "600", "pending": "170", "stale": "100", "failed": "80", "retriable": "50", "orphans": "20"}
     [resolution] = [line for line in lines if "InvalidImage.Resolution" in line]
     assert resolution.split()[1] == "50" and "below SegmentHead's 32x32 (40); the image is 10x8" in resolution
     assert any("headseg replay" in line for line in lines if line.lstrip().startswith("retriable"))

@@ -3,25 +3,29 @@
 The checks are plain functions of what the FC 3.0 API and OSS say (`Function`, `Trigger`, `AsyncConfig`,
 the bucket's location and lifecycle rules); `diagnose` gathers those facts and turns a service that cannot
 be read into a failing line of its own, never a traceback. Nothing is changed, except the scratch prefix's
-lifecycle rule with `fix=True`, and the probe object the write check puts and removes.
+lifecycle rule with `fix=True`, and the probe objects the write and SegmentHead checks put and remove.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from importlib import resources
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable
 
 from headseg.config import Config
-from headseg.errors import ConfigError, HeadsegError, ObjectNotFound
+from headseg.credentials import Credentials
+from headseg.errors import AccessDenied, ConfigError, HeadsegError, ObjectNotFound
 from headseg.fcapi import AsyncConfig, Fc3Reader, Function, Trigger
+from headseg.retry import Budget
 
 HANDLED_EVENTS = frozenset({"PutObject", "PostObject", "CompleteMultipartUpload", "CopyObject"})
 SEGMENTHEAD_REGION = "cn-shanghai"
 SCRATCH_RULE = "headseg-scratch"
 SCRATCH_DAYS = 1
+SEGMENTHEAD_SECONDS = 30.0  # the SegmentHead check's budget, retries included
 
 
 class Level(Enum):
@@ -188,6 +192,45 @@ def probe_write(storage: Any, config: Config) -> Check:
     return Check("output", Level.PASS, f"{config.output_prefix!r} is writable and deletable (probe put and removed)")
 
 
+def call_segmenthead(storage: Any, config: Config, credentials: Credentials) -> Check:
+    """One billed SegmentHead call on the bundled portrait, handed over as the function hands over an upload:
+    written under the scratch prefix, then a URL made with the function's URL_MODE and endpoints (the bytes
+    with URL_MODE=advance); the portrait is removed after, whatever happened."""
+    from headseg.app import build_storage
+    from headseg.pipeline import segmenthead_url
+    from headseg.segmenters import SegmentInput, Takes
+    from headseg.segmenters.cloud import CloudSegmenter
+
+    data = (resources.files("headseg") / "assets" / "portrait.jpg").read_bytes()
+    key = f"{config.scratch}.headseg-doctor-{uuid.uuid4().hex[:12]}.jpg"
+    segmenter = CloudSegmenter(config, credentials)
+    mode = config.url_mode.value
+    try:
+        storage.put(key, data, "image/jpeg")
+        if segmenter.takes is Takes.BYTES:
+            image = SegmentInput(data=data)
+        else:  # signed as the function signs it: its OSS endpoints, its expiry
+            image = SegmentInput(url=segmenthead_url(build_storage(config, credentials, storage.bucket), config, key))
+        found = segmenter.segment(image, config.return_form, Budget.seconds(SEGMENTHEAD_SECONDS))
+    except HeadsegError as exc:
+        fix = (
+            "grant viapi-imageseg:SegmentHead (AliyunVIAPIFullAccess) and activate imageseg for the account"
+            if isinstance(exc, AccessDenied) else
+            "SegmentHead must be able to fetch that URL: keep the bucket in cn-shanghai, or set URL_MODE=public or advance"
+        )
+        return Check("segmenthead", Level.FAIL, f"on the bundled portrait, URL_MODE={mode}: {exc.code}: {exc.message}", fix)
+    finally:
+        _remove(storage, key)
+    return Check("segmenthead", Level.PASS, f"URL_MODE={mode}: {len(found.heads)} head(s) in the bundled portrait (one billed call)")
+
+
+def _remove(storage: Any, key: str) -> None:
+    try:
+        storage.delete(key)
+    except HeadsegError:
+        pass  # the scratch prefix's lifecycle rule expires it
+
+
 def guarded(name: str, fix: str, step: Callable[[], Check]) -> Check:
     """`step`, or a failing line naming what could not be read."""
     try:
@@ -200,8 +243,12 @@ FC_FIX = "check --fc-endpoint / --account-id and that the credentials may call f
 OSS_FIX = "check --oss-endpoint, the bucket's name, and oss:GetBucketInfo for these credentials"
 
 
-def diagnose(reader: Fc3Reader, storage: Any, bucket: str, function: str, expected: Expected, fix: bool = False) -> list[Check]:
-    """Every check, in order; a service that cannot be reached is a failing line, and the rest still run."""
+def diagnose(
+    reader: Fc3Reader, storage: Any, bucket: str, function: str, expected: Expected, fix: bool = False,
+    segmenthead: Credentials | None = None,
+) -> list[Check]:
+    """Every check, in order (the SegmentHead call only with `segmenthead`, the credentials to call it with); a
+    service that cannot be reached is a failing line, and the rest still run."""
     checks: list[Check] = []
     config = None
     try:
@@ -218,6 +265,8 @@ def diagnose(reader: Fc3Reader, storage: Any, bucket: str, function: str, expect
     checks.append(guarded("bucket", OSS_FIX, lambda: check_region(storage.location())))
     if config is not None:
         checks += [probe_write(storage, config), guarded("lifecycle", OSS_FIX, lambda: _expiry(storage, config, fix))]
+        if segmenthead is not None:
+            checks.append(call_segmenthead(storage, config, segmenthead))
     return checks
 
 

@@ -223,8 +223,7 @@ class Pipeline:
         return run.retry(f"read {info.key!r}", lambda: storage.get(info.key, None, run.budget))[1]
 
     def _sign(self, storage: Storage, key: str) -> str:
-        public = self.config.url_mode is UrlMode.PUBLIC
-        return storage.signed_url(key, self.config.signed_url_expires, public=public)
+        return segmenthead_url(storage, self.config, key)
 
     def _record_failure(self, run: Run, record: ObjectCreated, found: Found | None, exc: HeadsegError) -> Outcome:
         """Write the error record (retried within the budget), then the outcome.
@@ -279,3 +278,9 @@ def _is_version(found: Found, etag: str | None) -> bool:
 def _source(bucket: str, info: ObjectInfo, upright: tuple[int, int] | None) -> Source:
     width, height = upright if upright else (None, None)
     return Source(bucket=bucket, key=info.key, etag=info.etag, size=info.size, width=width, height=height)
+
+
+def segmenthead_url(storage: Storage, config: Config, key: str) -> str:
+    """The URL SegmentHead is handed for `key`: signed for SIGNED_URL_EXPIRES, on the public endpoint with
+    URL_MODE=public, else on the storage's own (the internal one, in FC)."""
+    return storage.signed_url(key, config.signed_url_expires, public=config.url_mode is UrlMode.PUBLIC)

@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--account-id", default=env_default("ALIBABA_CLOUD_ACCOUNT_ID", ""))
     parser.add_argument("--s-yaml", type=Path, default=Path("s.yaml"), help="what the function should look like (default ./s.yaml; skipped if absent)")
     parser.add_argument("--fix", action="store_true", help="add the lifecycle rule that expires the scratch prefix")
+    parser.add_argument(
+        "--call-segmenthead", action="store_true",
+        help="also call SegmentHead once (billed) on a bundled portrait, handed over as the function would",
+    )
     parser.add_argument("--json", action="store_true", help="the checks as JSON")
     parser.set_defaults(run=run)
 
@@ -45,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     credentials = Credentials.resolve()
     add_secrets(credentials.secrets())
     storage = build_storage(config, credentials, args.bucket)
-    checks = diagnose(Fc3Reader(endpoint, credentials, config.region), storage, args.bucket, args.function, expected(args), args.fix)
+    checks = diagnose(Fc3Reader(endpoint, credentials, config.region), storage, args.bucket, args.function, expected(args), args.fix,
+                    segmenthead=credentials if args.call_segmenthead else None)
     if args.json:
         print(json.dumps([{**asdict(c), "level": c.level.value} for c in checks], ensure_ascii=False, indent=2))
     else:
