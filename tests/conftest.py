@@ -79,7 +79,7 @@ def fake_fc() -> Iterator[FakeFc]:
 
 @pytest.fixture
 def fake_fc3() -> Iterator[Any]:
-    """FC 3.0's invocation API (a `tests.fakes.fc3.FakeFc3`) with one function, `headseg`, the one s.yaml deploys."""
+    """FC 3.0's API (a `tests.fakes.fc3.FakeFc3`) with one function, `headseg`, the one s.yaml deploys."""
     from tests.fakes.fc3 import FakeFc3
 
     server = FakeFc3({ACCESS_KEY_ID: ACCESS_KEY_SECRET}, tokens={ACCESS_KEY_ID: SECURITY_TOKEN})

@@ -60,7 +60,8 @@ def is_invocation(request: Request) -> bool:
 
 
 class FakeFc3(FakeServer):
-    """FC 3.0's invocation API. `credentials`: access key id -> secret; `tokens`: id -> required STS token."""
+    """FC 3.0's API: invocations, and the reads doctor makes. `credentials`: access key id -> secret; `tokens`: id ->
+    required STS token."""
 
     name = "fc3"
 
