@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from headseg.cli._quiet import native_logs_hidden
 from headseg.errors import HeadsegError
 
 
@@ -16,12 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     from headseg.cli import backfill, doctor, invoke, package, replay, segment, serve, sheet, status
 
     parser = argparse.ArgumentParser(prog="headseg", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show native libraries' log lines (mediapipe, TFLite)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (segment, invoke, sheet, serve, backfill, replay, doctor, status, package):
         command.register(subparsers)
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args))
+        with native_logs_hidden(not args.verbose):
+            return int(args.run(args))
     except HeadsegError as exc:
         print(f"headseg {args.command}: {exc.message}", file=sys.stderr)
         return 2
