@@ -68,3 +68,30 @@ def test_undecodable_bytes_are_an_invalid_image(local_segmenter):
     with pytest.raises(InvalidImage) as error:
         local_segmenter.cut(b"\xff\xd8\xff\xe0 truncated", None)
     assert error.value.code == "InvalidImage.Content"
+
+
+def _rotated_box(box: list[int], turns: int, size: tuple[int, int]) -> list[float]:
+    """The upright image's box on the image turned `turns` quarter turns counter-clockwise (PIL's ROTATE_90 = one)."""
+    x, y, w, h = box
+    width, height = size
+    for _ in range(turns):
+        x, y, w, h = y, width - x - w, h, w
+        width, height = height, width
+    return [x, y, w, h]
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_a_turned_photo_is_searched_turned_and_its_boxes_land_on_its_own_pixels(local_segmenter, turns):
+    upright = Image.open(SAMPLES / "astronaut.jpg")
+    turned = upright.transpose([Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270][turns - 1])
+    data = io.BytesIO()
+    turned.save(data, "JPEG", quality=92)
+    heads = local_segmenter.cut(data.getvalue(), None)
+    [expected] = [_rotated_box(label, turns, upright.size) for label in LABELS["astronaut.jpg"]]
+    [found] = [[h.x, h.y, h.width, h.height] for h in heads]
+    assert iou(expected, found) >= 0.5, (found, expected)  # the head box of the upright search, turned with the photo
+    pixels = np.asarray(Image.open(io.BytesIO(data.getvalue())).convert("RGB"))  # as the engine decoded it
+    for head in heads:  # the matte is turned back with the box: its opaque middle is the face, in the turned photo
+        cutout = np.asarray(png_image(head.png))
+        assert cutout.shape[:2] == (head.height, head.width)
+        assert tuple(cutout[head.height // 2, head.width // 2, :3]) == tuple(pixels[head.y + head.height // 2, head.x + head.width // 2])

@@ -6,6 +6,9 @@
 2. Per face, a head box: the face box grown upwards for hair and sideways for ears, cut just below the chin.
 3. Per head, person segmentation on a crop around it, kept inside a head ellipse and above the jaw line,
    each pixel given to the nearest face where heads overlap, edges softened.
+4. Orientation: unless full-range detection is convinced by a face in the image as it is, it also looks at
+   the image turned a quarter either way and half; where it is convinced and clearly surer (TURN_MARGIN),
+   steps 1-3 run on that turned copy and every box and matte is turned back onto the image's own pixels.
 
 Everything here works on numpy arrays; mediapipe is imported when the engine is built.
 """
@@ -22,6 +25,9 @@ FULL_RANGE_MIN_SCORE = 0.5
 TILE_MIN_SCORE = 0.6
 VERIFY_MIN_SCORE = 0.5
 NMS_IOU = 0.3
+TURNS = (1, 3, 2)  # quarter turns (counter-clockwise) looked at when the image as it is is not convincing
+CONVINCING = 0.8  # a full-range face this sure in the image as it is: no turned copy is looked at
+TURN_MARGIN = 0.15  # a turned copy wins when convinced and its surest face is this much surer than the image's own
 TILE_FRACTION = 0.35  # tile side as a fraction of the image's short side; tiles overlap by half
 MIN_TILED_SIDE = 400  # smaller images are searched whole only
 HEAD_TOP = 0.75  # hair above the face box, in face heights
@@ -77,15 +83,41 @@ class HeadCutter:
         self._lock = threading.Lock()
 
     def cut(self, rgb: np.ndarray) -> list[HeadCut]:
-        """All heads in an RGB uint8 image, left to right."""
+        """All heads in an RGB uint8 image, left to right, in its own pixels (however it was turned)."""
         with self._lock:
-            faces = self.find_faces(rgb)
-            return [self._cut_head(rgb, face, faces) for face in faces]
+            whole = _detect(self._full, rgb, 0, 0)
+            turns, turned = self._orientation(rgb, whole)
+            if turns == 0:
+                return self._cut_all(rgb, whole)
+            height, width = rgb.shape[:2]
+            faces = _detect(self._full, turned, 0, 0)  # turned copies are searched whole: tiles there add false faces
+            found = [turn_back(self._cut_head(turned, face, faces), turns, (height, width)) for face in _nms(faces)]
+            return sorted(found, key=lambda cut: cut.x)
+
+    def _orientation(self, rgb: np.ndarray, whole: list[Face]) -> tuple[int, np.ndarray]:
+        """(quarter turns, the image so turned) in which full-range detection is surest: 0 unless a turn is
+        surer by TURN_MARGIN (one full-range pass per turn, only when the image as it is is not convincing)."""
+        own = max((face.score for face in whole), default=0.0)
+        if own >= CONVINCING:
+            return 0, rgb
+        surest = {}
+        for turns in TURNS:
+            turned = np.ascontiguousarray(np.rot90(rgb, turns))
+            surest[turns] = (max((face.score for face in _detect(self._full, turned, 0, 0)), default=0.0), turned)
+        turns = max(TURNS, key=lambda t: surest[t][0])
+        score, turned = surest[turns]
+        return (turns, turned) if score >= max(CONVINCING, own + TURN_MARGIN) else (0, rgb)
+
+    def _cut_all(self, rgb: np.ndarray, whole: list[Face] | None) -> list[HeadCut]:
+        faces = self.find_faces(rgb, whole)
+        return [self._cut_head(rgb, face, faces) for face in faces]
 
     # -- faces -----------------------------------------------------------------------------------------------
-    def find_faces(self, rgb: np.ndarray) -> list[Face]:
+    def find_faces(self, rgb: np.ndarray, whole: list[Face] | None = None) -> list[Face]:
+        """Every face: full-range detection on the whole image (`whole`, when it has run already) and
+        short-range on tiles, merged and verified."""
         height, width = rgb.shape[:2]
-        whole = _detect(self._full, rgb, 0, 0)
+        whole = _detect(self._full, rgb, 0, 0) if whole is None else whole
         tiled = [face for tile in _tiles(width, height) for face in _detect(self._short, _crop(rgb, tile), tile[0], tile[1])]
         merged = _nms(whole + tiled)
         confirmed = [
@@ -212,6 +244,17 @@ def _detect(detector: Any, rgb: np.ndarray, dx: int, dy: int) -> list[Face]:
         if x1 - x0 >= 4 and y1 - y0 >= 4:
             faces.append(Face((x0, y0, x1, y1), float(detection.score[0]), nose))
     return faces
+
+
+def turn_back(cut: HeadCut, turns: int, shape: tuple[int, int]) -> HeadCut:
+    """`cut`, found in the image turned `turns` quarter turns counter-clockwise (`np.rot90`), on the image of
+    `shape` (height, width) itself."""
+    x, y, width, height, alpha = cut.x, cut.y, cut.width, cut.height, cut.alpha
+    for step in range(turns, 0, -1):
+        columns = shape[1] if (step - 1) % 2 == 0 else shape[0]  # of the image before this quarter turn
+        x, y, width, height = columns - y - height, x, height, width
+        alpha = np.rot90(alpha, -1)
+    return HeadCut(x, y, width, height, np.ascontiguousarray(alpha))
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
