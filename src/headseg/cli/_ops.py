@@ -22,14 +22,16 @@ from headseg.storage import Storage
 APIS = ("fc3", "fc2")
 
 
-def add_bucket_options(parser: argparse.ArgumentParser) -> None:
-    """The bucket and where it is: OSS (the default) or a directory standing in for it."""
+def add_bucket_options(parser: argparse.ArgumentParser, listing: bool = True) -> None:
+    """The bucket and where it is: OSS (the default) or a directory standing in for it; with `listing`, also
+    the prefix to list and the progress bar's switch."""
     env = env_default
     parser.add_argument("--bucket", required=True, help="the OSS bucket (or, with --bucket-dir, its name)")
-    parser.add_argument("--prefix", default="", help="only objects under this prefix")
     parser.add_argument("--oss-endpoint", default=env("OSS_ENDPOINT", "https://oss-cn-shanghai.aliyuncs.com"))
     parser.add_argument("--bucket-dir", default=env("BUCKET_DIR", ""), help="a local folder standing in for the bucket")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    if listing:
+        parser.add_argument("--prefix", default="", help="only objects under this prefix")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

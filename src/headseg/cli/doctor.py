@@ -25,7 +25,7 @@ from headseg.syaml import function_props
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("doctor", help="check that a deployment will work", description=__doc__)
-    _ops.add_bucket_options(parser)
+    _ops.add_bucket_options(parser, listing=False)
     parser.add_argument("--function", default=env_default("FC_FUNCTION", "headseg"))
     parser.add_argument("--fc-endpoint", default=env_default("FC_ENDPOINT", ""), help="default https://<ACCOUNT_ID>.cn-shanghai.fc.aliyuncs.com")
     parser.add_argument("--account-id", default=env_default("ALIBABA_CLOUD_ACCOUNT_ID", ""))
