@@ -1,9 +1,11 @@
-"""The FC 3.0 API for the tooling (`alibabacloud_fc20230330`): the signed client, and the reads `doctor` makes.
+"""The FC API for the tooling: the signed FC 3.0 client, what FC's error replies mean, and the reads `doctor` makes.
+
+`classify_reply` / `classify_fc3` turn an FC error (fc2's or `alibabacloud_fc20230330`'s) into headseg's
+families, for invocations and reads alike: 429, 5xx and `Throttl*` codes are retriable, 401/403 are
+`AccessDenied`, anything else is permanent; a request that got no answer is retriable.
 
 `Fc3Reader` answers what a deployment looks like: a function's settings, its triggers, every function's
-name, and a function's async-invocation settings, as plain values. Errors become headseg's: a function or a
-setting that does not exist is None, refused credentials are AccessDenied, an unreachable endpoint is one
-RetriableError naming it.
+name, and a function's async-invocation settings, as plain values; what does not exist (HTTP 404) is None.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from headseg.credentials import Credentials
-from headseg.errors import AccessDenied, ConfigError, PermanentError, RetriableError
+from headseg.errors import AccessDenied, ConfigError, HeadsegError, PermanentError, RetriableError
 from headseg.tea import is_network_error
 
 CALL_TIMEOUT = 10.0  # seconds per call (the SDK's default read timeout)
@@ -136,18 +139,83 @@ class Fc3Reader:
         runtime = RuntimeOptions(read_timeout=int(CALL_TIMEOUT * 1000), connect_timeout=int(CONNECT_TIMEOUT * 1000), autoretry=False)
         try:
             return call(runtime)
-        except Exception as exc:
-            if is_network_error(getattr(exc, "inner_exception", None) or exc):  # tea wraps what got no answer
-                raise RetriableError(f"FC {action}: cannot reach {self.endpoint}", code="FcUnreachable") from None
-            if not isinstance(exc, TeaException):
-                raise
-            status, code, text = int(getattr(exc, "status_code", 0) or 0), str(exc.code or ""), str(exc.message or "")
-        if status == 404:
-            return None
-        message = f"FC {action}: {code} (HTTP {status}): {text}"
-        if status in (401, 403):
-            raise AccessDenied(message, code=code or "AccessDenied")
-        raise (RetriableError if status >= 500 or status == 429 else PermanentError)(message, code=code or f"HTTP{status}")
+        except TeaException as exc:
+            if _fc3_status(exc) == 404:
+                return None
+            raise classify_fc3(exc, action, self.endpoint) from None
+
+
+def classify_reply(action: str, status: int, code: str, request_id: Any = "", note: str = "") -> HeadsegError:
+    """An FC error reply to `action` (HTTP status and service code) as one of headseg's families."""
+    detail = f"{action}: HTTP {status} {code}".rstrip() + (f" (request id {request_id})" if request_id else "") + note
+    if status == 429 or status >= 500 or "Throttl" in code:
+        return RetriableError(detail, code=code or f"HTTP{status}")
+    if status in (401, 403):
+        return AccessDenied(detail + f": check the credentials and their fc:{action} permission", code=code or f"HTTP{status}")
+    return PermanentError(detail, code=code or f"HTTP{status}")
+
+
+def classify_fc3(exc: Exception, action: str, endpoint: str) -> HeadsegError:
+    """A tea-openapi exception of an FC 3.0 call to `endpoint` as one of headseg's families.
+
+    An error reply whose body is JSON raises `ClientException`/`ServerException`/`ThrottlingException` (`.code`,
+    `.status_code`, the body in `.data`). Anything else the request raised comes wrapped in an
+    `UnretryableException` (`.inner_exception`): darabonba's `RetryError` when no answer came (a connection
+    failure), a `RuntimeError` when an error reply's body was not JSON.
+    """
+    inner = getattr(exc, "inner_exception", None)
+    if inner is not None and not getattr(inner, "code", None):
+        status = _reply_status(inner.__traceback__)
+        if status is not None:
+            return _unreadable(action, status)
+        if is_network_error(inner):
+            return RetriableError(f"{action}: cannot reach {endpoint}: connection failed: {type(inner).__name__}", code="ConnectionError")
+        # a failure of the SDK itself: surfaces as this object's failure (hand-overs report every HeadsegError)
+        return PermanentError(f"{action}: the SDK failed: {type(inner).__name__}: {inner}", code="SdkError")
+    data = getattr(exc, "data", None)
+    code = str(getattr(exc, "code", "") or "")
+    code = "" if code == "None" else code  # tea-openapi formats a missing Code as f'{code}'
+    request_id = (data.get("RequestId") or data.get("requestId") or "") if isinstance(data, dict) else ""
+    return classify_reply(action, _fc3_status(exc) or 0, code, request_id)
+
+
+def unreadable_reply(exc: BaseException, action: str) -> HeadsegError:
+    """An error reply to `action` whose body an SDK could not parse (fc2 raises requests' JSONDecodeError)."""
+    status = _reply_status(exc.__traceback__)
+    if status is None:  # no reply to be found: treat it as the hiccup a missing answer is
+        return RetriableError(f"{action}: unreadable reply: {type(exc).__name__}", code="UnreadableReply")
+    return _unreadable(action, status)
+
+
+def _fc3_status(exc: Exception) -> int | None:
+    """The HTTP status of the reply behind a tea-openapi exception, when there was one."""
+    inner = getattr(exc, "inner_exception", None)
+    if inner is not None and not getattr(inner, "code", None):
+        return _reply_status(inner.__traceback__)
+    return int(getattr(exc, "status_code", None) or getattr(exc, "statusCode", None) or 0) or None
+
+
+def _unreadable(action: str, status: int) -> HeadsegError:
+    return classify_reply(action, status, "", note=" (a reply whose body is not JSON: a proxy or gateway answered?)")
+
+
+# (function, local) of the SDK frames that hold the HTTP response while they read an error reply's body
+_REPLY_FRAMES = {("_do_request", "r"), ("do_request", "_response")}  # fc2.Client, tea-openapi's Client
+
+
+def _reply_status(traceback: TracebackType | None) -> int | None:
+    """The HTTP status of the error reply an SDK failed to parse. Neither SDK keeps the response on the exception
+    it raises then (fc2: requests' JSONDecodeError; tea-openapi: a RuntimeError), but the SDK frame that held it
+    is still in the exception's traceback."""
+    while traceback is not None:
+        frame = traceback.tb_frame
+        for function, local in _REPLY_FRAMES:
+            if frame.f_code.co_name == function:
+                status = getattr(frame.f_locals.get(local), "status_code", None)
+                if isinstance(status, int) and status >= 400:
+                    return status
+        traceback = traceback.tb_next
+    return None
 
 
 def _split_endpoint(endpoint: str) -> tuple[str, str]:
