@@ -85,39 +85,41 @@ class HeadCutter:
     def cut(self, rgb: np.ndarray) -> list[HeadCut]:
         """All heads in an RGB uint8 image, left to right, in its own pixels (however it was turned)."""
         with self._lock:
-            whole = _detect(self._full, rgb, 0, 0)
-            turns, turned = self._orientation(rgb, whole)
+            turns, image, whole = self._orientation(rgb)
             if turns == 0:
                 return self._cut_all(rgb, whole)
             height, width = rgb.shape[:2]
-            faces = _detect(self._full, turned, 0, 0)  # turned copies are searched whole: tiles there add false faces
-            found = [turn_back(self._cut_head(turned, face, faces), turns, (height, width)) for face in _nms(faces)]
+            faces = _nms(whole)  # turned copies are searched whole: tiles there add false faces
+            found = [turn_back(self._cut_head(image, face, faces), turns, (height, width)) for face in faces]
             return sorted(found, key=lambda cut: cut.x)
 
-    def _orientation(self, rgb: np.ndarray, whole: list[Face]) -> tuple[int, np.ndarray]:
-        """(quarter turns, the image so turned) in which full-range detection is surest: 0 unless a turn is
-        surer by TURN_MARGIN (one full-range pass per turn, only when the image as it is is not convincing)."""
+    def _orientation(self, rgb: np.ndarray) -> tuple[int, np.ndarray, list[Face]]:
+        """(quarter turns, the image so turned, its full-range faces) in which full-range detection is surest: 0
+        turns unless a turn is convinced and surer by TURN_MARGIN (one full-range pass per turn, only when the
+        image as it is is not convincing)."""
+        whole = _detect(self._full, rgb, 0, 0)
         own = max((face.score for face in whole), default=0.0)
         if own >= CONVINCING:
-            return 0, rgb
-        surest = {}
+            return 0, rgb, whole
+        needed, surest = max(CONVINCING, own + TURN_MARGIN), 0.0
+        chosen: tuple[int, np.ndarray, list[Face]] = (0, rgb, whole)
         for turns in TURNS:
             turned = np.ascontiguousarray(np.rot90(rgb, turns))
-            surest[turns] = (max((face.score for face in _detect(self._full, turned, 0, 0)), default=0.0), turned)
-        turns = max(TURNS, key=lambda t: surest[t][0])
-        score, turned = surest[turns]
-        return (turns, turned) if score >= max(CONVINCING, own + TURN_MARGIN) else (0, rgb)
+            faces = _detect(self._full, turned, 0, 0)
+            score = max((face.score for face in faces), default=0.0)
+            if score >= needed and score > surest:
+                chosen, surest = (turns, turned, faces), score
+        return chosen
 
-    def _cut_all(self, rgb: np.ndarray, whole: list[Face] | None) -> list[HeadCut]:
+    def _cut_all(self, rgb: np.ndarray, whole: list[Face]) -> list[HeadCut]:
         faces = self.find_faces(rgb, whole)
         return [self._cut_head(rgb, face, faces) for face in faces]
 
     # -- faces -----------------------------------------------------------------------------------------------
-    def find_faces(self, rgb: np.ndarray, whole: list[Face] | None = None) -> list[Face]:
-        """Every face: full-range detection on the whole image (`whole`, when it has run already) and
-        short-range on tiles, merged and verified."""
+    def find_faces(self, rgb: np.ndarray, whole: list[Face]) -> list[Face]:
+        """Every face: `whole`, full-range detection's on the whole image, and short-range detection's on
+        tiles, merged and verified."""
         height, width = rgb.shape[:2]
-        whole = _detect(self._full, rgb, 0, 0) if whole is None else whole
         tiled = [face for tile in _tiles(width, height) for face in _detect(self._short, _crop(rgb, tile), tile[0], tile[1])]
         merged = _nms(whole + tiled)
         confirmed = [
