@@ -129,7 +129,7 @@ class Config:
             )
         if not self.output_prefix:
             problems.append("OUTPUT_PREFIX is empty: set it to a prefix outside INPUT_PREFIX, e.g. 'heads/'")
-        if self.input_prefix and self.output_prefix and _overlap(self.output_prefix, self.input_prefix):
+        if self.input_prefix and self.output_prefix and prefixes_overlap(self.output_prefix, self.input_prefix):
             problems.append(
                 f"OUTPUT_PREFIX {self.output_prefix!r} overlaps INPUT_PREFIX {self.input_prefix!r}: every "
                 "cutout would re-trigger the function (an infinite loop and a large bill); "
@@ -141,7 +141,7 @@ class Config:
                 problems.append(f"{prefix.upper()} {value!r} must not start with '/' (OSS keys never do)")
         if not 30 <= self.signed_url_expires <= 3600:
             problems.append(f"SIGNED_URL_EXPIRES={self.signed_url_expires} must be between 30 and 3600 seconds")
-        if self.input_prefix and _overlap(self.scratch, self.input_prefix):
+        if self.input_prefix and prefixes_overlap(self.scratch, self.input_prefix):
             problems.append(
                 f"SCRATCH_PREFIX {self.scratch!r} overlaps INPUT_PREFIX {self.input_prefix!r}: normalized copies "
                 "would re-trigger the function; leave it empty (it defaults to inside OUTPUT_PREFIX)"
@@ -206,7 +206,7 @@ class Config:
         return self.imageseg_endpoint or f"https://imageseg.{self.region}.aliyuncs.com"
 
 
-def _overlap(a: str, b: str) -> bool:
+def prefixes_overlap(a: str, b: str) -> bool:
     """Whether a key could start with both prefixes."""
     return a.startswith(b) or b.startswith(a)
 

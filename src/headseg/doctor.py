@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable
 
-from headseg.config import Config
+from headseg.config import Config, prefixes_overlap
 from headseg.credentials import Credentials
 from headseg.errors import AccessDenied, ConfigError, HeadsegError, ObjectNotFound
 from headseg.fcapi import AsyncConfig, Fc3Reader, Function, Trigger
@@ -126,7 +126,7 @@ def check_loops(triggers: list[Trigger], bucket: str, config: Config) -> Check:
     output = config.output_prefix
     looping = [
         f"{t.function}/{t.name} ({w[1]!r})"
-        for t in triggers if (w := watches(t)) is not None and w[0] == bucket and (output.startswith(w[1]) or w[1].startswith(output))
+        for t in triggers if (w := watches(t)) is not None and w[0] == bucket and prefixes_overlap(output, w[1])
     ]
     if looping:
         return Check(
