@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 
 from headseg.config import Config
-from headseg.errors import HeadsegError, ObjectNotFound
+from headseg.errors import HeadsegError
 from headseg.events import normalize_etag, object_created_event
 from headseg.invoker import Invoker
 from headseg.ratelimit import RateLimiter
-from headseg.results import Previous, settled
+from headseg.results import Previous, is_source, read_listed, settled
 from headseg.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def pending(storage: Storage, prefix: str, config: Config, summary: Summary) -> 
     outputs = {info.key for info in storage.list(config.output_prefix + prefix)}
     for info in storage.list(prefix):
         summary.listed += 1
-        if info.key.endswith("/") or info.key.startswith((config.output_prefix, config.scratch)):
+        if not is_source(info.key, config):
             summary.not_input += 1
             continue
         if _done(storage, info, config, outputs):
@@ -88,15 +88,8 @@ def pending(storage: Storage, prefix: str, config: Config, summary: Summary) -> 
 def _done(storage: Storage, info: ObjectInfo, config: Config, outputs: set[str]) -> bool:
     """Whether the object's results settle it for its eTag (`results.settled`); reads only records that exist."""
     layout = config.layout(info.key)
-    sidecar, error = (_read(storage, key) if key in outputs else None for key in (layout.sidecar, layout.error))
+    sidecar, error = (read_listed(storage, key if key in outputs else None) for key in (layout.sidecar, layout.error))
     return settled(Previous.parse(sidecar, error), {info.etag}, config.return_form) is not None
-
-
-def _read(storage: Storage, key: str) -> bytes | None:
-    try:
-        return storage.get(key)[1]
-    except ObjectNotFound:  # removed since the listing
-        return None
 
 
 Item = Tuple[str, str, Dict[str, Any]]  # (key, eTag, the event that hands it over)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Collection, Iterator
 
 from headseg import logs
+from headseg.config import Config
 from headseg.cutouts import Stored
 from headseg.errors import HeadsegError, ObjectNotFound, PermanentError, Skipped
 from headseg.layout import Layout
@@ -51,6 +52,21 @@ def settled(previous: Previous, etags: Collection[str], return_form: str | None)
     if error is not None and not error.retriable and error.source.etag in etags:
         return Skipped(f"already failed permanently for this eTag: {error.reason}", code="AlreadyFailed")
     return None
+
+
+def is_source(key: str, config: Config) -> bool:
+    """Whether a listed key is an upload to process: not a folder marker, not headseg's output or scratch copy."""
+    return not (key.endswith("/") or key.startswith((config.output_prefix, config.scratch)))
+
+
+def read_listed(storage: Storage, key: str | None) -> bytes | None:
+    """A record a listing showed (`key`; None: it showed none), or None when it was removed since."""
+    if key is None:
+        return None
+    try:
+        return storage.get(key)[1]
+    except ObjectNotFound:
+        return None
 
 
 def sidecar_for(

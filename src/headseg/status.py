@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from headseg.config import Config
-from headseg.errors import ObjectNotFound
 from headseg.layout import ERROR_NAME, SIDECAR_NAME
-from headseg.results import Previous, settled
+from headseg.results import Previous, is_source, read_listed, settled
 from headseg.sidecar import Sidecar
 from headseg.storage import ObjectInfo, Storage
 
@@ -79,10 +78,7 @@ class Status:
 def survey(storage: Storage, bucket: str, prefix: str, config: Config, progress: Callable[[int], None] = lambda n: None) -> Status:
     """List the sources under `prefix` and their results, read the sidecars that exist, and classify."""
     results = _by_source(_listed(storage.list(config.output_prefix + prefix), progress), config)
-    sources = {
-        info.key: info for info in _listed(storage.list(prefix), progress)
-        if not (info.key.endswith("/") or info.key.startswith((config.output_prefix, config.scratch)))
-    }
+    sources = {info.key: info for info in _listed(storage.list(prefix), progress) if is_source(info.key, config)}
     status = Status(bucket, prefix)
     status.orphans = sorted(set(results) - set(sources))
     with_results = [info for key, info in sources.items() if key in results]
@@ -133,12 +129,4 @@ def _by_source(results: Iterable[ObjectInfo], config: Config) -> dict[str, dict[
 
 
 def _previous(storage: Storage, names: dict[str, str]) -> Previous:
-    def read(name: str) -> bytes | None:
-        if name not in names:
-            return None
-        try:
-            return storage.get(names[name])[1]
-        except ObjectNotFound:  # removed since the listing
-            return None
-
-    return Previous.parse(read(SIDECAR_NAME), read(ERROR_NAME))
+    return Previous.parse(read_listed(storage, names.get(SIDECAR_NAME)), read_listed(storage, names.get(ERROR_NAME)))
