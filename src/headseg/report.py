@@ -54,7 +54,7 @@ def render(status: Status, thumbnails: list[tuple[str, str]]) -> str:
         f"<tr><th>{e(code)}</th><td class=n>{len(failure.keys)}</td><td>"
         + "<br>".join(f"{e(reason)} ({n})" for reason, n in failure.reasons.most_common())
         + "</td></tr>"
-        for code, failure in sorted(status.failures.items(), key=lambda item: -len(item[1].keys))
+        for code, failure in status.failures_by_count()
     )
     figures = "".join(f'<figure><img alt="" src="{uri}"><figcaption>{e(key)}</figcaption></figure>' for key, uri in thumbnails)
     title = e(f"headseg status: {status.bucket}/{status.prefix}")

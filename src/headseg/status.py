@@ -56,6 +56,10 @@ class Status:
             entry = (sidecar.created_at, key, cutouts[0])
             (heapq.heappush if len(self._recent) < RECENT else heapq.heappushpop)(self._recent, entry)
 
+    def failures_by_count(self) -> list[tuple[str, Failure]]:
+        """(code, its failures), the most common code first."""
+        return sorted(self.failures.items(), key=lambda item: -len(item[1].keys))
+
     def count(self, name: str) -> int:
         return len(self.orphans) if name == "orphans" else len(self.keys[name])
 
@@ -67,7 +71,7 @@ class Status:
             "counts": {name: self.count(name) for name in (*CLASSES, "orphans")},
             "failed_by_code": {
                 code: {"count": len(f.keys), "reasons": [[r, n] for r, n in f.reasons.most_common()]}
-                for code, f in sorted(self.failures.items(), key=lambda item: -len(item[1].keys))
+                for code, f in self.failures_by_count()
             },
             **{name: sorted(self.keys[name]) for name in CLASSES if name != "done"},
             "orphans": sorted(self.orphans),

@@ -85,10 +85,19 @@ def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
 def open_app(args: argparse.Namespace, needs_credentials: bool = False) -> tuple[Config, Credentials | None, App]:
     """The Config the options describe, the credentials it (or the caller) needs, and an App over them."""
     config = config_for(args)
-    credentials = Credentials.resolve() if (config.needs_credentials or needs_credentials) else None
-    if credentials is not None:
-        logs.add_secrets(credentials.secrets())
-    return config, credentials, App(config)
+    return config, credentials_if(config.needs_credentials or needs_credentials), App(config)
+
+
+def resolve_credentials() -> Credentials:
+    """The environment's credentials, their secrets kept out of every log line from now on."""
+    resolved = Credentials.resolve()
+    logs.add_secrets(resolved.secrets())
+    return resolved
+
+
+def credentials_if(needed: bool) -> Credentials | None:
+    """`resolve_credentials()` when `needed`, else None."""
+    return resolve_credentials() if needed else None
 
 
 def check_target(args: argparse.Namespace) -> None:

@@ -16,10 +16,8 @@ from pathlib import Path
 from headseg.app import build_storage
 from headseg.cli import _ops
 from headseg.config import env_default
-from headseg.credentials import Credentials
 from headseg.doctor import Check, Expected, Level, diagnose
 from headseg.fcapi import Fc3Reader
-from headseg.logs import add_secrets
 from headseg.syaml import function_props
 
 
@@ -46,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     endpoint = args.fc_endpoint or (args.account_id and f"https://{args.account_id}.{config.region}.fc.aliyuncs.com")
     if not endpoint:
         raise SystemExit("headseg doctor: give --fc-endpoint or --account-id (or ALIBABA_CLOUD_ACCOUNT_ID)")
-    credentials = Credentials.resolve()
-    add_secrets(credentials.secrets())
+    credentials = _ops.resolve_credentials()
     storage = build_storage(config, credentials, args.bucket)
     checks = diagnose(Fc3Reader(endpoint, credentials, config.region), storage, args.bucket, args.function, expected(args), args.fix,
                     segmenthead=credentials if args.call_segmenthead else None)

@@ -15,8 +15,6 @@ from headseg import report
 from headseg.app import build_storage
 from headseg.cli import _ops
 from headseg.cli._progress import progress_bar
-from headseg.credentials import Credentials
-from headseg.logs import add_secrets
 from headseg.status import Status, survey
 
 REASONS_SHOWN = 3  # the most common reasons per failure code in the table
@@ -32,10 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = _ops.config_for(args)
-    credentials = None if config.bucket_dir else Credentials.resolve()
-    if credentials is not None:
-        add_secrets(credentials.secrets())
-    storage = build_storage(config, credentials, args.bucket)
+    storage = build_storage(config, _ops.credentials_if(not config.bucket_dir), args.bucket)
     with progress_bar(unit="object", quiet=args.quiet or args.json) as bar:
         status = survey(storage, args.bucket, args.prefix, config, bar.update)
     if args.html is not None:
@@ -58,7 +53,7 @@ def table(status: Status) -> str:
     for name in ("done", "pending", "stale", "failed", "retriable", "orphans"):
         lines.append(f"  {name:<10}{status.count(name):>8}" + (f"   {notes[name]}" if name in notes and status.count(name) else ""))
         if name == "failed":
-            for code, failure in sorted(status.failures.items(), key=lambda item: -len(item[1].keys)):
+            for code, failure in status.failures_by_count():
                 reasons = "; ".join(f"{reason} ({n})" for reason, n in failure.reasons.most_common(REASONS_SHOWN))
                 lines.append(f"    {code:<30}{len(failure.keys):>6}   {reasons}")
     return "\n".join(lines)
