@@ -26,6 +26,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 PLATFORM = "x86_64-manylinux2014"
 PYTHON_VERSION = "3.10"
@@ -99,18 +100,23 @@ def build(target: Path, requirements: list[str], python_version: str = PYTHON_VE
 
 def find_python(version: str) -> str | None:
     """An interpreter of Python `version` (one of FC's runtimes) on this machine: pyenv's, one on PATH, or one
-    uv knows (`uv python install 3.10` provides one)."""
-    name = f"python{version}"
-    found = subprocess.run([sys.executable, "-m", "uv", "python", "find", "--no-project", version], capture_output=True, text=True)
-    candidates = [
-        *map(str, sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/{name}"))), shutil.which(name),
-        found.stdout.strip() if found.returncode == 0 else None,
-    ]
+    uv knows (`uv python install 3.10` provides one), asked in that order."""
     check = f"import sys; assert sys.version_info[:2] == {tuple(map(int, version.split('.')))}"
-    for candidate in filter(None, candidates):
+    for candidate in _pythons(version):
         if subprocess.run([candidate, "-c", check], capture_output=True).returncode == 0:
             return candidate
     return None
+
+
+def _pythons(version: str) -> Iterator[str]:
+    name = f"python{version}"
+    yield from map(str, sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/{name}")))
+    on_path = shutil.which(name)
+    if on_path:
+        yield on_path
+    found = subprocess.run([sys.executable, "-m", "uv", "python", "find", "--no-project", version], capture_output=True, text=True)
+    if found.returncode == 0 and found.stdout.strip():
+        yield found.stdout.strip()
 
 
 #: Run by the runtime's interpreter on the built package (argv: the package, a folder holding headseg): import
