@@ -1,12 +1,17 @@
 """The offline engine: find every head and cut out head and hair, with the models mediapipe's wheel ships.
 
-1. Faces: full-range detection on the whole image, plus short-range detection on half-overlapping tiles for
-   faces too small for it; overlapping candidates merged (NMS); candidates found only on a tile verified by
-   full-range detection on a padded crop around them (tiles alone see faces in poker chips and headlights).
+1. Faces: full-range detection on the whole image, on fine tiles (small heads: the detector sees a tile of
+   about FINE_SIDE pixels at its own resolution) and short-range detection on coarser tiles (faces too
+   turned or too low for full-range); overlapping candidates merged (NMS). A fine-tile face must score
+   FINE_MIN_SCORE; a short-range one must be found again by full-range detection on a padded crop around it
+   (tiles alone see faces in poker chips and headlights). A face centred inside another, or inside a surer
+   face's head box, is a fragment of it (a tile's cut, the back of a head in profile).
 2. Per face, a head box: the face box grown upwards for hair and sideways for ears, cut just below the chin.
 3. Per head, person segmentation on a crop around it, kept inside a head ellipse and above the jaw line,
    each pixel given to the nearest face where heads overlap, edges softened.
-4. Orientation: unless full-range detection is convinced by a face in the image as it is, it also looks at
+4. Low light: in a dark image the tiles are searched under a gamma curve that lifts its shadows (the
+   whole-image pass and the orientation search see it as it is).
+5. Orientation: unless full-range detection is convinced by a face in the image as it is, it also looks at
    the image turned a quarter either way and half; where it is convinced and clearly surer (TURN_MARGIN),
    steps 1-3 run on that turned copy and every box and matte is turned back onto the image's own pixels.
 
@@ -24,11 +29,17 @@ import numpy as np
 FULL_RANGE_MIN_SCORE = 0.5
 TILE_MIN_SCORE = 0.6
 VERIFY_MIN_SCORE = 0.5
+FINE_MIN_SCORE = 0.7  # a face only fine tiles see (no other pass confirms it) must be this sure
+FINE_SIDE = 256  # fine tiles' side in pixels: the full-range detector (192 px) sees them at 3/4 scale
+FINE_MAX_TILES = 24  # on larger images fine tiles grow so that there are at most this many
 NMS_IOU = 0.3
+DARK_MEAN = 80  # an image darker than this (mean luminance, 0-255) is brightened before detection
+LIFTED_MEAN = 115  # to about this mean
+MIN_GAMMA = 0.4  # the strongest lift (noise in a near-black image is not a face)
 TURNS = (1, 3, 2)  # quarter turns (counter-clockwise) looked at when the image as it is is not convincing
 CONVINCING = 0.8  # a full-range face this sure in the image as it is: no turned copy is looked at
 TURN_MARGIN = 0.15  # a turned copy wins when convinced and its surest face is this much surer than the image's own
-TILE_FRACTION = 0.35  # tile side as a fraction of the image's short side; tiles overlap by half
+COARSE_FRACTION = 0.5  # short-range tiles' side as a fraction of the image's short side
 MIN_TILED_SIDE = 400  # smaller images are searched whole only
 HEAD_TOP = 0.75  # hair above the face box, in face heights
 HEAD_BOTTOM = 0.08  # below the face box (the chin), in face heights
@@ -117,15 +128,24 @@ class HeadCutter:
 
     # -- faces -----------------------------------------------------------------------------------------------
     def find_faces(self, rgb: np.ndarray, whole: list[Face]) -> list[Face]:
-        """Every face: `whole`, full-range detection's on the whole image, and short-range detection's on
-        tiles, merged and verified."""
+        """Every face: `whole` (full-range detection's on the whole image), full-range detection's on fine
+        tiles and short-range detection's on coarse tiles, merged and each confirmed."""
         height, width = rgb.shape[:2]
-        tiled = [face for tile in _tiles(width, height) for face in _detect(self._short, _crop(rgb, tile), tile[0], tile[1])]
-        merged = _nms(whole + tiled)
-        confirmed = [
-            face for face in merged if any(_iou(face.box, w.box) > NMS_IOU for w in whole) or self._verify(rgb, face)
+        rgb = brightened(rgb)
+        fine = [
+            face
+            for tile in fine_tiles(width, height)
+            for face in _detect(self._full, _crop(rgb, tile), tile[0], tile[1])
+            if face.score >= FINE_MIN_SCORE
         ]
-        return sorted(confirmed, key=lambda face: face.box[0])
+        coarse = [face for tile in coarse_tiles(width, height) for face in _detect(self._short, _crop(rgb, tile), tile[0], tile[1])]
+        seen = whole + fine
+        confirmed = [
+            face
+            for face in _nms(seen + coarse)
+            if any(_iou(face.box, other.box) > NMS_IOU or _nested(face, other) for other in seen) or self._verify(rgb, face)
+        ]
+        return sorted(_one_per_head(confirmed, width, height), key=lambda face: face.box[0])
 
     def _verify(self, rgb: np.ndarray, face: Face) -> bool:
         """Full-range detection on a padded crop around a tile-only candidate must find it again."""
@@ -155,6 +175,17 @@ class HeadCutter:
             rows, cols = np.nonzero(alpha >= ALPHA_FLOOR)
         top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         return HeadCut(int(cx0 + left), int(cy0 + top), int(right - left), int(bottom - top), alpha[top:bottom, left:right])
+
+
+def brightened(rgb: np.ndarray) -> np.ndarray:
+    """A dark image (mean luminance under DARK_MEAN) under the gamma curve that lifts its mean to LIFTED_MEAN,
+    for the detectors and the segmenter (faces in a dim bar are lost in the shadows); others as they are."""
+    mean = float((rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).mean()) if rgb.size else 255.0
+    if mean >= DARK_MEAN or mean < 1.0:
+        return rgb
+    gamma = max(MIN_GAMMA, np.log(LIFTED_MEAN / 255.0) / np.log(mean / 255.0))
+    curve = np.round(255.0 * (np.arange(256) / 255.0) ** gamma).astype(np.uint8)
+    return curve[rgb]
 
 
 def head_box(face: Face, width: int, height: int) -> tuple[float, float, float, float]:
@@ -213,16 +244,36 @@ def _soften(alpha: np.ndarray) -> np.ndarray:
     return np.asarray(image.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float32) / 255.0 * (alpha > 0)
 
 
-def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Half-overlapping square tiles (x0, y0, x1, y1) covering the image; none for small images."""
+def coarse_tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Half-overlapping square tiles, COARSE_FRACTION of the short side, for short-range detection; none
+    for small images (searched whole only)."""
     short = min(width, height)
     if short < MIN_TILED_SIDE:
         return []
-    side = int(short * TILE_FRACTION)
-    step = side // 2
-    xs = list(range(0, width - side, step)) + [width - side]
-    ys = list(range(0, height - side, step)) + [height - side]
-    return [(x, y, x + side, y + side) for y in sorted(set(ys)) for x in sorted(set(xs))]
+    side = int(short * COARSE_FRACTION)
+    return _grid(width, height, side, side // 2)
+
+
+def fine_tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Square tiles of FINE_SIDE pixels overlapping by a quarter (a small face is whole in one of them), or
+    larger where that would make more than FINE_MAX_TILES; none when the image is not much larger than one."""
+    if min(width, height) < 1.5 * FINE_SIDE:
+        return []
+    side = FINE_SIDE
+    while len(_grid(width, height, side, side // 4)) > FINE_MAX_TILES:
+        side = int(side * 1.1) + 1
+    return _grid(width, height, side, side // 4)
+
+
+def _grid(width: int, height: int, side: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Square tiles (x0, y0, x1, y1) of `side` covering the image, neighbours sharing `overlap` pixels, the
+    last row and column flush with the image's edges."""
+    def starts(length: int) -> list[int]:
+        if length <= side:
+            return [0]
+        return sorted(set(range(0, length - side, side - overlap)) | {length - side})
+
+    return [(x, y, min(width, x + side), min(height, y + side)) for y in starts(height) for x in starts(width)]
 
 
 def _crop(rgb: np.ndarray, tile: tuple[int, int, int, int]) -> np.ndarray:
@@ -268,9 +319,29 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
 
 
 def _nms(faces: list[Face]) -> list[Face]:
-    """Keep the best-scoring face of every group that overlaps by more than NMS_IOU."""
+    """Keep the best-scoring face of every group that overlaps by more than NMS_IOU or that are nested (a
+    face centred inside another is a fragment of it, or the same face boxed by another detector)."""
     kept: list[Face] = []
     for face in sorted(faces, key=lambda f: f.score, reverse=True):
-        if all(_iou(face.box, other.box) <= NMS_IOU for other in kept):
+        if all(_iou(face.box, other.box) <= NMS_IOU and not _nested(face, other) for other in kept):
             kept.append(face)
     return kept
+
+
+def _one_per_head(faces: list[Face], width: int, height: int) -> list[Face]:
+    """Drop a face centred inside a surer face's head box: the back of a head in profile, or an ear, found
+    as a second face."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: f.score, reverse=True):
+        if not any(_inside(face.centre, head_box(other, width, height)) for other in kept):
+            kept.append(face)
+    return kept
+
+
+def _inside(point: tuple[float, float], box: tuple[float, float, float, float]) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def _nested(a: Face, b: Face) -> bool:
+    """Either face's centre lies inside the other's box."""
+    return _inside(a.centre, b.box) or _inside(b.centre, a.box)
