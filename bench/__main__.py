@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import engine_eval, local_engine, p1_handler, p2_cold_start, p3_memory, p4_package, p6_backfill, p7_deadline
+from bench import cutout_quality, engine_eval, local_engine, p1_handler, p2_cold_start, p3_memory, p4_package, p6_backfill, p7_deadline
 
 BENCHMARKS = [
     ("P1 handler overhead", p1_handler),
@@ -18,6 +18,7 @@ BENCHMARKS = [
     ("P7 deadline", p7_deadline),
     ("Local engine", local_engine),
     ("Local engine on the evaluation set", engine_eval),
+    ("Local engine's cutouts against outlined heads", cutout_quality),
 ]
 
 

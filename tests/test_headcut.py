@@ -59,3 +59,15 @@ def test_a_dark_image_is_lifted_for_the_detectors_and_a_lit_one_left_alone():
     assert (np.diff(lifted[..., 0].ravel()[np.argsort(dim[..., 0].ravel(), kind="stable")].astype(int)) >= 0).all()  # order kept
     lit = rng.integers(60, 200, size=(60, 80, 3), dtype=np.uint8)
     assert headcut.brightened(lit) is lit
+
+
+def test_hair_between_two_heads_goes_to_the_head_it_grows_on_even_beside_a_larger_face():
+    small = Face((300, 200, 380, 300), 0.9)  # a woman's face
+    large = Face((395, 170, 515, 320), 0.9)  # a man's, larger and a little higher, touching her hair
+    ys, xs = np.mgrid[0:400, 0:600].astype(np.float32)
+    mine = headcut._nearest_head(small, [large], xs, ys, 600, 400)
+    theirs = headcut._nearest_head(large, [small], xs, ys, 600, 400)
+    hair = (175, 375)  # (y, x): the top of her hair, beside his temple (from face middles in face sizes: his)
+    assert mine[hair] == 1.0 and theirs[hair] == 0.0
+    assert mine[240, 340] == 1.0 and theirs[240, 455] == 1.0  # each face is its own
+    assert ((mine + theirs) <= 1.0 + 1e-6).all()  # no pixel in both cutouts

@@ -7,8 +7,10 @@
    (tiles alone see faces in poker chips and headlights). A face centred inside another, or inside a surer
    face's head box, is a fragment of it (a tile's cut, the back of a head in profile).
 2. Per face, a head box: the face box grown upwards for hair and sideways for ears, cut just below the chin.
-3. Per head, person segmentation on a crop around it, kept inside a head ellipse and above the jaw line,
-   each pixel given to the nearest face where heads overlap, edges softened.
+3. Per head, person segmentation on a crop around it decides the outline: kept within the farthest hair
+   may reach (a rounded box around the face), above the jaw line and, below the face's middle, over the
+   jaw's width; where heads touch, each pixel goes to the head whose middle is nearest (in head sizes);
+   edges softened. A dark image is segmented lifted, as it is searched.
 4. Low light: in a dark image the tiles are searched under a gamma curve that lifts its shadows (the
    whole-image pass and the orientation search see it as it is).
 5. Orientation: unless full-range detection is convinced by a face in the image as it is, it also looks at
@@ -46,8 +48,13 @@ HEAD_BOTTOM = 0.08  # below the face box (the chin), in face heights
 HEAD_SIDE = 0.3  # ears and hair each side, in face widths
 YAW_SHIFT = 1.0  # a turned face's head lies behind it: shift the head box away from the nose by this much
 JAW_SIDE = 0.12  # below the face's middle only the face itself (plus this, in face widths) is head
-CONTEXT = 1.6  # the segmentation crop is the head box grown by this factor
+REACH_TOP = 0.85  # hair may reach this far above the face box, in face heights
+REACH_SIDE = 0.4  # and this far each side of it, in face widths
+ROUNDNESS = 2.5  # the reach's corners: 2 is an ellipse, larger is closer to the box
+CONTEXT = 1.5  # the segmentation crop is the reach box grown by this factor
+SPLIT_SHARPNESS = 20.0  # the split between neighbours fades over 1/20 of a head size
 ALPHA_FLOOR = 0.08  # alpha below this is background
+MIN_OPAQUE = 0.5  # a matte with fewer opaque pixels than this share of its face box's falls back to the head's shape
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,8 @@ class HeadCutter:
 
     def _cut_all(self, rgb: np.ndarray, whole: list[Face]) -> list[HeadCut]:
         faces = self.find_faces(rgb, whole)
-        return [self._cut_head(rgb, face, faces) for face in faces]
+        lifted = brightened(rgb)
+        return [self._cut_head(lifted, face, faces) for face in faces]
 
     # -- faces -----------------------------------------------------------------------------------------------
     def find_faces(self, rgb: np.ndarray, whole: list[Face]) -> list[Face]:
@@ -159,19 +167,22 @@ class HeadCutter:
     # -- heads -----------------------------------------------------------------------------------------------
     def _cut_head(self, rgb: np.ndarray, face: Face, faces: list[Face]) -> HeadCut:
         height, width = rgb.shape[:2]
-        hx0, hy0, hx1, hy1 = head_box(face, width, height)
-        cw, ch = (hx1 - hx0) * CONTEXT, (hy1 - hy0) * CONTEXT
-        cx0, cy0 = max(0, int((hx0 + hx1 - cw) / 2)), max(0, int((hy0 + hy1 - ch) / 2))
-        cx1, cy1 = min(width, int((hx0 + hx1 + cw) / 2)), min(height, int((hy0 + hy1 + ch) / 2) + 1)
+        reach = reach_box(face, width, height)
+        cw, ch = (reach[2] - reach[0]) * CONTEXT, (reach[3] - reach[1]) * CONTEXT
+        cx0, cy0 = max(0, int((reach[0] + reach[2] - cw) / 2)), max(0, int((reach[1] + reach[3] - ch) / 2))
+        cx1, cy1 = min(width, int((reach[0] + reach[2] + cw) / 2)), min(height, int((reach[1] + reach[3] + ch) / 2) + 1)
         crop = np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1])
         person = self._segmenter.process(crop).segmentation_mask  # float32 0..1, the crop's size
         ys, xs = np.mgrid[cy0:cy1, cx0:cx1].astype(np.float32)
-        alpha = person * _head_region(face, (hx0, hy0, hx1, hy1), xs, ys) * _nearest(face, faces, xs, ys)
-        alpha = _soften(alpha)
+        region = _head_region(face, reach, xs, ys)
+        neighbours = [other for other in faces if other is not face and _overlaps(reach_box(other, width, height), (cx0, cy0, cx1, cy1))]
+        own = _nearest_head(face, neighbours, xs, ys, width, height) if neighbours else 1.0
+        alpha = _soften(np.minimum(np.minimum(person, region), own))  # soft masks joined: the least of them
         alpha[alpha < ALPHA_FLOOR] = 0.0
         rows, cols = np.nonzero(alpha)
-        if rows.size == 0:  # segmentation saw no person: fall back to the head ellipse itself
-            alpha = _soften(_head_region(face, (hx0, hy0, hx1, hy1), xs, ys) * _nearest(face, faces, xs, ys))
+        if (alpha >= 0.5).sum() < MIN_OPAQUE * face.width * face.height:
+            # segmentation saw (almost) no person here, or a neighbour took it: the head's expected shape
+            alpha = _soften(_head_region(face, head_box(face, width, height), xs, ys))
             rows, cols = np.nonzero(alpha >= ALPHA_FLOOR)
         top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         return HeadCut(int(cx0 + left), int(cy0 + top), int(right - left), int(bottom - top), alpha[top:bottom, left:right])
@@ -204,13 +215,26 @@ def head_box(face: Face, width: int, height: int) -> tuple[float, float, float, 
     )
 
 
+def reach_box(face: Face, width: int, height: int) -> tuple[float, float, float, float]:
+    """The farthest a head's hair may reach around a face box (big hair, a hat), cut at the jaw: the
+    segmentation decides how much of it is head."""
+    x0, y0, x1, y1 = face.box
+    shift = -YAW_SHIFT * (face.nose[0] - face.centre[0]) if face.nose else 0.0
+    return (
+        max(0.0, x0 - REACH_SIDE * face.width + shift),
+        max(0.0, y0 - REACH_TOP * face.height),
+        min(float(width), x1 + REACH_SIDE * face.width + shift),
+        min(float(height), y1 + HEAD_BOTTOM * face.height),
+    )
+
+
 def _head_region(face: Face, box: tuple[float, float, float, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """1 inside the head ellipse, above the jaw line and, below the face's middle, within the jaw's width
+    """1 inside the rounded box `box`, above the jaw line and, below the face's middle, within the jaw's width
     (collars and shoulders are not head); falls off softly over a few pixels."""
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     rx, ry = max(1.0, (x1 - x0) / 2), max(1.0, (y1 - y0) / 2)
-    distance = np.sqrt(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
+    distance = (np.abs((xs - cx) / rx) ** ROUNDNESS + np.abs((ys - cy) / ry) ** ROUNDNESS) ** (1.0 / ROUNDNESS)
     feather = 3.0 / min(rx, ry)
     inside = np.clip((1.0 + feather - distance) / (2 * feather), 0.0, 1.0)
     jaw = face.box[3] + HEAD_BOTTOM * face.height
@@ -222,18 +246,21 @@ def _head_region(face: Face, box: tuple[float, float, float, float], xs: np.ndar
     return (inside * above_jaw * (1.0 - lower * (1.0 - beside_jaw))).astype(np.float32)
 
 
-def _nearest(face: Face, faces: list[Face], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """1 where `face` is the nearest face (distances in face sizes), 0 where another one is."""
-    def scaled_distance(other: Face) -> np.ndarray:
-        cx, cy = other.centre
-        return np.hypot((xs - cx) / other.width, (ys - cy) / other.height)
+def _nearest_head(face: Face, neighbours: list[Face], xs: np.ndarray, ys: np.ndarray, width: int, height: int) -> np.ndarray:
+    """1 where `face`'s head is the nearest, 0 where a neighbour's is, fading over a few pixels. Distances
+    run from the middle of each head box in head sizes: a head's hair is nearer its own middle than a
+    neighbour's, even beside a larger face (distances from the faces in face sizes gave it to the larger)."""
+    def distance(other: Face) -> np.ndarray:
+        x0, y0, x1, y1 = head_box(other, width, height)
+        return np.hypot((xs - (x0 + x1) / 2) / max(1.0, x1 - x0), (ys - (y0 + y1) / 2) / max(1.0, y1 - y0))
 
-    own = scaled_distance(face)
-    keep = np.ones_like(own, dtype=np.float32)
-    for other in faces:
-        if other is not face:
-            keep[scaled_distance(other) < own] = 0.0
-    return keep
+    own = distance(face)
+    closest = np.min([distance(other) for other in neighbours], axis=0)
+    return np.clip((closest - own) * SPLIT_SHARPNESS + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _soften(alpha: np.ndarray) -> np.ndarray:

@@ -1,0 +1,154 @@
+"""Offline engine's cutouts on the evaluation set, against heads outlined by hand (`bench/evalset/heads.json`).
+
+- **Kept**: the share of a head's outline (hair and hat included, cut at the jaw line) that its cutout holds.
+  Goal ≥ 0.97.
+- **Neighbour**: the share of a cutout's opaque pixels inside another head's outline. Goal ≤ 0.02.
+- **Beyond**: the share of a cutout's opaque pixels outside every outline (background, neck, shoulders).
+
+Opaque means alpha ≥ 0.5. Outlines are drawn by eye to within a few pixels: a head's kept share counts its
+outline shrunk by TOLERANCE, the other two count the outlines grown by it. `python -m bench.cutout_quality
+--sheet PATH` also draws every photo of the set with its cutouts (outside git: the photos' licences are the
+packages').
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import evalset
+
+OPAQUE = 0.5
+TOLERANCE = 2  # pixels
+
+
+def upright(photo: evalset.Photo) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(evalset.fetch(photo))) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def outline_mask(outline: list[list[int]], shape: tuple[int, int], grow: int) -> np.ndarray:
+    """The outline filled, grown (grow > 0) or shrunk (grow < 0) by `grow` pixels."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    image = Image.new("L", (shape[1], shape[0]), 0)
+    ImageDraw.Draw(image).polygon([tuple(point) for point in outline], fill=255)
+    if grow:
+        image = image.filter((ImageFilter.MaxFilter if grow > 0 else ImageFilter.MinFilter)(2 * abs(grow) + 1))
+    return np.asarray(image) > 0
+
+
+def shares(cut: Any, outlines: list[list[list[int]]], shape: tuple[int, int]) -> tuple[int, float, float, float]:
+    """(the outline the cutout holds most of, kept, neighbour, beyond) for one cutout."""
+    opaque = np.zeros(shape, dtype=bool)
+    opaque[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width] = cut.alpha >= OPAQUE
+    sure = [outline_mask(o, shape, -TOLERANCE) for o in outlines]
+    loose = [outline_mask(o, shape, TOLERANCE) for o in outlines]
+    own = max(range(len(outlines)), key=lambda i: (opaque & sure[i]).sum())
+    others = np.zeros(shape, dtype=bool)
+    for i, mask in enumerate(loose):
+        if i != own:
+            others |= mask & ~loose[own]
+    count = max(1, opaque.sum())
+    kept = float((opaque & sure[own]).sum() / max(1, sure[own].sum()))
+    beyond = float((opaque & ~np.logical_or.reduce(loose)).sum() / count)
+    return own, kept, float((opaque & others).sum() / count), beyond
+
+
+def measure(sheet: Path | None = None) -> tuple[list[str], dict[str, float]]:
+    from headseg.segmenters.headcut import HeadCutter
+
+    outlines = {k: v for k, v in json.loads((evalset.HERE / "heads.json").read_text()).items() if not k.startswith("_")}
+    cutter = HeadCutter()
+    rows, kept, neighbour, beyond, drawn = [], [], [], [], []
+    for photo in evalset.photos():
+        if photo.id not in outlines and sheet is None:
+            continue
+        rgb = upright(photo)
+        cuts = cutter.cut(rgb)
+        drawn.append((photo.id, rgb, cuts))
+        if photo.id not in outlines:
+            continue
+        held: dict[int, tuple[float, float, float]] = {}
+        for cut in cuts:
+            window = (slice(cut.y, cut.y + cut.height), slice(cut.x, cut.x + cut.width))
+            if any(outline_mask(o, rgb.shape[:2], 0)[window].any() for o in outlines[photo.id]):
+                own, *figures = shares(cut, outlines[photo.id], rgb.shape[:2])
+                held[own] = max(held.get(own, (0.0, 0.0, 0.0)), tuple(figures))  # type: ignore[arg-type]
+        for i in range(len(outlines[photo.id])):
+            k, n, b = held.get(i, (0.0, 0.0, 0.0))  # a head without a cutout keeps nothing
+            kept.append(k)
+            neighbour.append(n)
+            beyond.append(b)
+            rows.append(f"| {photo.id} | {i + 1} | {k:.3f} | {n:.3f} | {b:.3f} |")
+    if sheet is not None:
+        draw_sheet(drawn, sheet)
+    figures = {
+        "kept": statistics.mean(kept), "kept_worst": min(kept), "neighbour": statistics.mean(neighbour),
+        "neighbour_worst": max(neighbour), "beyond": statistics.mean(beyond),
+    }
+    return rows, figures
+
+
+def draw_sheet(drawn: list[tuple[str, np.ndarray, list[Any]]], path: Path) -> None:
+    """One row per photo: the photo with its boxes, then each cutout on grey."""
+    from PIL import Image, ImageDraw
+
+    row_height, gap, rows = 200, 8, []
+    for name, rgb, cuts in drawn:
+        photo = Image.fromarray(rgb)
+        scale = row_height / photo.height
+        tiles = [photo.resize((max(1, round(photo.width * scale)), row_height))]
+        draw = ImageDraw.Draw(tiles[0])
+        for cut in cuts:
+            draw.rectangle([cut.x * scale, cut.y * scale, (cut.x + cut.width) * scale, (cut.y + cut.height) * scale], outline=(255, 40, 40), width=2)
+        for cut in cuts:
+            rgba = Image.fromarray(rgb[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width]).convert("RGBA")
+            rgba.putalpha(Image.fromarray((cut.alpha * 255).astype(np.uint8)))
+            rgba.thumbnail((row_height, row_height))
+            tile = Image.new("RGB", rgba.size, (128, 128, 128))
+            tile.paste(rgba, (0, 0), rgba)
+            tiles.append(tile)
+        row = Image.new("RGB", (sum(t.width for t in tiles) + gap * len(tiles), row_height + 14), (250, 250, 250))
+        x = 0
+        for tile in tiles:
+            row.paste(tile, (x, 14))
+            x += tile.width + gap
+        ImageDraw.Draw(row).text((2, 1), f"{name}: {len(cuts)} head(s)", fill=(0, 0, 0))
+        rows.append(row)
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + gap for r in rows)), (250, 250, 250))
+    y = 0
+    for row in rows:
+        sheet.paste(row, (0, y))
+        y += row.height + gap
+    sheet.save(path)
+
+
+def run() -> list[str]:
+    return report(*measure())
+
+
+def report(rows: list[str], f: dict[str, float]) -> list[str]:
+    return [
+        "| photo | head | kept | neighbour | beyond |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        f"\nCutouts: kept {f['kept']:.3f} of the outlined head (worst {f['kept_worst']:.3f}; goal ≥ 0.97); "
+        f"{f['neighbour']:.3f} of opaque pixels in a neighbour's head (worst {f['neighbour_worst']:.3f}; goal ≤ 0.02); "
+        f"{f['beyond']:.3f} beyond every head.",
+    ]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.cutout_quality", description=__doc__.splitlines()[0])
+    parser.add_argument("--sheet", type=Path, help="also draw every photo's cutouts here (PNG)")
+    args = parser.parse_args()
+    print("\n".join(report(*measure(args.sheet))))
