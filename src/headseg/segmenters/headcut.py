@@ -35,6 +35,7 @@ FINE_MIN_SCORE = 0.7  # a face only fine tiles see (no other pass confirms it) m
 FINE_SIDE = 256  # fine tiles' side in pixels: the full-range detector (192 px) sees them at 3/4 scale
 FINE_MAX_TILES = 24  # on larger images fine tiles grow so that there are at most this many
 NMS_IOU = 0.3
+PREVIEW_SIDE = 1024  # the orientation search (and the whole-image pass) look at the image shrunk to this
 DARK_MEAN = 80  # an image darker than this (mean luminance, 0-255) is brightened before detection
 LIFTED_MEAN = 115  # to about this mean
 MIN_GAMMA = 0.4  # the strongest lift (noise in a near-black image is not a face)
@@ -103,35 +104,37 @@ class HeadCutter:
     def cut(self, rgb: np.ndarray) -> list[HeadCut]:
         """All heads in an RGB uint8 image, left to right, in its own pixels (however it was turned)."""
         with self._lock:
-            turns, image, whole = self._orientation(rgb)
+            turns, whole = self._orientation(rgb)
             if turns == 0:
                 return self._cut_all(rgb, whole)
             height, width = rgb.shape[:2]
+            image = np.ascontiguousarray(np.rot90(rgb, turns))
             faces = _nms(whole)  # turned copies are searched whole: tiles there add false faces
             found = [turn_back(self._cut_head(image, face, faces), turns, (height, width)) for face in faces]
             return sorted(found, key=lambda cut: cut.x)
 
-    def _orientation(self, rgb: np.ndarray) -> tuple[int, np.ndarray, list[Face]]:
-        """(quarter turns, the image so turned, its full-range faces) in which full-range detection is surest: 0
-        turns unless a turn is convinced and surer by TURN_MARGIN (one full-range pass per turn, only when the
-        image as it is is not convincing)."""
-        whole = _detect(self._full, rgb, 0, 0)
+    def _orientation(self, rgb: np.ndarray) -> tuple[int, list[Face]]:
+        """(quarter turns, the full-range faces of the image so turned) in which full-range detection is
+        surest: 0 turns unless a turn is convinced and surer by TURN_MARGIN (one full-range pass per turn, only
+        when the image as it is is not convincing). The passes look at a preview no larger than PREVIEW_SIDE
+        (the detector sees 192 pixels anyway); faces come back in the full image's pixels."""
+        preview, scale = _preview(rgb)
+        whole = _detect(self._full, preview, 0, 0, scale)
         own = max((face.score for face in whole), default=0.0)
         if own >= CONVINCING:
-            return 0, rgb, whole
+            return 0, whole
         needed, surest = max(CONVINCING, own + TURN_MARGIN), 0.0
-        chosen: tuple[int, np.ndarray, list[Face]] = (0, rgb, whole)
+        chosen: tuple[int, list[Face]] = (0, whole)
         for turns in TURNS:
-            turned = np.ascontiguousarray(np.rot90(rgb, turns))
-            faces = _detect(self._full, turned, 0, 0)
+            faces = _detect(self._full, np.ascontiguousarray(np.rot90(preview, turns)), 0, 0, scale)
             score = max((face.score for face in faces), default=0.0)
             if score >= needed and score > surest:
-                chosen, surest = (turns, turned, faces), score
+                chosen, surest = (turns, faces), score
         return chosen
 
     def _cut_all(self, rgb: np.ndarray, whole: list[Face]) -> list[HeadCut]:
-        faces = self.find_faces(rgb, whole)
-        lifted = brightened(rgb)
+        lifted = brightened(rgb)  # a dark image is searched and segmented lifted (cutouts keep its pixels)
+        faces = self.find_faces(lifted, whole)
         return [self._cut_head(lifted, face, faces) for face in faces]
 
     # -- faces -----------------------------------------------------------------------------------------------
@@ -139,7 +142,6 @@ class HeadCutter:
         """Every face: `whole` (full-range detection's on the whole image), full-range detection's on fine
         tiles and short-range detection's on coarse tiles, merged and each confirmed."""
         height, width = rgb.shape[:2]
-        rgb = brightened(rgb)
         fine = [
             face
             for tile in fine_tiles(width, height)
@@ -191,7 +193,10 @@ class HeadCutter:
 def brightened(rgb: np.ndarray) -> np.ndarray:
     """A dark image (mean luminance under DARK_MEAN) under the gamma curve that lifts its mean to LIFTED_MEAN,
     for the detectors and the segmenter (faces in a dim bar are lost in the shadows); others as they are."""
-    mean = float((rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).mean()) if rgb.size else 255.0
+    from PIL import Image, ImageStat
+
+    # luminance is linear in the channels: its mean is the channels' means (from their histograms) weighted
+    mean = float(np.dot(ImageStat.Stat(Image.fromarray(rgb)).mean, [0.299, 0.587, 0.114])) if rgb.size else 255.0
     if mean >= DARK_MEAN or mean < 1.0:
         return rgb
     gamma = max(MIN_GAMMA, np.log(LIFTED_MEAN / 255.0) / np.log(mean / 255.0))
@@ -308,9 +313,23 @@ def _crop(rgb: np.ndarray, tile: tuple[int, int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(rgb[y0:y1, x0:x1])
 
 
-def _detect(detector: Any, rgb: np.ndarray, dx: int, dy: int) -> list[Face]:
-    """Faces found by a mediapipe detector in `rgb`, in the coordinates of the image it was cut from."""
+def _preview(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """`rgb` shrunk (by area) to at most PREVIEW_SIDE, and the factor from its pixels to the image's."""
     height, width = rgb.shape[:2]
+    if max(height, width) <= PREVIEW_SIDE:
+        return rgb, 1.0
+    from PIL import Image
+
+    ratio = PREVIEW_SIDE / max(height, width)
+    size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+    small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
+    return small, width / size[0]
+
+
+def _detect(detector: Any, rgb: np.ndarray, dx: int, dy: int, scale: float = 1.0) -> list[Face]:
+    """Faces found by a mediapipe detector in `rgb`, in the coordinates of the image it was cut from (at
+    `dx`, `dy`) or shrunk from (by `scale`)."""
+    height, width = rgb.shape[0] * scale, rgb.shape[1] * scale
     result = detector.process(np.ascontiguousarray(rgb))
     faces = []
     for detection in result.detections or []:
