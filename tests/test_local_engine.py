@@ -95,3 +95,14 @@ def test_a_turned_photo_is_searched_turned_and_its_boxes_land_on_its_own_pixels(
         cutout = np.asarray(png_image(head.png))
         assert cutout.shape[:2] == (head.height, head.width)
         assert tuple(cutout[head.height // 2, head.width // 2, :3]) == tuple(pixels[head.y + head.height // 2, head.x + head.width // 2])
+
+
+def test_a_large_photo_is_searched_on_a_preview_and_its_boxes_land_on_its_own_pixels(local_segmenter):
+    upright = Image.open(SAMPLES / "astronaut.jpg")
+    scale = 3  # 1536 px: the whole-image pass looks at a 1024 px preview
+    large = upright.resize((upright.width * scale, upright.height * scale), Image.Resampling.BICUBIC)
+    data = io.BytesIO()
+    large.save(data, "JPEG", quality=92)
+    [head] = local_segmenter.cut(data.getvalue(), None)
+    [label] = LABELS["astronaut.jpg"]
+    assert iou([v * scale for v in label], [head.x, head.y, head.width, head.height]) >= 0.5
