@@ -44,30 +44,26 @@ class Face:
 
 
 def head_box(face: Face, width: int, height: int) -> tuple[float, float, float, float]:
-    """The box a head (with hair, without neck) occupies around a face box, clipped to the image.
-
-    In a turned face the nose sits off the box's middle and the back of the head is on the other side, so
-    the box shifts away from the nose.
-    """
-    x0, y0, x1, y1 = face.box
-    shift = -YAW_SHIFT * (face.nose[0] - face.centre[0]) if face.nose else 0.0
-    return (
-        max(0.0, x0 - HEAD_SIDE * face.width + shift),
-        max(0.0, y0 - HEAD_TOP * face.height),
-        min(float(width), x1 + HEAD_SIDE * face.width + shift),
-        min(float(height), y1 + HEAD_BOTTOM * face.height),
-    )
+    """The box a head (with hair, without neck) occupies around a face box, clipped to the image."""
+    return _grown(face, width, height, HEAD_TOP, HEAD_SIDE)
 
 
 def reach_box(face: Face, width: int, height: int) -> tuple[float, float, float, float]:
     """The farthest a head's hair may reach around a face box (big hair, a hat), cut at the jaw: the
     segmentation decides how much of it is head."""
+    return _grown(face, width, height, REACH_TOP, REACH_SIDE)
+
+
+def _grown(face: Face, width: int, height: int, top: float, side: float) -> tuple[float, float, float, float]:
+    """The face box grown `top` face heights upwards, `side` face widths each way and to just below the chin,
+    clipped to the image. In a turned face the nose sits off the box's middle and the back of the head is on
+    the other side, so the box shifts away from the nose."""
     x0, y0, x1, y1 = face.box
     shift = -YAW_SHIFT * (face.nose[0] - face.centre[0]) if face.nose else 0.0
     return (
-        max(0.0, x0 - REACH_SIDE * face.width + shift),
-        max(0.0, y0 - REACH_TOP * face.height),
-        min(float(width), x1 + REACH_SIDE * face.width + shift),
+        max(0.0, x0 - side * face.width + shift),
+        max(0.0, y0 - top * face.height),
+        min(float(width), x1 + side * face.width + shift),
         min(float(height), y1 + HEAD_BOTTOM * face.height),
     )
 
