@@ -101,8 +101,9 @@ def grid(width: int, height: int, side: int, overlap: int) -> list[tuple[int, in
 
 
 def crop(rgb: np.ndarray, tile: tuple[int, int, int, int]) -> np.ndarray:
+    """The tile's view of `rgb` (`detect` copies what it hands the detector)."""
     x0, y0, x1, y1 = tile
-    return np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    return rgb[y0:y1, x0:x1]
 
 
 def preview(rgb: np.ndarray) -> tuple[np.ndarray, float]:

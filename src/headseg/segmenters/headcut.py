@@ -81,7 +81,7 @@ class HeadCutter:
         needed, surest = max(CONVINCING, own + TURN_MARGIN), 0.0
         chosen: tuple[int, list[Face]] = (0, whole)
         for turns in TURNS:
-            faces = detect(self._full, np.ascontiguousarray(np.rot90(small, turns)), 0, 0, scale)
+            faces = detect(self._full, np.rot90(small, turns), 0, 0, scale)
             score = max((face.score for face in faces), default=0.0)
             if score >= needed and score > surest:
                 chosen, surest = (turns, faces), score
