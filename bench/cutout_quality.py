@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,26 @@ def outline_mask(outline: list[list[int]], shape: tuple[int, int], grow: int) ->
     return np.asarray(image) > 0
 
 
-def shares(cut: Any, outlines: list[list[list[int]]], shape: tuple[int, int]) -> tuple[int, float, float, float]:
+@dataclass(frozen=True)
+class Heads:
+    """One photo's outlines as masks: filled as drawn, shrunk by TOLERANCE (sure) and grown by it (loose)."""
+
+    filled: list[np.ndarray]
+    sure: list[np.ndarray]
+    loose: list[np.ndarray]
+
+    @classmethod
+    def of(cls, outlines: list[list[list[int]]], shape: tuple[int, int]) -> Heads:
+        return cls(*([outline_mask(o, shape, grow) for o in outlines] for grow in (0, -TOLERANCE, TOLERANCE)))
+
+
+def shares(cut: Any, heads: Heads) -> tuple[int, float, float, float]:
     """(the outline the cutout holds most of, kept, neighbour, beyond) for one cutout."""
-    opaque = np.zeros(shape, dtype=bool)
+    sure, loose = heads.sure, heads.loose
+    opaque = np.zeros(sure[0].shape, dtype=bool)
     opaque[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width] = cut.alpha >= OPAQUE
-    sure = [outline_mask(o, shape, -TOLERANCE) for o in outlines]
-    loose = [outline_mask(o, shape, TOLERANCE) for o in outlines]
-    own = max(range(len(outlines)), key=lambda i: (opaque & sure[i]).sum())
-    others = np.zeros(shape, dtype=bool)
+    own = max(range(len(sure)), key=lambda i: (opaque & sure[i]).sum())
+    others = np.zeros_like(opaque)
     for i, mask in enumerate(loose):
         if i != own:
             others |= mask & ~loose[own]
@@ -77,11 +90,12 @@ def measure(sheet: Path | None = None) -> tuple[list[str], dict[str, float]]:
         drawn.append((photo.id, rgb, cuts))
         if photo.id not in outlines:
             continue
+        heads = Heads.of(outlines[photo.id], rgb.shape[:2])
         held: dict[int, tuple[float, float, float]] = {}
         for cut in cuts:
             window = (slice(cut.y, cut.y + cut.height), slice(cut.x, cut.x + cut.width))
-            if any(outline_mask(o, rgb.shape[:2], 0)[window].any() for o in outlines[photo.id]):
-                own, *figures = shares(cut, outlines[photo.id], rgb.shape[:2])
+            if any(mask[window].any() for mask in heads.filled):
+                own, *figures = shares(cut, heads)
                 held[own] = max(held.get(own, (0.0, 0.0, 0.0)), tuple(figures))  # type: ignore[arg-type]
         for i in range(len(outlines[photo.id])):
             k, n, b = held.get(i, (0.0, 0.0, 0.0))  # a head without a cutout keeps nothing
@@ -99,37 +113,20 @@ def measure(sheet: Path | None = None) -> tuple[list[str], dict[str, float]]:
 
 
 def draw_sheet(drawn: list[tuple[str, np.ndarray, list[Any]]], path: Path) -> None:
-    """One row per photo: the photo with its boxes, then each cutout on grey."""
-    from PIL import Image, ImageDraw
+    """`headseg sheet`'s rows, from the cuts in memory: each photo with its boxes, then its cutouts."""
+    from PIL import Image
 
-    row_height, gap, rows = 200, 8, []
+    from headseg.cli.sheet import draw_row, stack
+
+    rows = []
     for name, rgb, cuts in drawn:
-        photo = Image.fromarray(rgb)
-        scale = row_height / photo.height
-        tiles = [photo.resize((max(1, round(photo.width * scale)), row_height))]
-        draw = ImageDraw.Draw(tiles[0])
-        for cut in cuts:
-            draw.rectangle([cut.x * scale, cut.y * scale, (cut.x + cut.width) * scale, (cut.y + cut.height) * scale], outline=(255, 40, 40), width=2)
-        for cut in cuts:
-            rgba = Image.fromarray(rgb[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width]).convert("RGBA")
-            rgba.putalpha(Image.fromarray((cut.alpha * 255).astype(np.uint8)))
-            rgba.thumbnail((row_height, row_height))
-            tile = Image.new("RGB", rgba.size, (128, 128, 128))
-            tile.paste(rgba, (0, 0), rgba)
-            tiles.append(tile)
-        row = Image.new("RGB", (sum(t.width for t in tiles) + gap * len(tiles), row_height + 14), (250, 250, 250))
-        x = 0
-        for tile in tiles:
-            row.paste(tile, (x, 14))
-            x += tile.width + gap
-        ImageDraw.Draw(row).text((2, 1), f"{name}: {len(cuts)} head(s)", fill=(0, 0, 0))
-        rows.append(row)
-    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + gap for r in rows)), (250, 250, 250))
-    y = 0
-    for row in rows:
-        sheet.paste(row, (0, y))
-        y += row.height + gap
-    sheet.save(path)
+        heads = []
+        for index, cut in enumerate(cuts):
+            cutout = Image.fromarray(rgb[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width]).convert("RGBA")
+            cutout.putalpha(Image.fromarray((cut.alpha * 255).astype(np.uint8)))
+            heads.append(((cut.x, cut.y, cut.width, cut.height), cutout, index))
+        rows.append(draw_row(Image.fromarray(rgb), heads, f"{name}: {len(cuts)} head(s)"))
+    stack(rows).save(path)
 
 
 def run() -> list[str]:

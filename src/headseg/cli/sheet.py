@@ -28,6 +28,15 @@ def run(args: argparse.Namespace) -> int:
     rows = render_rows(args.dir)
     if not rows:
         raise HeadsegError(f"no {SIDECAR_NAME} under {args.dir}: run `headseg segment` first")
+    sheet = stack(rows)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.output)
+    print(f"{args.output}: {len(rows)} image(s), {sheet.width}x{sheet.height}")
+    return 0
+
+
+def stack(rows: list):
+    """The rows one under another, GAP apart and around."""
     from PIL import Image
 
     width = max(row.width for row in rows) + 2 * GAP
@@ -37,10 +46,7 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         sheet.paste(row, (GAP, y))
         y += row.height + GAP
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.output)
-    print(f"{args.output}: {len(rows)} image(s), {sheet.width}x{sheet.height}")
-    return 0
+    return sheet
 
 
 def render_rows(root: Path) -> list:
@@ -54,26 +60,37 @@ def render_rows(root: Path) -> list:
 
 
 def _row(root: Path, sidecar: Sidecar):
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     with Image.open(root / sidecar.source.key) as original:
         source = original.convert("RGB")  # boxes are in the stored pixel grid
+    heads = []
+    for head in sidecar.heads:
+        with Image.open(root / head.key) as cutout:
+            heads.append(((head.x, head.y, head.width, head.height), cutout.copy(), head.index))
+    return draw_row(source, heads, f"{sidecar.source.key}: {len(sidecar.heads)} head(s)")
+
+
+def draw_row(source, heads: list, caption: str):
+    """One row: `source` with each head's box, then each cutout on a checkerboard framed in its box's colour;
+    `heads` holds (box (x, y, width, height) in the source's pixels, cutout image, index) per head."""
+    from PIL import Image, ImageDraw
+
     scale = ROW_HEIGHT / source.height
     thumb = source.resize((max(1, round(source.width * scale)), ROW_HEIGHT))
     draw = ImageDraw.Draw(thumb)
-    for head in sidecar.heads:
-        box = [head.x * scale, head.y * scale, (head.x + head.width) * scale, (head.y + head.height) * scale]
-        draw.rectangle(box, outline=BOX_COLOURS[head.index % len(BOX_COLOURS)], width=3)
+    for (x, y, width, height), _, index in heads:
+        box = [x * scale, y * scale, (x + width) * scale, (y + height) * scale]
+        draw.rectangle(box, outline=BOX_COLOURS[index % len(BOX_COLOURS)], width=3)
     tiles = [thumb]
-    for head in sidecar.heads:
-        with Image.open(root / head.key) as cutout:
-            tiles.append(_on_checkerboard(cutout.copy(), ROW_HEIGHT, BOX_COLOURS[head.index % len(BOX_COLOURS)]))
+    for _, cutout, index in heads:
+        tiles.append(_on_checkerboard(cutout, ROW_HEIGHT, BOX_COLOURS[index % len(BOX_COLOURS)]))
     row = Image.new("RGB", (sum(t.width for t in tiles) + GAP * (len(tiles) - 1), ROW_HEIGHT), (250, 250, 250))
     x = 0
     for tile in tiles:
         row.paste(tile, (x, 0))
         x += tile.width + GAP
-    ImageDraw.Draw(row).text((4, 4), f"{sidecar.source.key}: {len(sidecar.heads)} head(s)", fill=(0, 0, 0))
+    ImageDraw.Draw(row).text((4, 4), caption, fill=(0, 0, 0))
     return row
 
 
