@@ -84,7 +84,7 @@ def watches(trigger: Trigger) -> tuple[str, str, frozenset[str]] | None:
     """(bucket, key prefix, ObjectCreated event names) of an OSS or EventBridge-on-OSS trigger, else None."""
     config = trigger.config
     if trigger.type == "oss":
-        events = frozenset(e.removeprefix("oss:ObjectCreated:") for e in config.get("events", []) if e.startswith("oss:ObjectCreated:"))
+        events = _created(config.get("events", []))
         prefix = ((config.get("filter") or {}).get("key") or {}).get("prefix") or ""
         return trigger.source_arn.rpartition(":")[2], prefix, events
     if trigger.type == "eventbridge":
@@ -96,9 +96,15 @@ def watches(trigger: Trigger) -> tuple[str, str, frozenset[str]] | None:
             return None
         subjects = [s.get("prefix", "") for s in pattern.get("subject", []) if isinstance(s, dict)] or [""]
         bucket, _, prefix = subjects[0].rpartition(":")[2].partition("/")
-        events = frozenset(t.removeprefix("oss:ObjectCreated:") for t in pattern.get("type", []) if t.startswith("oss:ObjectCreated:"))
+        events = _created(pattern.get("type", []))
         return bucket, prefix, events
     return None
+
+
+def _created(names: list[str]) -> frozenset[str]:
+    """The ObjectCreated event names among a trigger's (`oss:ObjectCreated:PutObject` -> `PutObject`)."""
+    prefix = "oss:ObjectCreated:"
+    return frozenset(name.removeprefix(prefix) for name in names if name.startswith(prefix))
 
 
 def check_trigger(triggers: list[Trigger], bucket: str, config: Config) -> Check:
