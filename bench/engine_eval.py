@@ -99,7 +99,8 @@ def _evaluate() -> list[str]:
         )
     total = rows["all"]
     table.append(
-        f"\nEvaluation set: recall {total['found'] / max(total['heads'], 1):.2f} (goal ≥ 0.90), "
+        f"\nEvaluation set: recall {total['found'] / max(total['heads'], 1):.3f} ({total['found']:.0f} of "
+        f"{total['heads']:.0f} heads; goal ≥ 0.90), "
         f"{total['false'] / total['images'] * 20:.1f} false boxes per 20 images (goal ≤ 1), "
         f"median {statistics.median(seconds):.2f} s per image on one core (goal ≤ 0.3); {len(photos)} photos."
     )

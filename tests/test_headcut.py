@@ -4,6 +4,8 @@ the split between touching heads."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from types import SimpleNamespace as Ns
 
 import numpy as np
 import pytest
@@ -72,3 +74,56 @@ def test_hair_between_two_heads_goes_to_the_head_it_grows_on_even_beside_a_large
     assert mine[hair] == 1.0 and theirs[hair] == 0.0
     assert mine[240, 340] == 1.0 and theirs[240, 455] == 1.0  # each face is its own
     assert ((mine + theirs) <= 1.0 + 1e-6).all()  # no pixel in both cutouts
+
+
+def _person(height: int, width: int, *boxes: tuple[int, int, int, int]) -> np.ndarray:
+    """A person mask: 1 over each (x0, y0, x1, y1), 0 elsewhere."""
+    mask = np.zeros((height, width), np.float32)
+    for x0, y0, x1, y1 in boxes:
+        mask[y0:y1, x0:x1] = 1.0
+    return mask
+
+
+def test_a_head_seen_from_behind_sits_on_a_body_and_a_shirt_pattern_or_a_hand_does_not():
+    face = Face((200, 100, 240, 140), 0.65)  # a candidate no full-range pass confirms: hair, seen from behind
+    head = (196, 96, 244, 144)
+    assert mattes.on_body(face, _person(400, 440, head, (150, 144, 290, 400)), 0, 0)  # a body below, sky above
+    assert mattes.on_body(face, _person(350, 340, (96, 46, 144, 94), (50, 94, 190, 350)), 100, 50)  # a crop's mask
+    assert mattes.on_body(Face((200, 10, 240, 50), 0.65), _person(400, 440, (196, 6, 244, 54), (150, 50, 290, 400)), 0, 0)  # at the top edge
+    assert not mattes.on_body(face, _person(400, 440, (0, 0, 440, 400)), 0, 0)  # a pattern on a shirt: person above it
+    assert not mattes.on_body(face, _person(400, 440, head), 0, 0)  # a hand, a ball: nothing of a body below
+    assert not mattes.on_body(face, _person(400, 440, (150, 144, 290, 400)), 0, 0)  # beside a person, not one
+
+
+class _Detector:
+    """A face detector twin: `answer(shape)` is the relative box (x, y, width, height) of the one face it sees
+    in an image of that shape, or None."""
+
+    def __init__(self, answer: Callable[[tuple[int, ...]], tuple[float, float, float, float] | None], score: float) -> None:
+        self.answer, self.score = answer, score
+
+    def process(self, rgb: np.ndarray) -> Ns:
+        box = self.answer(rgb.shape[:2])
+        if box is None:
+            return Ns(detections=None)
+        x, y, w, h = box
+        location = Ns(relative_bounding_box=Ns(xmin=x, ymin=y, width=w, height=h), relative_keypoints=[])
+        return Ns(detections=[Ns(score=[self.score], location_data=location)])
+
+
+@pytest.mark.parametrize(("found_up_close", "turns"), [(True, 1), (False, 0)])
+def test_a_turned_copy_wins_only_when_its_face_is_found_again_up_close(found_up_close, turns):
+    """A close-up strip, 311 x 136: nothing upright; turned a quarter, the whole-image pass takes an eye for a
+    small face (0.81). Up close, on the crop around it, a real face is found again (centred) and an eye is not."""
+    def answer(shape: tuple[int, int]) -> tuple[float, float, float, float] | None:
+        if shape == (136, 311):
+            return None  # upright, and turned half
+        if shape == (311, 136):
+            return (0.3, 0.6, 0.18, 0.08)  # turned a quarter either way
+        return (0.38, 0.38, 0.24, 0.24) if found_up_close else None  # the crop around the face, 1.5 faces each side
+
+    cutter = object.__new__(headcut.HeadCutter)  # its orientation search alone, over the twin
+    cutter._full = _Detector(answer, 0.81)
+    chosen, faces = cutter._orientation(np.zeros((136, 311, 3), np.uint8))
+    assert chosen == turns
+    assert len(faces) == (1 if found_up_close else 0)

@@ -4,7 +4,9 @@
    about FINE_SIDE pixels at its own resolution) and short-range detection on coarser tiles (faces too
    turned or too low for full-range); overlapping candidates merged (NMS). A fine-tile face must score
    FINE_MIN_SCORE; a short-range one must be found again by full-range detection on a padded crop around it
-   (tiles alone see faces in poker chips and headlights). A face centred inside another, or inside a surer
+   (tiles alone see faces in poker chips and headlights), or sit like a head on a body in person segmentation
+   (a head seen from behind, or looking down, that full-range detection does not take for a face: person
+   below it, none above; a shirt's pattern has person above, a hand or a sheep no body below). A face centred inside another, or inside a surer
    face's head box, is a fragment of it (a tile's cut, the back of a head in profile).
 2. Per face, a head box: the face box grown upwards for hair and sideways for ears, cut just below the chin.
 3. Per head, person segmentation on a crop around it decides the outline: kept within the farthest hair
@@ -14,8 +16,8 @@
 4. Low light: in a dark image the tiles are searched under a gamma curve that lifts its shadows (the
    whole-image pass and the orientation search see it as it is).
 5. Orientation: unless full-range detection is convinced by a face in the image as it is, it also looks at
-   the image turned a quarter either way and half; where it is convinced and clearly surer (TURN_MARGIN),
-   steps 1-3 run on that turned copy and every box and matte is turned back onto the image's own pixels.
+   the image turned a quarter either way and half; where it is convinced, clearly surer (TURN_MARGIN) and
+   finds its surest face again on a crop around it, steps 1-3 run on that turned copy and every box and matte is turned back onto the image's own pixels.
 
 Everything here works on numpy arrays; mediapipe is imported when the engine is built.
 """
@@ -27,9 +29,30 @@ import threading
 import numpy as np
 
 from headseg.segmenters.faces import (
-    NMS_IOU, Face, coarse_tiles, crop, detect, fine_tiles, head_box, iou, nested, nms, one_per_head, preview, reach_box,
+    NMS_IOU,
+    Face,
+    coarse_tiles,
+    crop,
+    detect,
+    fine_tiles,
+    head_box,
+    iou,
+    nested,
+    nms,
+    one_per_head,
+    preview,
+    reach_box,
 )
-from headseg.segmenters.mattes import ALPHA_FLOOR, HeadCut, head_region, nearest_head, overlaps, soften, turn_back
+from headseg.segmenters.mattes import (
+    ALPHA_FLOOR,
+    HeadCut,
+    head_region,
+    nearest_head,
+    on_body,
+    overlaps,
+    soften,
+    turn_back,
+)
 
 FULL_RANGE_MIN_SCORE = 0.5
 TILE_MIN_SCORE = 0.6
@@ -41,6 +64,8 @@ MIN_GAMMA = 0.4  # the strongest lift (noise in a near-black image is not a face
 TURNS = (1, 3, 2)  # quarter turns (counter-clockwise) looked at when the image as it is is not convincing
 CONVINCING = 0.8  # a full-range face this sure in the image as it is: no turned copy is looked at
 TURN_MARGIN = 0.15  # a turned copy wins when convinced and its surest face is this much surer than the image's own
+BODY_MIN_SCORE = 0.6  # a candidate only person segmentation confirms (a head on a body) must score this
+BODY_CONTEXT = 2.5  # a candidate's body is looked for in a crop this many face sizes around its middle
 CONTEXT = 1.5  # the segmentation crop is the reach box grown by this factor
 MIN_OPAQUE = 0.5  # a matte with fewer opaque pixels than this share of its face box's falls back to the head's shape
 
@@ -70,9 +95,11 @@ class HeadCutter:
 
     def _orientation(self, rgb: np.ndarray) -> tuple[int, list[Face]]:
         """(quarter turns, the full-range faces of the image so turned) in which full-range detection is
-        surest: 0 turns unless a turn is convinced and surer by TURN_MARGIN (one full-range pass per turn, only
-        when the image as it is is not convincing). The passes look at a preview no larger than PREVIEW_SIDE
-        (the detector sees 192 pixels anyway); faces come back in the full image's pixels."""
+        surest: 0 turns unless a turn is convinced and surer by TURN_MARGIN, and its surest face is found again
+        on a crop around it (an eye in a close-up, turned, looks like a small face to the whole-image pass but
+        not up close). One full-range pass per turn, only when the image as it is is not convincing; the passes
+        look at a preview no larger than PREVIEW_SIDE (the detector sees 192 pixels anyway); faces come back
+        in the full image's pixels."""
         small, scale = preview(rgb)
         whole = detect(self._full, small, 0, 0, scale)
         own = max((face.score for face in whole), default=0.0)
@@ -82,9 +109,9 @@ class HeadCutter:
         chosen: tuple[int, list[Face]] = (0, whole)
         for turns in TURNS:
             faces = detect(self._full, np.rot90(small, turns), 0, 0, scale)
-            score = max((face.score for face in faces), default=0.0)
-            if score >= needed and score > surest:
-                chosen, surest = (turns, faces), score
+            best = max(faces, key=lambda face: face.score, default=None)
+            if best is not None and best.score >= needed and best.score > surest and self._verify(np.rot90(rgb, turns), best):
+                chosen, surest = (turns, faces), best.score
         return chosen
 
     def _cut_all(self, rgb: np.ndarray, whole: list[Face]) -> list[HeadCut]:
@@ -108,7 +135,8 @@ class HeadCutter:
         confirmed = [
             face
             for face in nms(seen + coarse)
-            if any(iou(face.box, other.box) > NMS_IOU or nested(face, other) for other in seen) or self._verify(rgb, face)
+            if any(iou(face.box, other.box) > NMS_IOU or nested(face, other) for other in seen)
+            or self._verify(rgb, face) or (face.score >= BODY_MIN_SCORE and self._on_body(rgb, face))
         ]
         return sorted(one_per_head(confirmed, width, height), key=lambda face: face.box[0])
 
@@ -120,6 +148,16 @@ class HeadCutter:
         x1, y1 = min(width, int(face.box[2] + pad)), min(height, int(face.box[3] + pad))
         found = detect(self._full, rgb[y0:y1, x0:x1], x0, y0)
         return any(iou(face.box, other.box) > NMS_IOU and other.score >= VERIFY_MIN_SCORE for other in found)
+
+    def _on_body(self, rgb: np.ndarray, face: Face) -> bool:
+        """Person segmentation on a crop around a tile-only candidate finds it a head on a body."""
+        height, width = rgb.shape[:2]
+        size = max(face.width, face.height)
+        (cx, cy), reach = face.centre, BODY_CONTEXT * size
+        x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
+        x1, y1 = min(width, int(cx + reach)), min(height, int(cy + reach + 0.5 * size))
+        person = self._segmenter.process(np.ascontiguousarray(rgb[y0:y1, x0:x1])).segmentation_mask
+        return on_body(face, person, x0, y0)
 
     # -- heads -----------------------------------------------------------------------------------------------
     def _cut_head(self, rgb: np.ndarray, face: Face, faces: list[Face]) -> HeadCut:

@@ -13,6 +13,9 @@ JAW_SIDE = 0.12  # below the face's middle only the face itself (plus this, in f
 ROUNDNESS = 2.5  # the reach's corners: 2 is an ellipse, larger is closer to the box
 SPLIT_SHARPNESS = 20.0  # the split between neighbours fades over 1/20 of a head size
 ALPHA_FLOOR = 0.08  # alpha below this is background
+BODY_HEAD = 0.9  # a head on a body: its box is at least this much person,
+BODY_ABOVE = 0.3  # the band above it (0.75-1.5 face sizes up) at most this much,
+BODY_BELOW = 0.75  # and the band below it (0.5-1.5 face sizes down, a face size wider each side) at least this
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,28 @@ def nearest_head(face: Face, neighbours: list[Face], xs: np.ndarray, ys: np.ndar
     own = distance(face)
     closest = np.min([distance(other) for other in neighbours], axis=0)
     return np.clip((closest - own) * SPLIT_SHARPNESS + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def on_body(face: Face, person: np.ndarray, x0: int, y0: int) -> bool:
+    """Whether `face` sits like a head on a body in `person` (a person mask whose top left is at `x0`, `y0` in
+    the image): it is person, with no person above it (or the mask's top edge) and a body below it."""
+    size = max(face.width, face.height)
+    fx0, fy0, fx1, fy1 = face.box
+
+    def share(left: float, top: float, right: float, bottom: float) -> float | None:
+        """The mean of `person` over a box in image pixels, None where the box is outside the mask."""
+        left, top = max(0, int(left) - x0), max(0, int(top) - y0)
+        right, bottom = min(person.shape[1], int(right) - x0), min(person.shape[0], int(bottom) - y0)
+        return float(person[top:bottom, left:right].mean()) if right > left and bottom > top else None
+
+    head = share(fx0, fy0, fx1, fy1)
+    above = share(fx0 - 0.25 * size, fy0 - 1.5 * size, fx1 + 0.25 * size, fy0 - 0.75 * size)
+    below = share(fx0 - 0.5 * size, fy1 + 0.5 * size, fx1 + 0.5 * size, fy1 + 1.5 * size)
+    return (
+        head is not None and head >= BODY_HEAD
+        and (above is None or above <= BODY_ABOVE)
+        and below is not None and below >= BODY_BELOW
+    )
 
 
 def overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
