@@ -127,3 +127,15 @@ def test_a_turned_copy_wins_only_when_its_face_is_found_again_up_close(found_up_
     chosen, faces = cutter._orientation(np.zeros((136, 311, 3), np.uint8))
     assert chosen == turns
     assert len(faces) == (1 if found_up_close else 0)
+
+
+def test_hair_beside_the_cheeks_is_head_and_a_collar_beside_the_jaw_is_not():
+    face = Face((200, 100, 300, 220), 0.9)  # middle at y 160; the jaw line just below the chin, at y 229.6
+    ys, xs = np.mgrid[0:300, 0:500].astype(np.float32)
+    region = mattes.head_region(face, (0, 0, 500, 300), xs, ys)  # a box wide enough to leave the jaw rule alone
+    beside = 250 + 50 + int(100 * (mattes.JAW_SIDE + 0.1))  # 0.1 face widths outside the jaw's width
+    assert region[100:155, 250:420].min() == 1.0  # above the face's middle: as wide as the box
+    assert region[165, beside] == 1.0  # hair hanging beside the cheek, just below the face's middle
+    assert region[215, beside] == 0.0  # a collar's tip beside the jaw, just above the jaw line
+    assert region[215, 250 + 55] == 1.0  # the jaw itself
+    assert (region[233:] == 0.0).all()  # nothing below the jaw line

@@ -10,8 +10,8 @@
    face's head box, is a fragment of it (a tile's cut, the back of a head in profile).
 2. Per face, a head box: the face box grown upwards for hair and sideways for ears, cut just below the chin.
 3. Per head, person segmentation on a crop around it decides the outline: kept within the farthest hair
-   may reach (a rounded box around the face), above the jaw line and, below the face's middle, over the
-   jaw's width; where heads touch, each pixel goes to the head whose middle is nearest (in head sizes);
+   may reach (a rounded box around the face), above the jaw line and, below the face's middle, within a
+   width narrowing from the cheeks' (long hair) to the jaw's; where heads touch, each pixel goes to the head whose middle is nearest (in head sizes);
    edges softened. A dark image is segmented lifted, as it is searched.
 4. Low light: in a dark image the tiles are searched under a gamma curve that lifts its shadows (the
    whole-image pass and the orientation search see it as it is).

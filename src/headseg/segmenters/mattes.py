@@ -9,7 +9,8 @@ import numpy as np
 
 from headseg.segmenters.faces import HEAD_BOTTOM, Face, head_box
 
-JAW_SIDE = 0.12  # below the face's middle only the face itself (plus this, in face widths) is head
+JAW_SIDE = 0.12  # at the jaw line only the face itself (plus this, in face widths) is head
+JAW_TAPER = 0.3  # at the face's middle this much more each side (long hair beside the cheeks), narrowing downwards
 ROUNDNESS = 2.5  # the reach's corners: 2 is an ellipse, larger is closer to the box
 SPLIT_SHARPNESS = 20.0  # the split between neighbours fades over 1/20 of a head size
 ALPHA_FLOOR = 0.08  # alpha below this is background
@@ -30,8 +31,9 @@ class HeadCut:
 
 
 def head_region(face: Face, box: tuple[float, float, float, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """1 inside the rounded box `box`, above the jaw line and, below the face's middle, within the jaw's width
-    (collars and shoulders are not head); falls off softly over a few pixels."""
+    """1 inside the rounded box `box`, above the jaw line and, below the face's middle, within a width that
+    narrows from the cheeks' (hair hangs there) to the jaw's at the jaw line (collars and shoulders are not
+    head); falls off softly over a few pixels."""
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     rx, ry = max(1.0, (x1 - x0) / 2), max(1.0, (y1 - y0) / 2)
@@ -41,7 +43,8 @@ def head_region(face: Face, box: tuple[float, float, float, float], xs: np.ndarr
     jaw = face.box[3] + HEAD_BOTTOM * face.height
     above_jaw = np.clip((jaw - ys) / 3.0 + 0.5, 0.0, 1.0)
     fx, fy = face.centre
-    half_jaw = face.width * (0.5 + JAW_SIDE)
+    down = np.clip((ys - fy) / max(1.0, jaw - fy), 0.0, 1.0)  # 0 at the face's middle, 1 at the jaw line
+    half_jaw = face.width * (0.5 + JAW_SIDE + JAW_TAPER * (1.0 - down))
     beside_jaw = np.clip((half_jaw - np.abs(xs - fx)) / 3.0 + 0.5, 0.0, 1.0)
     lower = np.clip((ys - fy) / 3.0 + 0.5, 0.0, 1.0)  # 0 above the face's middle, 1 below it
     return (inside * above_jaw * (1.0 - lower * (1.0 - beside_jaw))).astype(np.float32)
