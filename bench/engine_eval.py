@@ -92,7 +92,7 @@ def _evaluate() -> list[str]:
     table = ["| kind | images | required heads | found | recall | false boxes | s / image |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for kind in ["all", *sorted(k for k in rows if k != "all")]:
         r = rows[kind]
-        recall = f"{r['found'] / r['heads']:.2f}" if r["heads"] else "-"
+        recall = f"{r['found'] / r['heads']:.3f}" if r["heads"] else "-"
         table.append(
             f"| {kind} | {r['images']:.0f} | {r['heads']:.0f} | {r['found']:.0f} | {recall} | {r['false']:.0f} | "
             f"{r['seconds'] / r['images']:.2f} |"
