@@ -89,17 +89,21 @@ def test_a_head_seen_from_behind_sits_on_a_body_and_a_shirt_pattern_or_a_hand_do
     head = (196, 96, 244, 144)
     assert mattes.on_body(face, _person(400, 440, head, (150, 144, 290, 400)), 0, 0)  # a body below, sky above
     assert mattes.on_body(face, _person(350, 340, (96, 46, 144, 94), (50, 94, 190, 350)), 100, 50)  # a crop's mask
-    assert mattes.on_body(Face((200, 10, 240, 50), 0.65), _person(400, 440, (196, 6, 244, 54), (150, 50, 290, 400)), 0, 0)  # at the top edge
+    at_the_top = Face((200, 10, 240, 50), 0.65)  # the band above it is outside the image
+    assert mattes.on_body(at_the_top, _person(400, 440, (196, 6, 244, 54), (150, 50, 290, 400)), 0, 0)
     assert not mattes.on_body(face, _person(400, 440, (0, 0, 440, 400)), 0, 0)  # a pattern on a shirt: person above it
     assert not mattes.on_body(face, _person(400, 440, head), 0, 0)  # a hand, a ball: nothing of a body below
     assert not mattes.on_body(face, _person(400, 440, (150, 144, 290, 400)), 0, 0)  # beside a person, not one
+
+
+Box = tuple[float, float, float, float]
 
 
 class _Detector:
     """A face detector twin: `answer(shape)` is the relative box (x, y, width, height) of the one face it sees
     in an image of that shape, or None."""
 
-    def __init__(self, answer: Callable[[tuple[int, ...]], tuple[float, float, float, float] | None], score: float) -> None:
+    def __init__(self, answer: Callable[[tuple[int, ...]], Box | None], score: float) -> None:
         self.answer, self.score = answer, score
 
     def process(self, rgb: np.ndarray) -> Ns:
@@ -115,7 +119,7 @@ class _Detector:
 def test_a_turned_copy_wins_only_when_its_face_is_found_again_up_close(found_up_close, turns):
     """A close-up strip, 311 x 136: nothing upright; turned a quarter, the whole-image pass takes an eye for a
     small face (0.81). Up close, on the crop around it, a real face is found again (centred) and an eye is not."""
-    def answer(shape: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    def answer(shape: tuple[int, ...]) -> Box | None:
         if shape == (136, 311):
             return None  # upright, and turned half
         if shape == (311, 136):

@@ -4,20 +4,23 @@
    about FINE_SIDE pixels at its own resolution) and short-range detection on coarser tiles (faces too
    turned or too low for full-range); overlapping candidates merged (NMS). A fine-tile face must score
    FINE_MIN_SCORE; a short-range one must be found again by full-range detection on a padded crop around it
-   (tiles alone see faces in poker chips and headlights), or sit like a head on a body in person segmentation
-   (a head seen from behind, or looking down, that full-range detection does not take for a face: person
-   below it, none above; a shirt's pattern has person above, a hand or a sheep no body below). A face centred inside another, or inside a surer
-   face's head box, is a fragment of it (a tile's cut, the back of a head in profile).
+   (tiles alone see faces in poker chips and headlights), or sit like a head on a body in person
+   segmentation (a head seen from behind, or looking down, that full-range detection does not take for a
+   face: person below it, none above; a shirt's pattern has person above, a hand or a sheep no body below).
+   A face centred inside another, or inside a surer face's head box, is a fragment of it (a tile's cut, the
+   back of a head in profile).
 2. Per face, a head box: the face box grown upwards for hair and sideways for ears, cut just below the chin.
 3. Per head, person segmentation on a crop around it decides the outline: kept within the farthest hair
    may reach (a rounded box around the face), above the jaw line and, below the face's middle, within a
-   width narrowing from the cheeks' (long hair) to the jaw's; where heads touch, each pixel goes to the head whose middle is nearest (in head sizes);
-   edges softened. A dark image is segmented lifted, as it is searched.
+   width narrowing from the cheeks' (long hair) to the jaw's; where heads touch, each pixel goes to the head
+   whose middle is nearest (in head sizes); edges softened. A dark image is segmented lifted, as it is
+   searched.
 4. Low light: in a dark image the tiles are searched under a gamma curve that lifts its shadows (the
    whole-image pass and the orientation search see it as it is).
 5. Orientation: unless full-range detection is convinced by a face in the image as it is, it also looks at
    the image turned a quarter either way and half; where it is convinced, clearly surer (TURN_MARGIN) and
-   finds its surest face again on a crop around it, steps 1-3 run on that turned copy and every box and matte is turned back onto the image's own pixels.
+   finds its surest face again on a crop around it, steps 1-3 run on that turned copy and every box and
+   matte is turned back onto the image's own pixels.
 
 Everything here works on numpy arrays; mediapipe is imported when the engine is built.
 """
@@ -29,29 +32,10 @@ import threading
 import numpy as np
 
 from headseg.segmenters.faces import (
-    NMS_IOU,
-    Face,
-    coarse_tiles,
-    crop,
-    detect,
-    fine_tiles,
-    head_box,
-    iou,
-    nested,
-    nms,
-    one_per_head,
-    preview,
-    reach_box,
+    NMS_IOU, Face, coarse_tiles, crop, detect, fine_tiles, head_box, iou, nested, nms, one_per_head, preview, reach_box,
 )
 from headseg.segmenters.mattes import (
-    ALPHA_FLOOR,
-    HeadCut,
-    head_region,
-    nearest_head,
-    on_body,
-    overlaps,
-    soften,
-    turn_back,
+    ALPHA_FLOOR, HeadCut, head_region, nearest_head, on_body, overlaps, soften, turn_back,
 )
 
 FULL_RANGE_MIN_SCORE = 0.5
@@ -109,8 +93,10 @@ class HeadCutter:
         chosen: tuple[int, list[Face]] = (0, whole)
         for turns in TURNS:
             faces = detect(self._full, np.rot90(small, turns), 0, 0, scale)
-            best = max(faces, key=lambda face: face.score, default=None)
-            if best is not None and best.score >= needed and best.score > surest and self._verify(np.rot90(rgb, turns), best):
+            if not faces:
+                continue
+            best = max(faces, key=lambda face: face.score)
+            if best.score >= needed and best.score > surest and self._verify(np.rot90(rgb, turns), best):
                 chosen, surest = (turns, faces), best.score
         return chosen
 

@@ -16,7 +16,7 @@ SPLIT_SHARPNESS = 20.0  # the split between neighbours fades over 1/20 of a head
 ALPHA_FLOOR = 0.08  # alpha below this is background
 BODY_HEAD = 0.9  # a head on a body: its box is at least this much person,
 BODY_ABOVE = 0.3  # the band above it (0.75-1.5 face sizes up) at most this much,
-BODY_BELOW = 0.75  # and the band below it (0.5-1.5 face sizes down, a face size wider each side) at least this
+BODY_BELOW = 0.75  # and the band below it (0.5-1.5 face sizes down, half a face size wider each side) at least this
 
 
 @dataclass(frozen=True)
