@@ -151,9 +151,14 @@ def nms(faces: list[Face]) -> list[Face]:
     face centred inside another is a fragment of it, or the same face boxed by another detector)."""
     kept: list[Face] = []
     for face in sorted(faces, key=lambda f: f.score, reverse=True):
-        if all(iou(face.box, other.box) <= NMS_IOU and not nested(face, other) for other in kept):
+        if not any(same_face(face, other) for other in kept):
             kept.append(face)
     return kept
+
+
+def same_face(a: Face, b: Face) -> bool:
+    """Two finds of one face: they overlap by more than NMS_IOU, or are nested."""
+    return iou(a.box, b.box) > NMS_IOU or nested(a, b)
 
 
 def nested(a: Face, b: Face) -> bool:

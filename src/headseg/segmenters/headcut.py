@@ -32,7 +32,8 @@ import threading
 import numpy as np
 
 from headseg.segmenters.faces import (
-    NMS_IOU, Face, coarse_tiles, crop, detect, fine_tiles, head_box, iou, nested, nms, one_per_head, preview, reach_box,
+    NMS_IOU, Face, coarse_tiles, crop, detect, fine_tiles, head_box, iou, nms, one_per_head, preview, reach_box,
+    same_face,
 )
 from headseg.segmenters.mattes import (
     ALPHA_FLOOR, HeadCut, head_region, nearest_head, on_body, overlaps, soften, turn_back,
@@ -121,7 +122,7 @@ class HeadCutter:
         confirmed = [
             face
             for face in nms(seen + coarse)
-            if any(iou(face.box, other.box) > NMS_IOU or nested(face, other) for other in seen)
+            if any(same_face(face, other) for other in seen)
             or self._verify(rgb, face) or (face.score >= BODY_MIN_SCORE and self._on_body(rgb, face))
         ]
         return sorted(one_per_head(confirmed, width, height), key=lambda face: face.box[0])
