@@ -14,7 +14,6 @@ packages').
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 from dataclasses import dataclass
@@ -27,13 +26,6 @@ from bench import evalset
 
 OPAQUE = 0.5
 TOLERANCE = 2  # pixels
-
-
-def upright(photo: evalset.Photo) -> np.ndarray:
-    from PIL import Image, ImageOps
-
-    with Image.open(io.BytesIO(evalset.fetch(photo))) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
 
 
 def outline_mask(outline: list[list[int]], shape: tuple[int, int], grow: int) -> np.ndarray:
@@ -85,7 +77,7 @@ def measure(sheet: Path | None = None) -> tuple[list[str], dict[str, float]]:
     for photo in evalset.photos():
         if photo.id not in outlines and sheet is None:
             continue
-        rgb = upright(photo)
+        rgb = np.asarray(evalset.upright(photo))
         cuts = cutter.cut(rgb)
         drawn.append((photo.id, rgb, cuts))
         if photo.id not in outlines:

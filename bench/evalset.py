@@ -19,6 +19,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent / "evalset"
 TIMEOUT = 120  # seconds per archive download
@@ -64,6 +65,14 @@ def fetch(photo: Photo, cache: Path | None = None) -> bytes:
     data = _member(archive, photo.member)
     _check(data, photo.sha256, f"{photo.archive}!{photo.member}")
     return data
+
+
+def upright(photo: Photo) -> Any:
+    """The photo as an RGB PIL image in its upright pixels (EXIF orientation applied), as labelled."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(fetch(photo))) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
 
 
 def _check(data: bytes, sha256: str, what: str) -> None:

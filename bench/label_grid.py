@@ -8,7 +8,6 @@ yellow for optional ones. Labels are read off this picture, then checked on it.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
@@ -17,10 +16,10 @@ from bench import evalset
 MAX_WIDTH = 1000
 
 
-def grid(photo: evalset.Photo, data: bytes) -> object:
-    from PIL import Image, ImageDraw, ImageOps
+def grid(photo: evalset.Photo) -> object:
+    from PIL import ImageDraw
 
-    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    image = evalset.upright(photo)
     scale = min(1.0, MAX_WIDTH / image.width)
     shown = image.resize((round(image.width * scale), round(image.height * scale)))
     draw = ImageDraw.Draw(shown)
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if not matches:
         print(f"no photo {args.id!r} in the set", file=sys.stderr)
         return 2
-    grid(matches[0], evalset.fetch(matches[0])).save(args.out)  # type: ignore[attr-defined]
+    grid(matches[0]).save(args.out)  # type: ignore[attr-defined]
     print(args.out)
     return 0
 
