@@ -109,14 +109,11 @@ def draw_sheet(drawn: list[tuple[str, np.ndarray, list[Any]]], path: Path) -> No
     from PIL import Image
 
     from headseg.cli.sheet import draw_row, stack
+    from headseg.segmenters.local import picture
 
     rows = []
     for name, rgb, cuts in drawn:
-        heads = []
-        for index, cut in enumerate(cuts):
-            cutout = Image.fromarray(rgb[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width]).convert("RGBA")
-            cutout.putalpha(Image.fromarray((cut.alpha * 255).astype(np.uint8)))
-            heads.append(((cut.x, cut.y, cut.width, cut.height), cutout, index))
+        heads = [((cut.x, cut.y, cut.width, cut.height), picture(rgb, cut, None), index) for index, cut in enumerate(cuts)]
         rows.append(draw_row(Image.fromarray(rgb), heads, f"{name}: {len(cuts)} head(s)"))
     stack(rows).save(path)
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 import io
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headseg.errors import ConfigError, InvalidImage
 from headseg.retry import Budget
 from headseg.segmenters import Head, Segmentation, SegmentInput, Takes
+
+if TYPE_CHECKING:  # numpy, Pillow and the engine load with the engine, not with this module
+    import numpy as np
+    from PIL import Image
+
+    from headseg.segmenters.mattes import HeadCut
 
 INSTALL_HINT = "the local engine needs the `local` extra: pip install 'headseg[local]'"
 
@@ -52,14 +58,8 @@ class LocalSegmenter:
             raise InvalidImage(f"the image cannot be decoded: {exc}", code="InvalidImage.Content") from None
         heads = []
         for cut in self._engine().cut(rgb):
-            alpha = Image.fromarray((cut.alpha * 255.0 + 0.5).astype(np.uint8), "L")
-            if return_form == "mask":
-                picture = alpha
-            else:
-                picture = Image.fromarray(rgb[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width]).convert("RGBA")
-                picture.putalpha(alpha)
             png = io.BytesIO()
-            picture.save(png, "PNG", compress_level=1)
+            picture(rgb, cut, return_form).save(png, "PNG", compress_level=1)
             heads.append(Head(cut.x, cut.y, cut.width, cut.height, png=png.getvalue()))
         return heads
 
@@ -72,3 +72,17 @@ class LocalSegmenter:
                     raise ConfigError(f"{INSTALL_HINT} ({exc.name} is missing)") from None
                 self._cutter = HeadCutter()
             return self._cutter
+
+
+def picture(rgb: np.ndarray, cut: HeadCut, return_form: str | None) -> Image.Image:
+    """One engine cut (`headcut.HeadCut`) of an RGB array as SegmentHead returns it: the head's pixels cropped
+    to its box with the matte as alpha (RGBA), or the matte alone (L) for ReturnForm=mask."""
+    import numpy as np
+    from PIL import Image
+
+    alpha = Image.fromarray((cut.alpha * 255.0 + 0.5).astype(np.uint8), "L")
+    if return_form == "mask":
+        return alpha
+    rgba = Image.fromarray(rgb[cut.y : cut.y + cut.height, cut.x : cut.x + cut.width]).convert("RGBA")
+    rgba.putalpha(alpha)
+    return rgba
