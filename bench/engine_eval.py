@@ -10,6 +10,7 @@ images, median ≤ 0.3 s per image.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -34,6 +35,17 @@ def score(boxes: list[Box], heads: tuple[Point, ...], optional: tuple[Point, ...
             found += 1
     false = [i for i in unmatched if not any(_inside(p, boxes[i]) for p in (*optional, *heads))]
     return found, len(false)
+
+
+def interval(found: float, total: float, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) for a recall of `found` of `total`: with a few dozen
+    heads, one head is several points of recall, and the interval says how far the figure can be trusted."""
+    if total <= 0:
+        return 0.0, 1.0
+    share = found / total
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _inside(point: Point, box: Box) -> bool:
@@ -98,9 +110,10 @@ def _evaluate() -> list[str]:
             f"{r['seconds'] / r['images']:.2f} |"
         )
     total = rows["all"]
+    low, high = interval(total["found"], total["heads"])
     table.append(
         f"\nEvaluation set: recall {total['found'] / max(total['heads'], 1):.3f} ({total['found']:.0f} of "
-        f"{total['heads']:.0f} heads; goal ≥ 0.90), "
+        f"{total['heads']:.0f} heads, 95 % interval {low:.2f}–{high:.2f}; goal ≥ 0.90), "
         f"{total['false'] / total['images'] * 20:.1f} false boxes per 20 images (goal ≤ 1), "
         f"median {statistics.median(seconds):.2f} s per image on one core (goal ≤ 0.3); {len(photos)} photos."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import tarfile
@@ -10,7 +11,7 @@ import zipfile
 import pytest
 
 from bench import evalset
-from bench.engine_eval import score
+from bench.engine_eval import interval, score
 
 
 def test_a_box_finds_the_head_whose_centre_it_holds_and_at_most_one():
@@ -23,6 +24,13 @@ def test_boxes_on_nothing_are_false_and_on_optional_heads_are_neither():
     assert score([(0, 0, 10, 10)], (), ()) == (0, 1)
     assert score([(0, 0, 10, 10)], (), ((5, 5),)) == (0, 0)
     assert score([(40, 40, 30, 30), (42, 42, 26, 26)], ((50, 50),), ()) == (1, 0)  # a duplicate on the head is not false
+
+
+def test_the_recall_interval_is_wilsons():
+    assert interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)  # none found: still up to 0.28
+    assert interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert interval(35, 39) == pytest.approx((0.7642, 0.9594), abs=1e-4)  # one head is 2.6 points of recall
+    assert interval(0, 0) == (0.0, 1.0)
 
 
 def photo(archive: str, data: bytes, member: str, blob: bytes) -> evalset.Photo:
@@ -69,3 +77,25 @@ def test_fetch_takes_the_member_out_of_each_kind_of_archive_and_checks_both_hash
     assert evalset.fetch(photo(archive.as_uri(), data, member, blob), cache) == blob
     with pytest.raises(RuntimeError, match="SHA-256"):
         evalset.fetch(photo(archive.as_uri(), data, member, b"another photo"), cache)
+
+
+def test_the_check_sheet_shows_each_label_on_its_photos_own_pixels(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from bench.label_grid import CHECK_TILE, REQUIRED, check_sheet
+
+    picture = Image.new("RGB", (1000, 800), (0, 0, 0))
+    picture.paste((255, 255, 255), (890, 90, 910, 110))  # a 20 px "head" at (900, 100), past a 1000 px preview's scale
+    blob = io.BytesIO()
+    picture.save(blob, "PNG")
+    data = tar_of("pkg-1.0/photo.png", blob.getvalue())
+    archive = tmp_path / "pkg.tar.gz"
+    archive.write_bytes(data)
+    monkeypatch.setenv("HEADSEG_EVAL_CACHE", str(tmp_path / "cache"))
+    labelled = photo(archive.as_uri(), data, "pkg-1.0/photo.png", blob.getvalue())
+    sheet = check_sheet([dataclasses.replace(labelled, heads=((900.0, 100.0),)), labelled])
+    assert sheet.size == (6 * CHECK_TILE, CHECK_TILE)  # one crop: the photo without labels adds none
+    middle = CHECK_TILE // 2
+    assert sheet.getpixel((middle, middle)) == REQUIRED  # the cross on the label
+    assert sheet.getpixel((middle + 10, middle + 10)) == (255, 255, 255)  # the head around it, at 160 px a side
+    assert sheet.getpixel((middle + 40, middle + 40)) == (0, 0, 0)
