@@ -39,7 +39,7 @@ def grid(photo: evalset.Photo) -> Any:
         draw.text((2, y * scale + 2), str(y), fill=(0, 160, 255))
     for points, colour in ((photo.heads, REQUIRED), (photo.optional, OPTIONAL)):
         for px, py in points:
-            cross(draw, px * scale, py * scale, 8, colour)
+            cross(draw, px * scale, py * scale, 8, colour, 3)
     return shown
 
 
@@ -58,7 +58,7 @@ def check_sheet(photos: list[evalset.Photo]) -> Any:
             for x, y in points:
                 tile = image.crop((int(x - half), int(y - half), int(x + half), int(y + half))).resize((CHECK_TILE, CHECK_TILE))
                 draw = ImageDraw.Draw(tile)
-                cross(draw, CHECK_TILE / 2, CHECK_TILE / 2, 5, colour)
+                cross(draw, CHECK_TILE / 2, CHECK_TILE / 2, 5, colour, 2)
                 draw.text((2, 2), f"{photo.id[:20]} {mark} {x:.0f},{y:.0f}", fill=colour)
                 tiles.append(tile)
     rows = max(1, -(-len(tiles) // CHECK_COLUMNS))
@@ -68,9 +68,9 @@ def check_sheet(photos: list[evalset.Photo]) -> Any:
     return sheet
 
 
-def cross(draw: Any, x: float, y: float, arm: float, colour: tuple[int, int, int]) -> None:
-    draw.line([(x - arm, y), (x + arm, y)], fill=colour, width=2)
-    draw.line([(x, y - arm), (x, y + arm)], fill=colour, width=2)
+def cross(draw: Any, x: float, y: float, arm: float, colour: tuple[int, int, int], width: int) -> None:
+    draw.line([(x - arm, y), (x + arm, y)], fill=colour, width=width)
+    draw.line([(x, y - arm), (x, y + arm)], fill=colour, width=width)
 
 
 def main(argv: list[str] | None = None) -> int:
