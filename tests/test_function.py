@@ -32,7 +32,11 @@ def test_several_heads_become_cutouts_and_a_sidecar(cloud: Cloud, caplog):
     assert cloud.outputs() == [folder + f"head-{i}-{suffix}.png" for i in range(3)] + [folder + "heads.json"]
     sidecar = cloud.read_json(folder + "heads.json")
     assert sidecar["schema_version"] == 1
-    assert sidecar["source"] == {"bucket": BUCKET, "key": "incoming/group.jpg", "etag": etag, "size": len(cloud.read("incoming/group.jpg")), "width": 400, "height": 300}
+    modified = cloud.oss.object(BUCKET, "incoming/group.jpg").last_modified
+    assert sidecar["source"] == {
+        "bucket": BUCKET, "key": "incoming/group.jpg", "etag": etag, "size": len(cloud.read("incoming/group.jpg")),
+        "width": 400, "height": 300, "last_modified": modified, "version_id": "",
+    }
     assert sidecar["request_id"] and sidecar["engine"] == "cloud" and sidecar["return_form"] is None
     for i, (head, (x, y, w, h)) in enumerate(zip(sidecar["heads"], HEADS)):
         assert head["index"] == i and head["key"] == folder + f"head-{i}-{suffix}.png"

@@ -6,8 +6,11 @@ from headseg.errors import PermanentError
 from headseg.layout import Layout
 from headseg.results import Previous, settled
 from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
+from headseg.storage import ObjectInfo
 
-SOURCE = Source("b", "incoming/a.jpg", "ETAG", 10, 40, 50)
+SOURCE = Source("b", "incoming/a.jpg", "ETAG", 10, 40, 50, last_modified=1_700_000_000)
+CURRENT = ObjectInfo("incoming/a.jpg", 10, "ETAG", "", 1_700_000_000)
+OTHER = ObjectInfo("incoming/a.jpg", 10, "OTHER", "", 1_700_000_100)
 
 
 def test_layout_keys():
@@ -30,16 +33,37 @@ def test_sidecar_round_trip_and_done_check():
     loaded = Sidecar.from_json(sidecar.to_json())
     assert loaded == sidecar
     done = Previous(sidecar=loaded)
-    assert settled(done, {"ETAG"}, None).code == "AlreadyDone" and settled(done, {"OTHER"}, None) is None
-    assert settled(done, {"ETAG"}, "mask") is None
+    assert settled(done, CURRENT, None).code == "AlreadyDone" and settled(done, OTHER, None) is None
+    assert settled(done, CURRENT, "mask") is None
+
+
+def test_a_change_and_change_back_is_another_version():
+    """Same bytes uploaded again later: same eTag, another Last-Modified (or version id): not settled."""
+    done = Previous(sidecar=Sidecar(SOURCE, "req", None, "cloud", []))
+    assert settled(done, ObjectInfo(CURRENT.key, 10, "ETAG", "", 1_700_000_050), None) is None
+    versioned = Previous(sidecar=Sidecar(Source("b", CURRENT.key, "ETAG", 10, version_id="v1"), "r", None, "cloud", []))
+    assert settled(versioned, ObjectInfo(CURRENT.key, 10, "ETAG", "", 0, "v2"), None) is None
+    assert settled(versioned, ObjectInfo(CURRENT.key, 10, "ETAG", "", 0, "v1"), None).code == "AlreadyDone"
+
+
+def test_a_record_without_last_modified_compares_by_etag():
+    """Records written before versions were recorded settle by eTag alone, as they did."""
+    old = Previous(sidecar=Sidecar(Source("b", CURRENT.key, "ETAG", 10), "req", None, "cloud", []))
+    assert settled(old, CURRENT, None).code == "AlreadyDone"
+
+
+def test_a_record_of_the_announced_version_settles_an_event_overtaken_by_a_newer_upload():
+    done = Previous(sidecar=Sidecar(SOURCE, "req", None, "cloud", []))
+    assert settled(done, OTHER, None, announced="ETAG").code == "AlreadyDone"
+    assert settled(done, OTHER, None, announced="OTHER") is None
 
 
 def test_only_a_permanent_error_for_the_etag_settles_a_source():
     failed = ErrorRecord(SOURCE, "InvalidImage.Corrupt", "corrupt JPEG", False)
-    assert settled(Previous(error=failed), {"ETAG"}, None).code == "AlreadyFailed"
-    assert settled(Previous(error=failed), {"OTHER"}, None) is None
+    assert settled(Previous(error=failed), CURRENT, None).code == "AlreadyFailed"
+    assert settled(Previous(error=failed), OTHER, None) is None
     transient = ErrorRecord(SOURCE, "Throttling", "throttled", True)
-    assert settled(Previous(error=transient), {"ETAG"}, None) is None
+    assert settled(Previous(error=transient), CURRENT, None) is None
 
 
 def test_error_record_round_trip():

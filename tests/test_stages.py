@@ -23,7 +23,7 @@ from headseg.errors import CutoutExpired, InvalidImage, PermanentError, Retriabl
 from headseg.events import ObjectCreated, object_created_event
 from headseg.handler import handle
 from headseg.outcome import Outcome, Status
-from headseg.pipeline import guard
+from headseg.inputs import guard
 from headseg.results import Previous, Results
 from headseg.retry import Budget
 from headseg.segmenters import Takes
@@ -104,7 +104,11 @@ def test_a_run_writes_cutouts_then_the_sidecar_last(world):
     assert sorted(world.storage.done("put")) == sorted(cutouts + [FOLDER + "heads.json"])
     assert world.storage.done("put")[-1] == FOLDER + "heads.json"
     sidecar = world.json(FOLDER + "heads.json")
-    assert sidecar["source"] == {"bucket": "twin", "key": KEY, "etag": etag, "size": len(JPEG), "width": 200, "height": 120}
+    modified = world.storage.head(KEY).last_modified
+    assert sidecar["source"] == {
+        "bucket": "twin", "key": KEY, "etag": etag, "size": len(JPEG), "width": 200, "height": 120,
+        "last_modified": modified, "version_id": "",
+    }
     assert [(h["key"], h["x"], h["width"]) for h in sidecar["heads"]] == [(cutouts[0], 10, 30), (cutouts[1], 60, 30)]
     assert world.storage.objects[cutouts[1]][0] == PNG + b"memory://cutout/1"
     [image] = world.segmenter.inputs
@@ -172,12 +176,52 @@ def test_a_permanent_error_that_cannot_be_recorded_becomes_a_retry(world):
     assert "corrupt JPEG" in outcome.reason and "could not be written" in outcome.reason and "InternalError" in outcome.reason
 
 
-def test_a_bug_surfaces_as_itself_not_as_a_retry(world):
+UNEXPECTED = [
+    ("segment", lambda image: len(None)),  # a TypeError inside a stage
+    ("segment", lambda image: json.loads("[" * 100_000)),  # RecursionError from a parser
+    ("segment", lambda image: {}["Data"]),  # KeyError
+    ("segment", lambda image: (_ for _ in ()).throw(RuntimeError("Failed to parse the value as json format"))),
+    ("put", lambda key, data: (_ for _ in ()).throw(MemoryError())),  # from storage, on the cutout's write
+]
+
+
+@pytest.mark.parametrize("where, raises", UNEXPECTED, ids=["TypeError", "RecursionError", "KeyError", "RuntimeError", "MemoryError"])
+def test_whatever_a_stage_raises_becomes_the_records_retriable_outcome(world, caplog, where, raises):
+    """The record boundary: an exception no stage classified is logged with its traceback and recorded as a
+    retriable InternalError; it never escapes `process`."""
     etag = world.upload(JPEG)
-    world.segmenter.on_segment = lambda image: len(None)  # a TypeError inside a stage
-    with pytest.raises(TypeError):
-        world.process(etag=etag)
-    assert FOLDER + "error.json" not in world.storage.objects
+    if where == "segment":
+        world.segmenter.on_segment = raises
+    else:
+        world.storage.hook = lambda operation, key: raises(key, b"") if operation == "put" and key.endswith(".png") else None
+    outcome = world.process(etag=etag)
+    assert (outcome.status, outcome.code) == (Status.RETRY, "InternalError")
+    record = world.json(FOLDER + "error.json")
+    assert (record["code"], record["retriable"], record["source"]["etag"]) == ("InternalError", True, etag)
+    assert "unexpected" in record["reason"]
+    [logged] = [r for r in caplog.records if r.exc_info and "unexpected error" in r.getMessage()]
+    assert logged.exc_info[0].__name__ in outcome.reason
+
+
+def test_one_records_unexpected_error_never_stops_its_neighbours(world):
+    """Through the handler: the first record's stage raises something nobody classified; the second record is
+    still done, and the handler raises at the end so FC retries (the done record is then skipped)."""
+    first, second = "incoming/first.jpg", "incoming/second.jpg"
+    etags = [world.upload(JPEG, key) for key in (first, second)]
+    world.segmenter.on_segment = lambda image: len(None) if first in image.url else None
+    events = [object_created_event("twin", key, etag)["events"][0] for key, etag in zip((first, second), etags)]
+    context = type("Context", (), {"request_id": "req-2"})()
+    with pytest.raises(RetriableError, match="1 of 2 record"):
+        handle(world.app, json.dumps({"events": events}), context)
+    assert world.json(f"heads/{first}/error.json")["code"] == "InternalError"
+    assert [h["key"] for h in world.json(f"heads/{second}/heads.json")["heads"]] == [
+        f"heads/{second}/head-{i}-{etags[1][:8].lower()}.png" for i in range(2)
+    ]
+    world.segmenter.on_segment = lambda image: None  # the bug fixed: FC's retry redoes the first, skips the second
+    assert "AlreadyDone" in handle(world.app, json.dumps({"events": events}), context)
+    assert world.storage.keys(f"heads/{first}/") == [f"heads/{first}/head-{i}-{etags[0][:8].lower()}.png" for i in range(2)] + [
+        f"heads/{first}/heads.json"
+    ]
 
 
 # -- prepare: the image as the segmenter takes it --------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from headseg.errors import ObjectNotFound
 from headseg.segmenters import Head, Segmentation, SegmentInput, Takes
@@ -16,12 +16,14 @@ Hook = Callable[[str, str], None]  # (operation, key), called before each operat
 
 @dataclass
 class MemoryStorage:
-    """A bucket in a dict. `hook(operation, key)` runs before every call; `calls` records them in order."""
+    """A bucket in a dict. `hook(operation, key)` runs before every call; `calls` records them in order. Each
+    write stamps the object with the next tick of `modified` (its Last-Modified)."""
 
     bucket: str = "twin"
     objects: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     hook: Hook = lambda operation, key: None
+    modified: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _enter(self, operation: str, key: str) -> None:
@@ -33,7 +35,7 @@ class MemoryStorage:
         if key not in self.objects:
             raise ObjectNotFound(f"no object {key!r}")
         data, content_type = self.objects[key]
-        return ObjectInfo(key, len(data), hashlib.md5(data).hexdigest().upper(), content_type)
+        return ObjectInfo(key, len(data), hashlib.md5(data).hexdigest().upper(), content_type, self.modified.get(key, 0))
 
     def get(self, key: str, length: int | None = None, budget: object = None) -> tuple[ObjectInfo, bytes]:
         self._enter("get", key)
@@ -48,17 +50,20 @@ class MemoryStorage:
     def put(self, key: str, data: bytes, content_type: str, budget: object = None) -> None:
         self._enter("put", key)
         self.objects[key] = (data, content_type)
+        with self._lock:
+            self.modified[key] = max(self.modified.values(), default=1_700_000_000) + 1
 
     def delete(self, key: str, budget: object = None) -> None:
         self._enter("delete", key)
         self.objects.pop(key, None)
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
         self._enter("list", prefix)
         for key in sorted(k for k in self.objects if k.startswith(prefix)):
-            yield self._info(key)
+            if not (delimiter and delimiter in key[len(prefix) :]):
+                yield self._info(key)
 
-    def signed_url(self, key: str, expires: int, public: bool = False) -> str:
+    def signed_url(self, key: str, expires: int, public: bool = False, version_id: str = "") -> str:
         return f"memory://{self.bucket}/{key}?expires={expires}"
 
     def keys(self, prefix: str = "") -> list[str]:

@@ -89,7 +89,7 @@ def _done(storage: Storage, info: ObjectInfo, config: Config, outputs: set[str])
     """Whether the object's results settle it for its eTag (`results.settled`); reads only records that exist."""
     layout = config.layout(info.key)
     sidecar, error = (read_listed(storage, key if key in outputs else None) for key in (layout.sidecar, layout.error))
-    return settled(Previous.parse(sidecar, error), {info.etag}, config.return_form) is not None
+    return settled(Previous.parse(sidecar, error), info, config.return_form) is not None
 
 
 Item = Tuple[str, str, Dict[str, Any]]  # (key, eTag, the event that hands it over)

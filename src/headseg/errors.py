@@ -5,9 +5,11 @@ A record ends in one of three families, and the pipeline needs one `except` clau
     PermanentError  retrying cannot help: recorded in the error sidecar, returned successfully
     RetriableError  transient: retried within the invocation (unless `retry_in_invocation` is off), then
                     raised so Function Compute's async retry takes over
-Outside the families: `ConfigError` (the function refuses to start). Anything else is a bug and surfaces with
-its traceback. Every message says what happened and, where it helps, what to do; every error carries a stable
-`code` that lands in logs and error sidecars.
+Outside the families: `ConfigError` (the function refuses to start). Anything else raised while a record is
+processed is a bug or a failure nobody classified: the record boundary (`Pipeline.process`) logs it with its
+traceback and turns it into `InternalError`, a retriable outcome, so it never reaches the handler. Every message
+says what happened and, where it helps, what to do; every error carries a stable `code` that lands in logs and
+error sidecars.
 """
 
 from __future__ import annotations
@@ -91,4 +93,13 @@ class CutoutExpired(RetriableError):
     (the cutouts stage does that once; after that FC's retry does)."""
 
     code = "CutoutExpired"
+    retry_in_invocation = False
+
+
+class InternalError(RetriableError):
+    """Something nobody classified went wrong inside one record (a bug, or an exception from a library that no
+    boundary translated): logged with its traceback, recorded, and left to FC's retry. Only the record boundary
+    raises it."""
+
+    code = "InternalError"
     retry_in_invocation = False

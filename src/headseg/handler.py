@@ -1,9 +1,11 @@
 """The FC entry: `handler(event, context)` runs `handle` on the instance's App; `initialize` builds that App.
 
 `handle` parses the event, runs each record through the pipeline, logs one JSON line per record and returns,
-or raises `RetriableError` when a record hit a transient error (FC's async retry then takes over). A malformed
-record is rejected alone (logged at ERROR with its index and reason, never retried) and its neighbours are
-processed; a malformed event is rejected whole. A bug surfaces as itself, with its traceback in the log.
+or raises `RetriableError` when a record hit a transient error (FC's async retry then takes over; records already
+settled are skipped on the retry). Each record runs inside the pipeline's record boundary, so nothing one record
+raises stops its neighbours: an unexpected exception is logged with its traceback and becomes that record's
+retriable `InternalError`. A malformed record is rejected alone (logged at ERROR with its index and reason, never
+retried); a malformed event is rejected whole.
 """
 
 from __future__ import annotations
@@ -37,13 +39,8 @@ def handle(app: App, event: bytes | str, context: Any) -> str:
             log.error("malformed event", extra={"fields": {"outcome": "rejected", "reason": exc.message}})
             return json.dumps({"outcome": "rejected", "reason": exc.message})
         pipeline = app.pipeline(credentials)
-        outcomes = []
-        for record in records:
-            try:
-                outcomes.append(pipeline.process(record, budget, request_id, app.memory_mb(context)))
-            except Exception:
-                log.exception("unexpected error: a bug, not a failure of the input", extra={"fields": {"key": record.key}})
-                raise
+        memory_mb = app.memory_mb(context)
+        outcomes = [pipeline.process(record, budget, request_id, memory_mb) for record in records]
         for outcome in outcomes:
             level = logging.ERROR if outcome.status in (Status.FAILED, Status.RETRY, Status.REJECTED) else logging.INFO
             log.log(level, outcome.status.value, extra={"fields": outcome.fields()})

@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
-from headseg import images, logs, memory, normalize
+from headseg import images, logs, normalize
 from headseg.config import Config, UrlMode
 from headseg.cutouts import Cutouts, Stored
-from headseg.errors import HeadsegError, InvalidImage, ObjectNotFound, PermanentError, RetriableError, Skipped
+from headseg.errors import (
+    HeadsegError,
+    InternalError,
+    ObjectNotFound,
+    PermanentError,
+    RetriableError,
+    Skipped,
+)
 from headseg.events import ObjectCreated, OtherRecord, Record, RejectedRecord
+from headseg.examine import Inspected, examine, whole
+from headseg.inputs import guard
 from headseg.layout import Layout
 from headseg.logs import scrub
 from headseg.memory import MIB
@@ -50,14 +59,6 @@ class Found:
 
 
 @dataclass(frozen=True)
-class Inspected:
-    """What the header says, and the bytes held: the first ones, or all of them when the header needed it."""
-
-    image: images.ImageInfo
-    data: bytes
-
-
-@dataclass(frozen=True)
 class Pipeline:
     """Processes records with one segmenter; `storage_for(bucket)` gives the storage of a bucket."""
 
@@ -70,35 +71,53 @@ class Pipeline:
 
     def process(self, record: Record, budget: Budget, invocation_id: str = "", memory_mb: int = 512) -> Outcome:
         """Run one record to its outcome (`invocation_id` goes into error sidecars; `memory_mb` is the function's
-        memory). Raises only for bugs."""
+        memory).
+
+        This is the record boundary: whatever happens inside becomes this record's outcome and nothing raised
+        inside reaches the caller, so the other records of the event still run. Known failures end as their
+        family says; anything else is logged with its traceback and recorded as a retriable `InternalError`.
+        """
         if isinstance(record, RejectedRecord):  # malformed: no retry can fix it, and no request is made
             return Outcome(Status.REJECTED, record.bucket, record.key, record.reason, record.code, index=record.index)
         if isinstance(record, OtherRecord):
             reason = f"event {record.event_name} is not an object creation"
             return Outcome(Status.SKIPPED, "", record.key, reason, "NotObjectCreated")
         run = Run(budget, self.policy, self.pool, self.sleep, invocation_id, memory_mb)
-        found: Found | None = None
+        seen: list[Found] = []  # the object once read, for the failure's record
         with logs.bound(bucket=record.bucket, key=record.key):
             try:
-                guard(record, self.config)
-                storage = self.storage_for(record.bucket)
-                found = self._read(run, storage, record)
-                sidecar = self._work(run, storage, found)
-                return self._outcome(run, record, found, Status.DONE, heads=len(sidecar.heads))
-            except Skipped as skip:
-                return self._outcome(run, record, found, Status.SKIPPED, skip)
-            except PermanentError as exc:
-                return self._record_failure(run, record, found, exc)
-            except RetriableError as exc:
-                return self._record_failure(run, record, found, exc)
+                return self._settle(run, record, seen)
+            except Exception as exc:
+                log.exception("unexpected error: recorded as retriable (a bug, or a failure no boundary classified)")
+                error = InternalError(f"unexpected {type(exc).__name__}: {_brief(exc)}")
+                found = seen[-1] if seen else None
+                try:
+                    return self._record_failure(run, record, found, error)
+                except Exception:
+                    log.exception("could not record the unexpected error")
+                    return self._outcome(run, record, found, Status.RETRY, error)
+
+    def _settle(self, run: Run, record: ObjectCreated, seen: list[Found]) -> Outcome:
+        """The record's outcome by the three families; other exceptions are `process`'s to catch."""
+        found: Found | None = None
+        try:
+            guard(record, self.config)
+            storage = self.storage_for(record.bucket)
+            found = self._read(run, storage, record)
+            seen.append(found)
+            sidecar = self._work(run, storage, found)
+            return self._outcome(run, record, found, Status.DONE, heads=len(sidecar.heads))
+        except Skipped as skip:
+            return self._outcome(run, record, found, Status.SKIPPED, skip)
+        except (PermanentError, RetriableError) as exc:
+            return self._record_failure(run, record, found, exc)
 
     # -- the steps ---------------------------------------------------------------------------------------------
     def _read(self, run: Run, storage: Storage, record: ObjectCreated) -> Found:
         """The object's first bytes and its previous results, read at once; skipped when settled for its eTag."""
         with run.timed("read"):
             found = self._find(run, storage, record)
-        etags = {found.object.etag} | ({record.etag} if record.etag else set())
-        skip = settled(found.previous, etags, self.config.return_form)
+        skip = settled(found.previous, found.object, self.config.return_form, announced=record.etag)
         if skip is not None:
             raise skip
         return found
@@ -128,9 +147,8 @@ class Pipeline:
         return Found(storage.bucket, info, head, layout, previous.result())
 
     def _work(self, run: Run, storage: Storage, found: Found) -> Sidecar:
-        inspected = self._inspect(run, storage, found)
+        inspected, normalized = examine(run, storage, found.object, found.head, self.config)
         results = Results(run, storage, found.layout)
-        normalized = self._normalize(run, storage, found, inspected)
         cutouts = Cutouts(
             run,
             self.segmenter,
@@ -149,36 +167,6 @@ class Pipeline:
         results.remove_stale(found.previous, sidecar)
         return sidecar
 
-    def _inspect(self, run: Run, storage: Storage, found: Found) -> Inspected:
-        """Format, size and dimensions from the first bytes; refuse what no normalization can rescue."""
-        info, config = found.object, self.config
-        if images.sniff(found.head) is None:
-            raise Skipped(f"not an image (Content-Type {info.content_type or 'unknown'})", code="NotAnImage")
-        if info.size > config.max_object_bytes:
-            raise InvalidImage(
-                f"object is {info.size} bytes, over MAX_OBJECT_BYTES={config.max_object_bytes}: refused unread",
-                code="InvalidImage.Size",
-            )
-        try:
-            inspected = Inspected(images.read_header(found.head, complete=len(found.head) >= info.size), found.head)
-        except images.NeedMoreBytes:
-            data = self._whole(run, storage, found.object, found.head)  # kept: normalizing reads it from here
-            inspected = Inspected(images.read_header(data, complete=True), data)
-        normalize.check_pixels(inspected.image, config.limits)
-        images.check_min_side(inspected.image, config.min_image_side)
-        return inspected
-
-    def _normalize(self, run: Run, storage: Storage, found: Found, inspected: Inspected) -> normalize.Normalized | None:
-        """A copy within SegmentHead's limits, or None when it takes the object as it is."""
-        why = normalize.reasons(inspected.image, found.object.size, self.config.limits)
-        if not why:
-            return None
-        memory.check_fits(inspected.image, found.object.size, run.memory_mb, self.config)
-        with run.timed("normalize"):
-            normalized = normalize.normalize(self._whole(run, storage, found.object, inspected.data), self.config.limits)
-        log.info("normalized", extra={"fields": {"why": why, "steps": list(normalized.steps)}})
-        return normalized
-
     @contextmanager
     def _prepared(
         self,
@@ -192,13 +180,13 @@ class Pipeline:
         """How the segmenter gets the image, for the block: the bytes held, or a fresh signed URL per attempt of
         the object or of its normalized copy (which is removed after the block)."""
         if self.segmenter.takes is Takes.BYTES:
-            data = normalized.data if normalized else self._whole(run, storage, found.object, inspected.data)
+            data = normalized.data if normalized else whole(run, storage, found.object, inspected.data)
             yield lambda: SegmentInput(data=data)
         elif normalized is None:
-            yield lambda: SegmentInput(url=self._sign(storage, found.object.key))
+            yield lambda: SegmentInput(url=segmenthead_url(storage, self.config, found.object.key, found.object.version_id))
         else:
             with results.scratch_copy(found.object.etag, normalized) as key:
-                yield lambda: SegmentInput(url=self._sign(storage, key))
+                yield lambda: SegmentInput(url=segmenthead_url(storage, self.config, key))
 
     def _check_current(self, run: Run, storage: Storage, results: Results, found: Found, stored: Stored) -> None:
         """Right before the sidecar: skip, removing this run's cutouts, when a newer upload (or a deletion)
@@ -207,24 +195,14 @@ class Pipeline:
             current: ObjectInfo | None = run.retry("head source", lambda: storage.head(found.object.key, run.budget))
         except ObjectNotFound:
             current = None
-        if current is not None and current.etag == found.object.etag:
+        if current is not None and current.is_version_of(found.object):
             return
         for key in stored.keys:
             results.remove(key)
-        now = f"a newer upload (eTag {current.etag})" if current else "its deletion"
+        now = f"a newer upload (eTag {current.etag}, last modified {current.last_modified})" if current else "its deletion"
         raise Skipped(f"superseded by {now} while processing; that event does the work", code="Superseded")
 
     # -- helpers -----------------------------------------------------------------------------------------------
-    def _whole(self, run: Run, storage: Storage, info: ObjectInfo, held: bytes) -> bytes:
-        """The whole object: the bytes held when they are all of it, else one more read (at most
-        MAX_OBJECT_BYTES, checked before)."""
-        if len(held) >= info.size:
-            return held
-        return run.retry(f"read {info.key!r}", lambda: storage.get(info.key, None, run.budget))[1]
-
-    def _sign(self, storage: Storage, key: str) -> str:
-        return segmenthead_url(storage, self.config, key)
-
     def _record_failure(self, run: Run, record: ObjectCreated, found: Found | None, exc: HeadsegError) -> Outcome:
         """Write the error record (retried within the budget), then the outcome.
 
@@ -259,15 +237,10 @@ class Pipeline:
         return Outcome(status, record.bucket, key, reason, code, heads, sidecar, dict(run.timings_ms))
 
 
-def guard(record: ObjectCreated, config: Config) -> None:
-    """Skip headseg's own outputs, its scratch copies and objects outside INPUT_PREFIX, before any request."""
-    for key in record.key_candidates:
-        if key.startswith(config.output_prefix):
-            raise Skipped(f"object is under OUTPUT_PREFIX {config.output_prefix!r}: headseg's own output", code="OutputPrefix")
-        if key.startswith(config.scratch):
-            raise Skipped(f"object is under SCRATCH_PREFIX {config.scratch!r}: a normalized copy", code="ScratchPrefix")
-    if not any(key.startswith(config.input_prefix) for key in record.key_candidates):
-        raise Skipped(f"object is outside INPUT_PREFIX {config.input_prefix!r}", code="OutsideInputPrefix")
+def _brief(exc: BaseException, limit: int = 300) -> str:
+    """An unexpected exception's text for the record: scrubbed of secrets, cut short."""
+    text = scrub(str(exc)) or "(no message)"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _is_version(found: Found, etag: str | None) -> bool:
@@ -277,10 +250,11 @@ def _is_version(found: Found, etag: str | None) -> bool:
 
 def _source(bucket: str, info: ObjectInfo, upright: tuple[int, int] | None) -> Source:
     width, height = upright if upright else (None, None)
-    return Source(bucket=bucket, key=info.key, etag=info.etag, size=info.size, width=width, height=height)
+    return Source(bucket, info.key, info.etag, info.size, width, height, info.last_modified, info.version_id)
 
 
-def segmenthead_url(storage: Storage, config: Config, key: str) -> str:
+def segmenthead_url(storage: Storage, config: Config, key: str, version_id: str = "") -> str:
     """The URL SegmentHead is handed for `key`: signed for SIGNED_URL_EXPIRES, on the public endpoint with
-    URL_MODE=public, else on the storage's own (the internal one, in FC)."""
-    return storage.signed_url(key, config.signed_url_expires, public=config.url_mode is UrlMode.PUBLIC)
+    URL_MODE=public, else on the storage's own (the internal one, in FC); pinned to `version_id` in a versioned
+    bucket, so the service reads the version that was checked."""
+    return storage.signed_url(key, config.signed_url_expires, public=config.url_mode is UrlMode.PUBLIC, version_id=version_id)

@@ -9,10 +9,10 @@ gets it logged and left alone. JSON records are scrubbed of secrets before they 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Collection, Iterator
 
 from headseg import logs
 from headseg.config import Config
@@ -21,8 +21,8 @@ from headseg.errors import HeadsegError, ObjectNotFound, PermanentError, Skipped
 from headseg.layout import Layout
 from headseg.normalize import Normalized
 from headseg.run import Run
-from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source, now_iso
-from headseg.storage import Storage
+from headseg.sidecar import MAX_RECORD_BYTES, ErrorRecord, HeadRecord, Sidecar, Source, now_iso
+from headseg.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Previous:
     error_exists: bool = False  # an error record is there (readable or not): removed after a success
 
     @classmethod
-    def parse(cls, sidecar: bytes | None, error: bytes | None) -> "Previous":
+    def parse(cls, sidecar: bytes | None, error: bytes | None) -> Previous:
         return cls(
             sidecar=Sidecar.from_json(sidecar) if sidecar is not None else None,
             error=ErrorRecord.from_json(error) if error is not None else None,
@@ -44,14 +44,33 @@ class Previous:
         )
 
 
-def settled(previous: Previous, etags: Collection[str], return_form: str | None) -> Skipped | None:
-    """Why a source at any of `etags` needs no work (done in this return form, or failed permanently), or None."""
+def settled(previous: Previous, current: ObjectInfo, return_form: str | None, announced: str | None = None) -> Skipped | None:
+    """Why the source needs no work (done in this return form, or failed permanently), or None.
+
+    A record settles the `current` version it describes (eTag, and Last-Modified or version id where the record
+    has them: an object changed and changed back keeps its eTag, not its Last-Modified). An event that
+    `announced` another eTag than the current one is settled by a record of its own version too: the newer
+    upload's event does the newer version's work.
+    """
     sidecar, error = previous.sidecar, previous.error
-    if sidecar is not None and sidecar.source.etag in etags and sidecar.return_form == return_form:
-        return Skipped("already done for this eTag", code="AlreadyDone")
-    if error is not None and not error.retriable and error.source.etag in etags:
-        return Skipped(f"already failed permanently for this eTag: {error.reason}", code="AlreadyFailed")
+    if sidecar is not None and describes(sidecar.source, current, announced) and sidecar.return_form == return_form:
+        return Skipped("already done for this version", code="AlreadyDone")
+    if error is not None and not error.retriable and describes(error.source, current, announced):
+        return Skipped(f"already failed permanently for this version: {error.reason}", code="AlreadyFailed")
     return None
+
+
+def describes(source: Source, current: ObjectInfo, announced: str | None = None) -> bool:
+    """Whether a record's `source` is the `current` version of the object (or the version an event announced,
+    when that is no longer current)."""
+    if announced and announced != current.etag and source.etag == announced:
+        return True
+    return source_info(source).is_version_of(current)
+
+
+def source_info(source: Source) -> ObjectInfo:
+    """The version a record describes, comparable with what storage reports."""
+    return ObjectInfo(source.key, source.size, source.etag, "", source.last_modified, source.version_id)
 
 
 def is_source(key: str, config: Config) -> bool:
@@ -60,11 +79,12 @@ def is_source(key: str, config: Config) -> bool:
 
 
 def read_listed(storage: Storage, key: str | None) -> bytes | None:
-    """A record a listing showed (`key`; None: it showed none), or None when it was removed since."""
+    """A record a listing showed (`key`; None: it showed none), or None when it was removed since; at most
+    one byte past MAX_RECORD_BYTES is read (a longer record then reads back as None)."""
     if key is None:
         return None
     try:
-        return storage.get(key)[1]
+        return storage.get(key, MAX_RECORD_BYTES + 1)[1]
     except ObjectNotFound:
         return None
 
@@ -170,8 +190,9 @@ class Results:
             log.warning("could not delete a leftover object", extra={"fields": {"object": key, "error": exc.code}})
 
     def _read(self, key: str) -> bytes | None:
+        """A record, read bounded like `read_listed` (None when absent)."""
         try:
-            return self.run.retry(f"read {key!r}", lambda: self.storage.get(key, None, self.run.budget)[1])
+            return self.run.retry(f"read {key!r}", lambda: self.storage.get(key, MAX_RECORD_BYTES + 1, self.run.budget)[1])
         except ObjectNotFound:
             return None
 

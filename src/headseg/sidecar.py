@@ -1,17 +1,23 @@
 """The JSON records headseg writes beside the cutouts: the sidecar (a result) and the error record.
 
-Both carry `schema_version`; a record of another version, or one that does not parse, reads back as None (the
-source is then redone). Where they are stored is `layout.Layout`; when they mean "done" is `results.settled`.
+Both carry `schema_version`. A record is read back through one bounded parser: at most MAX_RECORD_BYTES, JSON
+of any depth the parser survives, then every field checked against its type before anything trusts it. A
+record of another version, too large, or of any other shape reads back as None (the source is then redone).
+Where they are stored is `layout.Layout`; when they mean "done" is `results.settled`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+import types
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 SCHEMA_VERSION = 1
+MAX_RECORD_BYTES = 1024 * 1024  # a sidecar of 100 heads takes ~30 KB; anything far larger was not written by us
+MAX_ITEMS = 1000  # entries in any list or object of a record
 T = TypeVar("T")
 
 
@@ -23,6 +29,8 @@ class Source:
     size: int
     width: int | None = None
     height: int | None = None
+    last_modified: int = 0  # epoch seconds, as OSS reported it when the source was read (0: not recorded)
+    version_id: str = ""  # in a versioned bucket
 
 
 @dataclass(frozen=True)
@@ -55,21 +63,9 @@ class Sidecar:
         return _dump(asdict(self))
 
     @classmethod
-    def from_json(cls, data: bytes) -> "Sidecar | None":
+    def from_json(cls, data: bytes) -> Sidecar | None:
         """The sidecar in `data`, or None when it is unreadable or of another schema (then it is redone)."""
-        return _load(
-            data,
-            lambda raw: cls(
-                source=Source(**raw["source"]),
-                request_id=raw["request_id"],
-                return_form=raw["return_form"],
-                engine=raw["engine"],
-                heads=[HeadRecord(**head) for head in raw["heads"]],
-                normalization=raw.get("normalization"),
-                timings_ms=raw.get("timings_ms", {}),
-                created_at=raw.get("created_at", ""),
-            ),
-        )
+        return load(cls, data)
 
 
 @dataclass(frozen=True)
@@ -88,33 +84,80 @@ class ErrorRecord:
         return _dump(asdict(self))
 
     @classmethod
-    def from_json(cls, data: bytes) -> "ErrorRecord | None":
-        return _load(
-            data,
-            lambda raw: cls(
-                source=Source(**raw["source"]),
-                code=raw["code"],
-                reason=raw["reason"],
-                retriable=bool(raw["retriable"]),
-                request_id=raw.get("request_id", ""),
-                created_at=raw.get("created_at", ""),
-            ),
-        )
+    def from_json(cls, data: bytes) -> ErrorRecord | None:
+        """The error record in `data`, or None when it is unreadable or of another schema."""
+        return load(cls, data)
 
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _load(data: bytes, build: Callable[[dict[str, Any]], T]) -> T | None:
-    """`build(raw)` for a JSON record of this schema version; None when unreadable or of another version."""
+class _Invalid(ValueError):
+    """A record's JSON does not have the record's shape."""
+
+
+def load(cls: type[T], data: bytes) -> T | None:
+    """The record of type `cls` in `data`: None when it is over MAX_RECORD_BYTES, not UTF-8 JSON, nested deeper
+    than the parser takes, of another schema version, or when any field is missing or of another type."""
+    if len(data) > MAX_RECORD_BYTES:
+        return None
     try:
         raw = json.loads(data)
         if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
             return None
-        return build(raw)
-    except (ValueError, TypeError, KeyError, AttributeError):
+        return _build(cls, raw)
+    except (ValueError, RecursionError):  # json's and _Invalid (a ValueError); UnicodeDecodeError is one too
         return None
+
+
+def _build(cls: type[T], raw: object) -> T:
+    """An instance of the dataclass `cls` from a JSON object, each field checked against its annotation
+    (unknown keys are ignored; a missing field takes its default, or fails when it has none)."""
+    if not isinstance(raw, dict):
+        raise _Invalid(f"{cls.__name__} must be an object")
+    hints = get_type_hints(cls)
+    values = {}
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if spec.name in raw:
+            values[spec.name] = _checked(hints[spec.name], raw[spec.name], spec.name)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise _Invalid(f"{cls.__name__}.{spec.name} is missing")
+    return cls(**values)
+
+
+def _checked(kind: Any, value: Any, name: str) -> Any:
+    """`value` if it is of the annotated `kind` (JSON types only: bool is no int), else `_Invalid`."""
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        for option in get_args(kind):
+            try:
+                return _checked(option, value, name)
+            except _Invalid:
+                continue
+        raise _Invalid(f"{name} is of none of {kind}")
+    if kind is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list) or len(value) > MAX_ITEMS:
+            raise _Invalid(f"{name} must be a list of at most {MAX_ITEMS}")
+        return [_checked(get_args(kind)[0], item, name) for item in value]
+    if origin is dict:
+        if not isinstance(value, dict) or len(value) > MAX_ITEMS:
+            raise _Invalid(f"{name} must be an object of at most {MAX_ITEMS} entries")
+        return {key: _checked(get_args(kind)[1], item, f"{name}.{key}") for key, item in value.items()}
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value)  # type: ignore[arg-type]
+    ok = {
+        type(None): value is None,
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(kind)
+    if not ok:
+        raise _Invalid(f"{name} must be {getattr(kind, '__name__', kind)}")
+    return value
 
 
 def _dump(data: dict[str, Any]) -> bytes:

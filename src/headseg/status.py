@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 from headseg.config import Config
 from headseg.layout import ERROR_NAME, SIDECAR_NAME
-from headseg.results import Previous, is_source, read_listed, settled
+from headseg.results import Previous, describes, is_source, read_listed, settled
 from headseg.sidecar import Sidecar
 from headseg.storage import ObjectInfo, Storage
 
@@ -98,7 +98,7 @@ def _classify(status: Status, info: ObjectInfo, previous: Previous | None, confi
     if previous is None or (previous.sidecar is None and previous.error is None):  # nothing, or cutouts alone
         status.keys["pending"].append(info.key)
         return
-    done = settled(previous, {info.etag}, config.return_form)
+    done = settled(previous, info, config.return_form)
     error = previous.error
     if done is not None and done.code == "AlreadyDone" and previous.sidecar is not None:
         status._done(info.key, previous.sidecar, f"{config.output_prefix}{info.key}/")
@@ -107,7 +107,7 @@ def _classify(status: Status, info: ObjectInfo, previous: Previous | None, confi
         failure.keys.append(info.key)
         failure.reasons[error.reason] += 1
         status.keys["failed"].append(info.key)
-    elif error is not None and error.retriable and error.source.etag == info.etag:
+    elif error is not None and error.retriable and describes(error.source, info):
         status.keys["retriable"].append(info.key)
     else:
         status.keys["stale"].append(info.key)

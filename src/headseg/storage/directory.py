@@ -6,8 +6,8 @@ import hashlib
 import mimetypes
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from headseg.errors import ObjectNotFound, PermanentError
 from headseg.retry import Budget
@@ -49,7 +49,8 @@ class DirectoryStorage:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return ObjectInfo(key=key, size=path.stat().st_size, etag=digest.hexdigest().upper(), content_type=content_type)
+        stat = path.stat()
+        return ObjectInfo(key, stat.st_size, digest.hexdigest().upper(), content_type, int(stat.st_mtime))
 
     def put(self, key: str, data: bytes, content_type: str, budget: Budget | None = None) -> None:
         path = self.path(key)
@@ -75,14 +76,14 @@ class DirectoryStorage:
             except OSError:  # not empty (or gone): stop here
                 break
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
         keys = []
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 if name.startswith(".tmp-"):
                     continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
-                if key.startswith(prefix):
+                if key.startswith(prefix) and not (delimiter and delimiter in key[len(prefix) :]):
                     keys.append(key)
         for key in sorted(keys):
             try:
@@ -90,5 +91,5 @@ class DirectoryStorage:
             except ObjectNotFound:
                 continue  # deleted while listing
 
-    def signed_url(self, key: str, expires: int, public: bool = False) -> str:
+    def signed_url(self, key: str, expires: int, public: bool = False, version_id: str = "") -> str:
         return self.path(key).as_uri()

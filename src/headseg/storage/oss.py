@@ -1,7 +1,11 @@
 """The OSS twin of the storage protocol, on oss2. Errors are translated into headseg's families here.
 
 Each call's socket timeout comes from the budget, and a body is read in blocks against the budget's deadline,
-so a trickling server cannot hold a read past it. A 404 is `ObjectNotFound` whatever its form (a HEAD's 404
+so a trickling server cannot hold a read past it. A read that covers the whole object is verified: oss2 computes
+the CRC64 of what it streams but never compares it (only `get_object_to_file` does), so `get` compares it with
+OSS's `x-oss-hash-crc64ecma`, and checks the length; a mismatch or a body that breaks off is retriable, never a
+verdict on the object. Whatever the HTTP stack raises while the body streams (requests, urllib3, sockets) is
+translated here too: oss2 wraps only what is raised while sending. A 404 is `ObjectNotFound` whatever its form (a HEAD's 404
 has no body, so oss2 raises `NotFound`, not `NoSuchKey`). oss2's own exceptions and log lines can carry the
 string-to-sign (which includes the STS token): nothing here formats them whole; only their status, code and
 request id travel on.
@@ -10,9 +14,11 @@ request id travel on.
 from __future__ import annotations
 
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import oss2
+import requests
+import urllib3
 from oss2 import exceptions as oss_errors
 
 from headseg.config import OssSignature
@@ -74,14 +80,16 @@ class OssStorage:
             raise _translate(exc, "GetObject", key) from None
         match = _CONTENT_RANGE.match(result.content_range or "")
         size = int(match.group(1)) if match else len(data)
-        return ObjectInfo(key, size, normalize_etag(result.etag or ""), result.content_type or ""), data
+        if length is None or len(data) >= size:
+            _verify(result, data, size, key)
+        return _info(key, result, size), data
 
     def head(self, key: str, budget: Budget | None = None) -> ObjectInfo:
         try:
             result = self._client(budget).head_object(key)
         except oss_errors.OssError as exc:
             raise _translate(exc, "HeadObject", key) from None
-        return ObjectInfo(key, result.content_length or 0, normalize_etag(result.etag or ""), result.content_type or "")
+        return _info(key, result, result.content_length or 0)
 
     def put(self, key: str, data: bytes, content_type: str, budget: Budget | None = None) -> None:
         try:
@@ -95,10 +103,11 @@ class OssStorage:
         except oss_errors.OssError as exc:
             raise _translate(exc, "DeleteObject", key) from None
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
         try:
-            for item in oss2.ObjectIteratorV2(self._internal, prefix=prefix, max_keys=1000):
-                yield ObjectInfo(item.key, item.size, normalize_etag(item.etag or ""), "")
+            for item in oss2.ObjectIteratorV2(self._internal, prefix=prefix, delimiter=delimiter, max_keys=1000):
+                if not item.is_prefix():
+                    yield ObjectInfo(item.key, item.size, normalize_etag(item.etag or ""), "", item.last_modified or 0)
         except oss_errors.OssError as exc:
             raise _translate(exc, "ListObjects", prefix) from None
 
@@ -137,20 +146,55 @@ class OssStorage:
         except oss_errors.OssError as exc:
             raise _translate(exc, "PutBucketLifecycle", self.bucket) from None
 
-    def signed_url(self, key: str, expires: int, public: bool = False) -> str:
+    def signed_url(self, key: str, expires: int, public: bool = False, version_id: str = "") -> str:
         bucket = self._public if public else self._internal
-        return bucket.sign_url("GET", key, expires, slash_safe=True)
+        params = {"versionId": version_id} if version_id else None
+        return bucket.sign_url("GET", key, expires, slash_safe=True, params=params)
+
+
+#: What the HTTP stack may raise while a body streams, after oss2 has handed the response over.
+_BODY_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
 def _read(result: oss2.models.GetObjectResult, budget: Budget | None, key: str) -> bytes:
-    """The body, block by block; past the budget's deadline the connection is closed and the read given up."""
+    """The body, block by block; past the budget's deadline the connection is closed and the read given up. A
+    body that breaks off is retriable, whatever part of the HTTP stack noticed."""
     blocks = []
-    while block := result.read(BLOCK):
-        blocks.append(block)
-        if budget is not None and budget.remaining() <= 0:
-            result.resp.response.close()
-            raise BudgetExhausted(f"OSS GetObject {key!r}: the body did not arrive within the invocation's time")
+    try:
+        while block := result.read(BLOCK):
+            blocks.append(block)
+            if budget is not None and budget.remaining() <= 0:
+                result.resp.response.close()
+                raise BudgetExhausted(f"OSS GetObject {key!r}: the body did not arrive within the invocation's time")
+    except _BODY_ERRORS as exc:
+        result.resp.response.close()
+        raise RetriableError(f"OSS GetObject {key!r}: the body broke off ({type(exc).__name__})", code="BodyBrokeOff") from None
     return b"".join(blocks)
+
+
+def _verify(result: oss2.models.GetObjectResult, data: bytes, size: int, key: str) -> None:
+    """Check bytes that cover the whole object against its size and OSS's CRC64 (when it sent one)."""
+    if len(data) != size:
+        raise RetriableError(
+            f"OSS GetObject {key!r}: {len(data)} bytes arrived of {size}", code="InconsistentError"
+        )
+    server, client = result.server_crc, result.client_crc
+    if server is not None and client is not None and server != client:
+        raise RetriableError(
+            f"OSS GetObject {key!r}: CRC64 mismatch (the bytes were corrupted in transfer; read again)",
+            code="InconsistentError",
+        )
+
+
+def _info(key: str, result: oss2.models.HeadObjectResult, size: int) -> ObjectInfo:
+    return ObjectInfo(
+        key,
+        size,
+        normalize_etag(result.etag or ""),
+        result.content_type or "",
+        result.last_modified or 0,
+        result.versionid or "",
+    )
 
 
 def _auth(credentials: Credentials, signature: OssSignature) -> object:
@@ -173,7 +217,7 @@ def _translate(exc: oss_errors.OssError, operation: str, key: str) -> HeadsegErr
         return ObjectNotFound(f"{where}: no such object", code="NoSuchKey")
     if isinstance(exc, oss_errors.RequestError):
         return RetriableError(f"{where}: connection failed: {type(exc.exception).__name__}", code="ConnectionError")
-    if isinstance(exc, oss_errors.InconsistentError):
+    if isinstance(exc, oss_errors.InconsistentError):  # an upload's CRC64 did not match what OSS received
         return RetriableError(f"{where}: CRC64 mismatch in transfer{request}", code="InconsistentError")
     status = exc.status
     if status >= 500 or status == 429 or code in _TRANSIENT_CODES:
