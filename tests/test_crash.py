@@ -145,6 +145,7 @@ class Instances:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True,
         )  # fmt: skip
         self._answers: queue.Queue[dict[str, int]] = queue.Queue()
+        self._running: int | None = None  # the instance forked last, until it ended
         threading.Thread(target=self._read, name="instance-fork answers", daemon=True).start()
 
     def start(self, event: bytes, env: dict[str, str] | None = None) -> int:
@@ -152,14 +153,17 @@ class Instances:
         assert self._process.stdin is not None
         self._process.stdin.write(json.dumps({"event": event.decode("utf-8"), "env": env or {}}) + "\n")
         self._process.stdin.flush()
-        return self._answer(RUN_TIMEOUT)["pid"]
+        self._running = self._answer(RUN_TIMEOUT)["pid"]
+        return self._running
 
     def ended(self, timeout: float) -> int | None:
         """The instance's exit code (minus the signal that killed it), or None if it is still running."""
         try:
-            return self._answer(timeout)["status"]
+            status = self._answer(timeout)["status"]
         except queue.Empty:
             return None
+        self._running = None
+        return status
 
     def kill(self, pid: int) -> int:
         """SIGKILL the instance, and wait for its end (an instance that just ended by itself is not killed)."""
@@ -172,9 +176,16 @@ class Instances:
         return status
 
     def close(self) -> None:
+        """End the forking process, first killing an instance a failed test left running."""
         assert self._process.stdin is not None
+        if self._running is not None:
+            self.kill(self._running)
         self._process.stdin.close()
-        self._process.wait(timeout=RUN_TIMEOUT)
+        try:
+            self._process.wait(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            raise
 
     def _answer(self, timeout: float) -> dict[str, int]:
         answer = self._answers.get(timeout=timeout)
@@ -260,7 +271,9 @@ class Lab:
         return {key: obj for key in self.oss.keys(BUCKET) if (obj := self.oss.object(BUCKET, key)) is not None}
 
     def restore(self, bucket: Bucket) -> None:
-        """Put the bucket back as it was, objects and all (their Last-Modified too)."""
+        """Put the bucket back as it was, objects and all (their Last-Modified too). The cutouts SegmentHead
+        made for earlier runs are dropped: no run reads them again, and they add up (~4 MB a boundary)."""
+        self.imageseg.results.clear()
         for key in self.oss.keys(BUCKET):
             self.oss.delete(BUCKET, key)
         for obj in bucket.values():
