@@ -17,6 +17,10 @@ Fault kinds (`inject(Fault(kind, match, times, ...))` applies one to the next `t
                close without a reply. With `after_auth=True` the stall comes only once the fake has accepted the
                request's credentials (its `authenticated()` call), so a bad signature still gets its error, and
                the operation is not performed.
+    "hook"     call `hook(request)` on arrival, in the request's thread (it may block, e.g. to stop the client
+               there): True serves the request, False closes the connection without a reply; then, once a
+               served reply has been sent, `replied(request)` if set (it may block too). Hooks shared by
+               several servers see one order of arrivals across them (a crash test numbers requests so).
 A stalled or dropped request is logged with status 0.
 
 `stop()` is prompt whatever is in flight: waits are cut short, every open connection (idle keep-alive ones
@@ -43,7 +47,7 @@ from urllib.parse import parse_qsl, urlsplit
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs 3.11
 
-FaultKind = Literal["status", "drop", "delay", "trickle", "stall"]
+FaultKind = Literal["status", "drop", "delay", "trickle", "stall", "hook"]
 STOP_TIMEOUT = 3.0  # seconds stop() waits for handler threads once their connections are shut down
 _POLL = 0.02  # seconds between checks for a hung-up client during a trickle or a stall
 
@@ -87,6 +91,7 @@ class Fault:
     `response`: what "status" answers; "delay" and "trickle" send it instead of the fake's own answer if set.
     `seconds`: the wait of "delay" and "stall", the pause before each chunk of "trickle".
     `chunk`: bytes per "trickle" write. `after_auth`: a "stall" that waits for `FakeServer.authenticated()`.
+    `hook`, `replied`: what a "hook" calls on arrival and after the reply.
     `hits`: how many requests the fault has been applied to so far.
     """
 
@@ -97,6 +102,8 @@ class Fault:
     seconds: float = 0.0
     chunk: int = 1
     after_auth: bool = False
+    hook: Callable[[Request], bool] | None = None
+    replied: Callable[[Request], None] | None = None
     hits: int = 0
 
     def __post_init__(self) -> None:
@@ -104,6 +111,8 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}")
         if self.kind == "status" and self.response is None:
             raise ValueError('a "status" fault needs a response')
+        if (self.kind == "hook") != (self.hook is not None) or (self.replied is not None and self.hook is None):
+            raise ValueError('a "hook" fault needs a hook, and only a "hook" fault has one (or `replied`)')
         if self.after_auth and self.kind != "stall":
             raise ValueError('only a "stall" can wait for authentication')
         if self.chunk < 1:
@@ -379,7 +388,7 @@ def _make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                 return self._hang_up(request)
             fault = server._next_fault(request)
             kind = fault.kind if fault is not None else None
-            if kind == "drop":
+            if kind == "drop" or (fault is not None and fault.hook is not None and not fault.hook(request)):
                 return self._hang_up(request)
             if fault is not None and kind == "stall":
                 return self._stall(request, fault)
@@ -401,12 +410,12 @@ def _make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             for key, value in headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            if self.command == "HEAD":
-                return
-            if fault is not None and kind == "trickle":
+            if self.command != "HEAD" and fault is not None and kind == "trickle":
                 self._trickle(response.body, fault.chunk, fault.seconds)
-            else:
+            elif self.command != "HEAD":
                 self.wfile.write(response.body)
+            if fault is not None and fault.replied is not None:
+                fault.replied(request)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
 

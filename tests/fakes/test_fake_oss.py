@@ -17,7 +17,7 @@ import requests
 from oss2 import exceptions as oss_errors
 from oss2.credentials import StaticCredentialsProvider
 
-from tests.fakes._server import CanaryServer, Fault, Response
+from tests.fakes._server import CanaryServer, Fault, Request, Response
 from tests.fakes.oss import FakeOss
 
 BUCKET = "headseg-test"
@@ -533,6 +533,28 @@ def test_script_answers_in_order_then_serves(fake: FakeOss) -> None:
     assert [fault.hits for fault in faults] == [1, 1]
 
 
+def test_a_hook_sees_each_request_on_arrival_and_after_its_reply(fake: FakeOss) -> None:
+    fake.put(BUCKET, "k", b"kept")
+    seen: list[str] = []
+
+    def arrived(request: Request) -> bool:
+        seen.append(f"arrived {request.method}")
+        return request.method != "DELETE"  # a DELETE is dropped unserved
+
+    def replied(request: Request) -> None:
+        seen.append(f"replied {request.method}")
+
+    fault = fake.inject(Fault("hook", times=3, hook=arrived, replied=replied))
+    b = bucket(fake)
+    assert b.head_object("k").content_length == 4
+    b.put_object("k", b"new")
+    with pytest.raises(oss_errors.RequestError):
+        b.delete_object("k")
+    assert seen == ["arrived HEAD", "replied HEAD", "arrived PUT", "replied PUT", "arrived DELETE"]
+    assert fake.get(BUCKET, "k") == b"new" and fault.hits == 3
+    assert [entry.status for entry in fake.logged()] == [200, 200, 0]
+
+
 def test_fault_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="needs a response"):
         Fault("status")
@@ -542,6 +564,10 @@ def test_fault_arguments_are_checked() -> None:
         Fault("hang")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="chunk"):
         Fault("trickle", chunk=0)
+    with pytest.raises(ValueError, match="needs a hook"):
+        Fault("hook")
+    with pytest.raises(ValueError, match="needs a hook"):
+        Fault("drop", replied=lambda request: None)
 
 
 # -- the canary ---------------------------------------------------------------------------------------------------
