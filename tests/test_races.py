@@ -46,8 +46,8 @@ def test_a_reupload_that_finishes_first_is_never_overwritten_by_the_slow_run(clo
 
 def test_concurrent_duplicates_of_an_image_that_needs_normalizing_both_succeed(cloud: Cloud):
     etag = cloud.upload("incoming/big.jpg", portrait(2600, 1400, [(200, 200, 400, 500)]))
-    # both runs hold a normalized copy at once; the first finishes (and cleans up) while the second's
-    # SegmentHead has yet to fetch its copy
+    # both runs publish the version's one normalized copy; the first finishes (and removes it) while the
+    # second's SegmentHead has yet to fetch it: that attempt finds it gone, and the retry publishes it again
     cloud.imageseg.inject(Fault("delay", is_segment_call, times=1, seconds=0.2))
     cloud.imageseg.inject(Fault("delay", is_segment_call, times=1, seconds=1.5))
     event = oss_event(("incoming/big.jpg", etag))
@@ -56,8 +56,9 @@ def test_concurrent_duplicates_of_an_image_that_needs_normalizing_both_succeed(c
 
     assert [r["outcomes"][0]["outcome"] for r in results] == ["done", "done"]
     scratch_reads = cloud.oss.logged(lambda r: r.method == "GET" and ".scratch/" in unquote(r.path))
-    assert len(scratch_reads) == 2 and all(entry.status == 200 for entry in scratch_reads)
-    assert len({unquote(entry.request.path) for entry in scratch_reads}) == 2  # a copy of its own each
+    statuses = [entry.status for entry in scratch_reads]
+    assert statuses in ([200, 404, 200], [200, 200])  # the second only when the first was slower than 1.5 s
+    assert len({unquote(entry.request.path) for entry in scratch_reads}) == 1  # one copy per version
     assert cloud.outputs("heads/.scratch/") == []
     assert cloud.read_json("heads/incoming/big.jpg/heads.json")["source"]["etag"] == etag
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import threading
 import time
 
@@ -134,6 +133,34 @@ def test_a_new_result_removes_the_previous_results_extra_cutouts_and_error_recor
     assert world.storage.keys(FOLDER) == [FOLDER + f"head-{i}-{etag[:8].lower()}.png" for i in range(2)] + [FOLDER + "heads.json"]
 
 
+LEFTOVERS = {  # what runs killed, abandoned or superseded can leave, by the version their name carries
+    "other version's cutout": (FOLDER + "head-7-0badc0de.png", True),
+    "other version's scratch copy": ("heads/.scratch/" + KEY + "/0badc0de.jpg", True),
+    "scratch copy named by 0.2 (run id)": ("heads/.scratch/" + KEY + "/0badc0de-0123456789ab.png", True),
+    "error record written after the success": (FOLDER + "error.json", True),
+    "a subfolder's object": (FOLDER + "nested/head-0-0badc0de.png", False),
+    "a name headseg never writes": (FOLDER + "notes.txt", False),
+}
+
+
+@pytest.mark.parametrize("leftover", list(LEFTOVERS))
+@pytest.mark.parametrize("when", ["a success", "a duplicate delivery"])
+def test_leftovers_of_other_versions_are_removed_once_a_result_stands(world, leftover, when):
+    """Whatever carries another version's eTag in its name goes once the sidecar is written, or found standing
+    by a later delivery (a kill between the sidecar and the clean-up); nothing else in the folder is touched."""
+    etag = world.upload(JPEG)
+    if when == "a duplicate delivery":
+        assert world.process(etag=etag).status is Status.DONE
+    key, removed = LEFTOVERS[leftover]
+    world.storage.put(key, b"left behind", "application/octet-stream")
+    mine = FOLDER + f"head-5-{etag[:8].lower()}.png"  # this version's, unnamed: a concurrent duplicate's to name
+    world.storage.put(mine, PNG, "image/png")
+    outcome = world.process(etag=etag)
+    assert outcome.code == ("AlreadyDone" if when == "a duplicate delivery" else "")
+    assert (key in world.storage.objects) is not removed and mine in world.storage.objects
+    assert world.json(FOLDER + "heads.json")["source"]["etag"] == etag
+
+
 def test_a_missing_object_is_a_recorded_permanent_failure(world):
     outcome = world.process(etag="ABC")
     assert (outcome.status, outcome.code) == (Status.FAILED, "NoSuchKey")
@@ -233,7 +260,7 @@ def test_a_url_segmenter_reads_a_normalized_copy_that_is_removed_after(world):
     world.segmenter.on_segment = lambda image: (_ for _ in ()).throw(InvalidImage("rejected", code="InvalidImage.Content"))
     assert world.process(etag=etag).code == "InvalidImage.Content"
     [scratch] = world.storage.done("delete")
-    assert re.fullmatch(rf"heads/\.scratch/{KEY}/{etag[:8].lower()}-[0-9a-f]{{12}}\.jpg", scratch)
+    assert scratch == f"heads/.scratch/{KEY}/{etag[:8].lower()}.jpg"
     assert world.storage.done("put")[0] == scratch
     assert world.segmenter.inputs[0].url.startswith(f"memory://twin/{scratch}?")
     assert world.storage.keys("heads/.scratch/") == []
@@ -330,8 +357,15 @@ def test_results_remove_quietly_when_storage_refuses(world, caplog):
     from headseg.run import Run
 
     run = Run(Budget.seconds(5, world.clock), world.app.pipeline(None).policy, world.app._pool, world.clock.sleep)
-    Results(run, world.storage, CONFIG.layout(KEY)).remove_stale(Previous(error_exists=True), Sidecar(Source("b", KEY, "E", 1), "", None, "x", []))
+    Results(run, world.storage, CONFIG.layout(KEY)).tidy(Sidecar(Source("b", KEY, "E", 1), "", None, "x", []), Previous(error_exists=True))
     assert "could not delete a leftover object" in caplog.text
+
+
+def test_tidying_never_fails_a_result_that_stands(world, caplog):
+    etag = world.upload(JPEG)
+    world.storage.hook = lambda operation, key: (_ for _ in ()).throw(RetriableError("OSS 503", code="ServiceUnavailable")) if operation == "list" else None
+    assert world.process(etag=etag).status is Status.DONE
+    assert "could not list leftovers" in caplog.text and FOLDER + "error.json" not in world.storage.objects
 
 
 # -- log context -----------------------------------------------------------------------------------------------

@@ -4,14 +4,17 @@ For a source `incoming/a.jpg` at eTag 688A7BF4… and OUTPUT_PREFIX `heads/`:
     heads/incoming/a.jpg/head-0-688a7bf4.png ...   one cutout (or mask) per head, as SegmentHead ordered them
     heads/incoming/a.jpg/heads.json                the sidecar, written last: its presence for an eTag means done
     heads/incoming/a.jpg/error.json                the error sidecar of a failed attempt (permanent or retriable)
-    heads/.scratch/incoming/a.jpg/688a7bf4-<run>.jpg  a normalized copy for SegmentHead, one per run, removed after
+    heads/.scratch/incoming/a.jpg/688a7bf4.jpg     a normalized copy for SegmentHead, removed after its call
 
-Cutout names carry the source's eTag, so runs on two versions of one object never overwrite each other's
-cutouts: the sidecar alone says which set is current, and the previous set is deleted after it.
+Cutout and scratch names carry the source's eTag, so runs on two versions of one object never overwrite each
+other's outputs: the sidecar alone says which set is current, and once it is written whatever carries another
+version's eTag is deleted (`version_in` reads it back). Runs on one version name the same keys, so a run that
+was killed leaves nothing its redelivery does not overwrite and remove.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from headseg.errors import PermanentError
@@ -20,7 +23,8 @@ from headseg.storage import MAX_KEY_BYTES
 SIDECAR_NAME = "heads.json"
 ERROR_NAME = "error.json"
 MAX_HEADS = 100  # SegmentHead finds a handful; the key check below allows for this many
-RUN_ID_LENGTH = 12
+_CUTOUT = re.compile(r"head-\d+-([0-9a-f]{8})\.png")
+_SCRATCH = re.compile(r"([0-9a-f]{8})(?:-[0-9a-f]{12})?\.(?:jpg|png)")  # the run id: names before 0.3
 
 
 def default_scratch(output_prefix: str) -> str:
@@ -37,7 +41,7 @@ class Layout:
     scratch_prefix: str = ""  # default: `default_scratch(output_prefix)`
 
     def __post_init__(self) -> None:
-        for longest in (self.cutout(MAX_HEADS - 1, "0" * 32), self.scratch("0" * 32, "0" * RUN_ID_LENGTH, "jpg")):
+        for longest in (self.cutout(MAX_HEADS - 1, "0" * 32), self.scratch("0" * 32, "jpg")):
             if len(longest.encode("utf-8")) > MAX_KEY_BYTES:
                 raise PermanentError(
                     f"output keys for {self.source_key!r} would exceed OSS's {MAX_KEY_BYTES}-byte key limit; "
@@ -68,6 +72,18 @@ class Layout:
     def _scratch_folder(self) -> str:
         return f"{self.scratch_prefix or default_scratch(self.output_prefix)}{self.source_key}/"
 
-    def scratch(self, etag: str, run_id: str, extension: str) -> str:
-        """The key of one run's normalized copy of the source at `etag` (concurrent duplicates have their own)."""
-        return f"{self._scratch_folder}{etag[:8].lower()}-{run_id}.{extension}"
+    @property
+    def scratch_folder(self) -> str:
+        return self._scratch_folder
+
+    def scratch(self, etag: str, extension: str) -> str:
+        """The key of the normalized copy of the source at `etag` (runs on one version share it)."""
+        return f"{self._scratch_folder}{etag[:8].lower()}.{extension}"
+
+    def version_in(self, key: str) -> str | None:
+        """The eTag prefix (8 hex digits, lower case) a cutout or scratch key of this source carries; None for
+        any other key (the sidecar, the error record, a subfolder, a name headseg never writes)."""
+        for folder, pattern in ((self.folder, _CUTOUT), (self._scratch_folder, _SCRATCH)):
+            if key.startswith(folder) and (match := pattern.fullmatch(key[len(folder) :])):
+                return match.group(1)
+        return None

@@ -37,7 +37,7 @@ from headseg.layout import Layout
 from headseg.logs import scrub
 from headseg.memory import MIB
 from headseg.outcome import Outcome, Status
-from headseg.results import Previous, Results, settled, sidecar_for
+from headseg.results import Previous, Results, describes, settled, sidecar_for
 from headseg.retry import Budget, RetryPolicy
 from headseg.run import Run
 from headseg.segmenters import Segmenter, SegmentInput, Takes
@@ -119,6 +119,9 @@ class Pipeline:
             found = self._find(run, storage, record)
         skip = settled(found.previous, found.object, self.config.return_form, announced=record.etag)
         if skip is not None:
+            sidecar = found.previous.sidecar
+            if skip.code == "AlreadyDone" and sidecar is not None and describes(sidecar.source, found.object):
+                Results(run, storage, found.layout).tidy(sidecar, Previous())  # what a killed run left undone
             raise skip
         return found
 
@@ -164,7 +167,7 @@ class Pipeline:
         with run.timed("sidecar"):
             self._check_current(run, storage, results, found, stored)
             results.put_sidecar(sidecar)
-        results.remove_stale(found.previous, sidecar)
+        results.tidy(sidecar, found.previous)
         return sidecar
 
     @contextmanager
@@ -185,8 +188,8 @@ class Pipeline:
         elif normalized is None:
             yield lambda: SegmentInput(url=segmenthead_url(storage, self.config, found.object.key, found.object.version_id))
         else:
-            with results.scratch_copy(found.object.etag, normalized) as key:
-                yield lambda: SegmentInput(url=segmenthead_url(storage, self.config, key))
+            with results.scratch_copy(found.object.etag, normalized) as publish:
+                yield lambda: SegmentInput(url=segmenthead_url(storage, self.config, publish()))
 
     def _check_current(self, run: Run, storage: Storage, results: Results, found: Found, stored: Stored) -> None:
         """Right before the sidecar: skip, removing this run's cutouts, when a newer upload (or a deletion)

@@ -9,7 +9,7 @@ gets it logged and left alone. JSON records are scrubbed of secrets before they 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -161,23 +161,49 @@ class Results:
         self._put(self.layout.error, record.to_json(), "application/json")
 
     @contextmanager
-    def scratch_copy(self, etag: str, normalized: Normalized) -> Iterator[str]:
-        """A normalized copy of the source under the scratch prefix for the block, removed after it."""
-        key = self.layout.scratch(etag, self.run.run_id, "png" if normalized.format == "PNG" else "jpg")
-        self._put(key, normalized.data, f"image/{normalized.format.lower()}")
+    def scratch_copy(self, etag: str, normalized: Normalized) -> Iterator[Callable[[], str]]:
+        """For the block, `publish()` writes the normalized copy of the source under the scratch prefix and gives
+        its key; the copy is removed after the block. Runs on one version share the key, so each SegmentHead
+        attempt publishes again: a duplicate that finished first and removed it cannot starve this run."""
+        key = self.layout.scratch(etag, "png" if normalized.format == "PNG" else "jpg")
+
+        def publish() -> str:
+            self._put(key, normalized.data, f"image/{normalized.format.lower()}")
+            return key
+
         try:
-            yield key
+            yield publish
         finally:
             self.remove(key)
 
-    def remove_stale(self, previous: Previous, current: Sidecar) -> None:
-        """After a sidecar: remove the cutouts the previous result had beyond the current ones, and the error."""
+    def tidy(self, current: Sidecar, previous: Previous) -> None:
+        """Once `current` is written (or found to stand): leave the source's outputs as exactly what it names.
+
+        Removes the error record, the cutouts `previous` named that `current` does not, and, from listings of
+        the source's folder and scratch folder, every cutout and scratch copy of another version (the eTag in
+        its name): what a run that was killed, abandoned or superseded left behind. Keys of this version that
+        `current` does not name are left alone: a duplicate run of this version may be about to name them.
+        """
         keep = {head.key for head in current.heads}
-        stale = [head.key for head in previous.sidecar.heads if head.key not in keep] if previous.sidecar else []
+        mine = current.source.etag[:8].lower()
+        stale = {head.key for head in previous.sidecar.heads} - keep if previous.sidecar else set()
         if previous.error_exists:
-            stale.append(self.layout.error)
-        for key in stale:
+            stale.add(self.layout.error)
+        for folder in (self.layout.folder, self.layout.scratch_folder):
+            for key in self._listed(folder):
+                version = self.layout.version_in(key)
+                if key == self.layout.error or (version is not None and version != mine and key not in keep):
+                    stale.add(key)
+        for key in sorted(stale):
             self.remove(key)
+
+    def _listed(self, folder: str) -> list[str]:
+        """The keys directly in `folder`; on failure none (logged): tidying never fails a result that stands."""
+        try:
+            return [info.key for info in self.run.retry(f"list {folder!r}", lambda: list(self.storage.list(folder, "/")))]
+        except HeadsegError as exc:
+            log.warning("could not list leftovers", extra={"fields": {"folder": folder, "error": exc.code}})
+            return []
 
     def remove(self, key: str) -> None:
         """Remove an output that is only clutter once the result stands; a failure is logged, not raised."""

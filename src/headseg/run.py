@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextvars
-import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, TypeVar
 
-from headseg.layout import RUN_ID_LENGTH
 from headseg.retry import Budget, RetryPolicy, retry
 
 T = TypeVar("T")
@@ -28,7 +26,6 @@ class Run:
     memory_mb: int = 512  # the function's memory, which decoding and cutouts in flight must fit in
     timings_ms: dict[str, float] = field(default_factory=dict)
     started: float | None = None  # default: now
-    run_id: str = field(default_factory=lambda: os.urandom(RUN_ID_LENGTH // 2).hex())  # names its scratch copy
 
     def __post_init__(self) -> None:
         if self.started is None:
