@@ -23,7 +23,7 @@ from urllib3.util import parse_url
 
 from headseg.config import Config
 from headseg.credentials import Credentials
-from headseg.errors import HeadsegError, RetriableError
+from headseg.errors import BudgetExhausted, HeadsegError, RetriableError
 from headseg.hosts import Target, UnsafeCutoutUrl, check_cutout_url, open_target
 from headseg.layout import MAX_HEADS
 from headseg.retry import Budget
@@ -220,8 +220,8 @@ def test_a_cutout_body_that_breaks_mid_way_is_a_retriable_connection_error(segme
 
 def test_a_trickling_cutout_stops_at_the_budget(segmentable, result_url):
     fake, segmenter = segmentable
-    fake.trickle(0.05, chunk=64, match=is_result_download)
-    with pytest.raises(RetriableError):
+    fake.trickle(0.05, chunk=64, match=is_result_download)  # 10 KB at 64 bytes a read: 8 s, each read in time
+    with pytest.raises(BudgetExhausted):
         segmenter.fetch(Head(0, 0, 64, 64, url=result_url), Budget.seconds(0.5))
 
 

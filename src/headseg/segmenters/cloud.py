@@ -165,7 +165,8 @@ class CloudSegmenter:
             with open_target(self._downloads(), target, timeout) as response:
                 _check_status(response.status)
                 data = bytearray()
-                for block in response.stream(1 << 16, decode_content=False):
+                # read1: whatever has arrived (up to 64 KiB), so the checks below run as a trickle goes on
+                while block := response.read1(1 << 16, decode_content=False):
                     data += block
                     if len(data) > limit:
                         raise PermanentError(
