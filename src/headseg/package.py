@@ -33,7 +33,7 @@ PYTHON_VERSION = "3.10"
 RUNTIMES = ("3.10", "3.12")  # FC 3.0's built-in Python runtimes headseg supports (s.yaml's `runtime` var)
 #: The function's own runtime dependencies (headseg's core requirements; never the `local` extra).
 FALLBACK_REQUIREMENTS = [
-    "alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3", "pi-heif>=0.18"
+    "alibabacloud-imageseg20191230>=4.0.1,<5", "oss2>=2.18,<3", "Pillow>=10.3", "pi-heif>=0.18", "urllib3>=2.3,<3"
 ]
 
 
