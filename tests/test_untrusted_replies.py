@@ -28,7 +28,8 @@ from headseg.hosts import Target, UnsafeCutoutUrl, check_cutout_url, open_target
 from headseg.layout import MAX_HEADS
 from headseg.retry import Budget
 from headseg.segmenters import Head, SegmentInput
-from headseg.segmenters.cloud import MAX_COORDINATE, BadReply, CloudSegmenter, read_reply
+from headseg.segmenters.cloud import CloudSegmenter
+from headseg.segmenters.replies import MAX_COORDINATE, BadReply, read_reply
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN, Cloud
 from tests.fakes._server import CanaryServer, Fault, Response
 from tests.fakes.imageseg import FakeImageseg, is_result_download, is_segment_call

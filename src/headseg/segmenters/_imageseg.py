@@ -1,7 +1,7 @@
 """The imageseg SDK's client, handing SegmentHead's reply body over as the bytes that came.
 
 The SDK's models map a reply lossily: `from_map` reads any falsy value as an empty object, so `"Data": []` or
-`"Elements": ""` would read as an answer without heads. `cloud.read_reply` reads the body instead. The advance
+`"Elements": ""` would read as an answer without heads. `replies.read_reply` reads the body instead. The advance
 variant (`segment_head_advance`) calls `segment_head_with_options` once its upload is done, so overriding that
 one public method serves both URL modes; the request is the one the SDK's own method sends (same action,
 version, query, signature), through the SDK's public `call_api`. Imported lazily: the SDK's import is heavy.
