@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import Cloud, load_event
+from headseg.errors import RetriableError
+from tests.conftest import Cloud, load_event, oss_event
 from tests.corpus import cases
 
 CASES = cases()
@@ -50,8 +51,7 @@ MALFORMED_EVENTS = {
     "empty json list": b"[]",
     "no events": b'{"Records": []}',
     "events not a list": b'{"events": {"a": 1}}',
-    "huge": b'{"events": [' + b'{"eventName": "x"},' * 20000 + b'{}]}',
-    "too many records": json.dumps({"events": [{"eventName": "ObjectRemoved:DeleteObject", "oss": {"object": {"key": "k"}}}] * 101}).encode(),
+    "nested past the parser": b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}",
 }
 
 
@@ -60,6 +60,30 @@ def test_malformed_events_are_rejected_cleanly(cloud: Cloud, raw):
     result = cloud.invoke(raw)
     assert result["outcome"] == "rejected" and result["reason"]
     assert cloud.oss.requests == [] and cloud.imageseg.calls == 0
+
+
+def test_an_event_of_many_records_is_processed_across_deliveries_never_dropped(cloud: Cloud):
+    """More records than one invocation's time reaches: those not reached are retried, none is dropped, and the
+    redeliveries skip what is done. Every record ends done, each segmented once."""
+    keys = [f"incoming/many-{i}.jpg" for i in range(8)]
+    event = oss_event(*[(key, cloud.upload_portrait(key, [(120, 60, 100, 130)])) for key in keys])
+    for delivery in range(len(keys) + 1):
+        try:
+            result = cloud.invoke(event, timeout=3, request_id=f"1-many-{delivery}")
+            break
+        except RetriableError as exc:
+            assert "NotReached" in str(exc) or "BudgetExhausted" in str(exc)
+    assert all(o["outcome"] in ("done", "skipped") for o in result["outcomes"]) and len(result["outcomes"]) == len(keys)
+    assert all(cloud.read_json(f"heads/{key}/heads.json") for key in keys)
+    assert cloud.imageseg.calls == len(keys)
+
+
+def test_an_event_over_the_size_the_function_parses_is_raised_not_returned(cloud: Cloud):
+    from headseg.events import MAX_EVENT_BYTES
+
+    with pytest.raises(RetriableError, match="onFailure destination"):
+        cloud.invoke(b'{"events": [' + b" " * MAX_EVENT_BYTES + b"]}")
+    assert cloud.oss.requests == []
 
 
 # a malformed record is rejected alone: (event, the reason it is given)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from headseg.errors import MalformedEvent
-from headseg.events import MAX_EVENT_BYTES, ObjectCreated, OtherRecord, RejectedRecord, parse_event
+from headseg.errors import MalformedEvent, RetriableError
+from headseg.events import MAX_EVENT_BYTES, EventTooLarge, ObjectCreated, OtherRecord, RejectedRecord, parse_event
 from headseg.storage import MAX_KEY_BYTES
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -80,14 +80,28 @@ def test_etag_is_normalized():
         (b"{}", "no 'events' list"),
         (b'{"events": []}', "no 'events' list"),
         (b'{"events": {"a": 1}}', "no 'events' list"),
-        (json.dumps({"events": [{}] * 101}).encode(), "101 records, over the limit of 100"),
-        (b" " * (MAX_EVENT_BYTES + 1), "over the"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+        (b'{"events": [' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"]}", "nested deeper"),
     ],
 )
 def test_malformed_events_say_what_is_wrong(raw, message):
     with pytest.raises(MalformedEvent) as error:
         parse_event(raw)
     assert message in error.value.message
+
+
+@pytest.mark.parametrize("records", [101, 5000])
+def test_an_event_of_any_number_of_records_is_parsed_whole(records):
+    """No record limit drops an event: every record comes back, in order."""
+    event = {"events": [created(f"incoming/{i}.jpg") for i in range(records)]}
+    parsed = parse_event(json.dumps(event))
+    assert [record.key for record in parsed] == [f"incoming/{i}.jpg" for i in range(records)]
+
+
+def test_an_event_too_large_to_parse_is_raised_never_dropped():
+    with pytest.raises(EventTooLarge, match="onFailure destination") as error:
+        parse_event(b" " * (MAX_EVENT_BYTES + 1))
+    assert isinstance(error.value, RetriableError)
 
 
 def created(key="incoming/a.jpg", **obj):

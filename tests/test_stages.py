@@ -251,6 +251,30 @@ def test_one_records_unexpected_error_never_stops_its_neighbours(world):
     ]
 
 
+def test_records_past_the_invocations_time_are_retried_unread_then_done_by_the_redelivery(world):
+    """150 records (over the 100 that 0.2 dropped whole), each taking 1 s of a 60 s budget: those not reached
+    make no request and ask for FC's retry; the redeliveries skip what is done, and every record ends done."""
+    keys = [f"incoming/{i:03}.jpg" for i in range(150)]
+    events = [object_created_event("twin", key, world.upload(JPEG, key))["events"][0] for key in keys]
+    world.segmenter.on_segment = lambda image: world.clock.sleep(1.0)
+    context = type("Context", (), {"request_id": "req-many", "function": type("F", (), {"timeout": 61})()})()
+    deliveries = 0
+    while True:
+        deliveries += 1
+        calls = len(world.storage.calls)
+        try:
+            outcomes = json.loads(handle(world.app, json.dumps({"events": events}), context))["outcomes"]
+            break
+        except RetriableError as exc:
+            assert "NotReached" in str(exc) and deliveries < 10
+            reached = {key for _, key in world.storage.calls[calls:]}
+            assert keys[-1] not in reached  # the records not reached were not read
+    # each delivery but the last may have one record in flight when its time ran out: that one is redone
+    assert deliveries > 2 and 150 <= len(world.segmenter.inputs) <= 150 + deliveries - 1
+    assert all(world.json(f"heads/{key}/heads.json")["source"]["key"] == key for key in keys)
+    assert {o["outcome"] for o in outcomes} == {"skipped", "done"} and len(outcomes) == 150
+
+
 # -- prepare: the image as the segmenter takes it --------------------------------------------------------------
 BIG = portrait(2600, 1200, [(100, 100, 300, 400)])
 

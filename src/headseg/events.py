@@ -9,8 +9,11 @@ Only this module looks inside the event's JSON. `parse_event` returns one value 
     OtherRecord     a well-formed record of another kind (a deletion, ...); the pipeline skips it
     RejectedRecord  a malformed record, with its index and what is wrong; the handler rejects it alone (it can
                     never succeed, so it is logged at ERROR and not retried) and its neighbours are processed
-Only an event that is malformed as a whole (not JSON, neither shape, no `events` list, too big, too many
-records) raises `MalformedEvent`, with a message that says what is wrong.
+Only an event that is malformed as a whole (not JSON, nested past what the parser takes, neither shape, no
+`events` list) raises `MalformedEvent`, with a message that says what is wrong. An event of any number of records
+is processed (the invocation's time decides how many records one delivery reaches; FC's retry does the rest);
+one too large to parse within the function's memory raises `EventTooLarge`, so FC retries it and finally hands it
+to the async onFailure destination: never dropped while the invocation returns success.
 """
 
 from __future__ import annotations
@@ -21,15 +24,22 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Union
 from urllib.parse import unquote_plus
 
-from headseg.errors import MalformedEvent
+from headseg.errors import MalformedEvent, RetriableError
 from headseg.storage import MAX_KEY_BYTES
 
 #: The event names OSS sends when an object is created (prefixed by "ObjectCreated:").
 OBJECT_CREATED_KINDS = frozenset(
     {"PutObject", "PostObject", "CompleteMultipartUpload", "PutSymlink", "CopyObject", "AppendObject"}
 )
-MAX_EVENT_BYTES = 256 * 1024  # FC's async payload limit is 128 KB: anything larger is not an OSS event
-MAX_RECORDS = 100
+MAX_EVENT_BYTES = 6 * 1024 * 1024  # parsed, ~10x this in Python objects; FC's async payloads are at most 128 KB
+
+
+class EventTooLarge(RetriableError):
+    """The event is too large to parse in the function's memory: raised, so it is never taken for done. FC's
+    retries fail the same way and then hand it to the async onFailure destination, where a person can split it."""
+
+    code = "EventTooLarge"
+    retry_in_invocation = False
 
 
 @dataclass(frozen=True)
@@ -96,20 +106,24 @@ Record = Union[ObjectCreated, OtherRecord, RejectedRecord]
 def parse_event(raw: bytes | str | Mapping[str, Any]) -> list[Record]:
     """Parse an OSS trigger event (bytes of JSON, as FC passes it) into its records, one per record in order.
 
-    A malformed record becomes a `RejectedRecord`; only a malformed event as a whole raises `MalformedEvent`.
+    A malformed record becomes a `RejectedRecord`; only a malformed event as a whole raises `MalformedEvent`,
+    and one over MAX_EVENT_BYTES raises `EventTooLarge`.
     """
     if isinstance(raw, (bytes, bytearray, str)):
         if len(raw) > MAX_EVENT_BYTES:
-            raise MalformedEvent(f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit of an OSS event")
+            raise EventTooLarge(
+                f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES} this function parses: raised so it is not "
+                "lost; once FC's retries fail it goes to the async onFailure destination, if one is configured"
+            )
         try:
             document = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedEvent(f"event is not JSON: {exc}") from None
+        except RecursionError:
+            raise MalformedEvent("event is nested deeper than any OSS or EventBridge event") from None
     else:
         document = raw
     records = _records(document)
-    if len(records) > MAX_RECORDS:
-        raise MalformedEvent(f"event has {len(records)} records, over the limit of {MAX_RECORDS}")
     return [_from_cloud_event(i, record) if cloud else _parse_or_reject(i, record) for i, (cloud, record) in enumerate(records)]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from headseg import logs
 from headseg.app import App
 from headseg.errors import ConfigError, MalformedEvent, RetriableError
-from headseg.events import parse_event
+from headseg.events import EventTooLarge, parse_event
 from headseg.outcome import Outcome, Status
 
 log = logging.getLogger("headseg")
@@ -38,6 +38,9 @@ def handle(app: App, event: bytes | str, context: Any) -> str:
         except MalformedEvent as exc:
             log.error("malformed event", extra={"fields": {"outcome": "rejected", "reason": exc.message}})
             return json.dumps({"outcome": "rejected", "reason": exc.message})
+        except EventTooLarge as exc:
+            log.error("event too large", extra={"fields": {"outcome": "retry", "code": exc.code, "reason": exc.message}})
+            raise
         pipeline = app.pipeline(credentials)
         memory_mb = app.memory_mb(context)
         outcomes = [pipeline.process(record, budget, request_id, memory_mb) for record in records]

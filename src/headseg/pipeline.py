@@ -82,6 +82,9 @@ class Pipeline:
         if isinstance(record, OtherRecord):
             reason = f"event {record.event_name} is not an object creation"
             return Outcome(Status.SKIPPED, "", record.key, reason, "NotObjectCreated")
+        if budget.remaining() <= 0:  # an event of many records: FC's retry reaches it (settled ones are skipped)
+            reason = "the invocation's time ran out before this record was reached; FC's retry processes it"
+            return Outcome(Status.RETRY, record.bucket, record.key, reason, "NotReached")
         run = Run(budget, self.policy, self.pool, self.sleep, invocation_id, memory_mb)
         seen: list[Found] = []  # the object once read, for the failure's record
         with logs.bound(bucket=record.bucket, key=record.key):
