@@ -17,6 +17,10 @@ Fault kinds (`inject(Fault(kind, match, times, ...))` applies one to the next `t
                close without a reply. With `after_auth=True` the stall comes only once the fake has accepted the
                request's credentials (its `authenticated()` call), so a bad signature still gets its error, and
                the operation is not performed.
+    "corrupt"  serve normally, but flip one bit of the body's middle byte (or pass it through `mutate`) after the
+               fake has answered, its checksums (ETag, CRC64 headers) still those of the true body.
+    "cut"      serve normally, but send only the body's first `chunk` bytes under the full Content-Length, then
+               close the connection: a body that breaks off mid-way.
     "hook"     call `hook(request)` on arrival, in the request's thread (it may block, e.g. to stop the client
                there): True serves the request, False closes the connection without a reply; then, once a
                served reply has been sent, `replied(request)` if set (it may block too). Hooks shared by
@@ -47,7 +51,7 @@ from urllib.parse import parse_qsl, urlsplit
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs 3.11
 
-FaultKind = Literal["status", "drop", "delay", "trickle", "stall", "hook"]
+FaultKind = Literal["status", "drop", "delay", "trickle", "stall", "hook", "corrupt", "cut"]
 STOP_TIMEOUT = 3.0  # seconds stop() waits for handler threads once their connections are shut down
 _POLL = 0.02  # seconds between checks for a hung-up client during a trickle or a stall
 
@@ -91,7 +95,7 @@ class Fault:
     `response`: what "status" answers; "delay" and "trickle" send it instead of the fake's own answer if set.
     `seconds`: the wait of "delay" and "stall", the pause before each chunk of "trickle".
     `chunk`: bytes per "trickle" write. `after_auth`: a "stall" that waits for `FakeServer.authenticated()`.
-    `hook`, `replied`: what a "hook" calls on arrival and after the reply.
+    `hook`, `replied`: what a "hook" calls on arrival and after the reply. `mutate`: what "corrupt" does to a body.
     `hits`: how many requests the fault has been applied to so far.
     """
 
@@ -104,6 +108,7 @@ class Fault:
     after_auth: bool = False
     hook: Callable[[Request], bool] | None = None
     replied: Callable[[Request], None] | None = None
+    mutate: Callable[[bytes], bytes] | None = None
     hits: int = 0
 
     def __post_init__(self) -> None:
@@ -370,6 +375,11 @@ class _Httpd(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def _flip_middle_bit(body: bytes) -> bytes:
+    middle = len(body) // 2
+    return body[:middle] + bytes([body[middle] ^ 0x10]) + body[middle + 1 :]
+
+
 def _make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -404,6 +414,8 @@ def _make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                 except Exception as exc:  # noqa: BLE001 - a crash in the fake is a test failure, not a 500
                     server.fail(f"{request.method} {request.raw_path}: handler crashed: {exc!r}")
                     response = Response(599, f"fake crashed: {exc!r}".encode())
+            if kind == "corrupt" and response.body:
+                response = Response(response.status, (fault.mutate or _flip_middle_bit)(response.body), response.headers)  # type: ignore[union-attr]
             server._log(request, response.status)
             self.send_response(response.status)
             headers = {"Content-Length": str(len(response.body)), **response.headers}
@@ -412,6 +424,9 @@ def _make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD" and fault is not None and kind == "trickle":
                 self._trickle(response.body, fault.chunk, fault.seconds)
+            elif self.command != "HEAD" and fault is not None and kind == "cut":
+                self.wfile.write(response.body[: fault.chunk])
+                return self._hang_up()
             elif self.command != "HEAD":
                 self.wfile.write(response.body)
             if fault is not None and fault.replied is not None:
