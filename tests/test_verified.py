@@ -108,3 +108,37 @@ def test_an_object_changed_and_changed_back_mid_run_is_another_version(cloud: Cl
     assert outcome["outcome"] == "done"
     sidecar = cloud.read_json(f"heads/{KEY}/heads.json")
     assert len(sidecar["heads"]) == 2 and sidecar["source"]["last_modified"] == cloud.oss.object(BUCKET, KEY).last_modified
+
+
+def _sidecar(**changes: object) -> bytes:
+    import json
+
+    record = {
+        "source": {"bucket": BUCKET, "key": KEY, "etag": "{etag}", "size": len(SMALL)},
+        "request_id": "r", "return_form": None, "engine": "cloud", "schema_version": 1,
+        "heads": [{"index": 0, "key": f"heads/{KEY}/head-0-x.png", "x": 1, "y": 2, "width": 3, "height": 4}],
+    }
+    record.update(changes)
+    return json.dumps(record).encode()
+
+
+POISONED = {  # a previous result headseg cannot read back: treated as absent, the source redone
+    "over 1 MiB": _sidecar(engine="x" * (1 << 20)),
+    "nested past the parser": b'{"schema_version": 1, "source": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "a box that is null": _sidecar(heads=[{"index": 0, "key": "k", "x": None, "y": 2, "width": 3, "height": 4}]),
+    "a box that is a string": _sidecar(heads=[{"index": 0, "key": "k", "x": "1", "y": 2, "width": 3, "height": 4}]),
+    "an eTag that is a number": _sidecar(source={"bucket": BUCKET, "key": KEY, "etag": 7, "size": 1}),
+    "a schema version of true": _sidecar(schema_version=True),
+    "heads that are an object": _sidecar(heads={"0": 1}),
+    "invalid UTF-8": b'{"schema_version": 1, "engine": "\xff\xfe"}',
+}
+
+
+@pytest.mark.parametrize("case", list(POISONED))
+def test_a_previous_result_that_cannot_be_read_back_is_treated_as_absent(cloud: Cloud, case):
+    etag = cloud.upload(KEY, SMALL)
+    cloud.upload(f"heads/{KEY}/heads.json", POISONED[case].replace(b"{etag}", etag.encode()), "application/json")
+    [outcome] = cloud.invoke_key(KEY, etag)["outcomes"]
+    assert outcome["outcome"] == "done", outcome
+    sidecar = cloud.read_json(f"heads/{KEY}/heads.json")
+    assert sidecar["source"]["etag"] == etag and len(sidecar["heads"]) == 2

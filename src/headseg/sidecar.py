@@ -104,7 +104,7 @@ def load(cls: type[T], data: bytes) -> T | None:
         return None
     try:
         raw = json.loads(data)
-        if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
+        if not isinstance(raw, dict) or _checked(int, raw.get("schema_version"), "schema_version") != SCHEMA_VERSION:
             return None
         return _build(cls, raw)
     except (ValueError, RecursionError):  # json's and _Invalid (a ValueError); UnicodeDecodeError is one too
