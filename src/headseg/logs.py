@@ -132,15 +132,16 @@ class _Layer:
         parts: list[str] = []
         starts: list[int] = []
         pieces: list[tuple[int, int, int, int]] = []
-        done = length = 0
+        done = length = 0  # where the escapes undone so far end: in `below`, and in the text being built
         for match in _ESCAPE.finditer(below):
-            literal = below[done : match.start()]
+            at, end = match.span()
             decoded = _unescape(match.group())
-            start = length + len(literal)
-            parts += (literal, decoded)
+            start = length + at - done
+            length = start + len(decoded)
+            parts += (below[done:at], decoded)
             starts.append(start)
-            pieces.append((start, start + len(decoded), match.start(), match.end()))
-            done, length = match.end(), start + len(decoded)
+            pieces.append((start, length, at, end))
+            done = end
         if not pieces:
             return None
         parts.append(below[done:])
