@@ -209,6 +209,19 @@ def test_replay_hands_over_retriable_failures_only(ops, fc):
     assert ops.read_json("heads/incoming/f/broken.jpg/error.json")["retriable"] is False
 
 
+def test_replay_passes_over_a_retriable_record_that_a_success_of_its_version_outlived(ops, fc):
+    """A duplicate that failed after the other succeeded leaves a retriable record beside the sidecar: replay
+    does not hand it over forever (the next delivery's tidying removes it)."""
+    etag = ops.upload_portrait("incoming/o/a.jpg", [(40, 50, 60, 80)])
+    ops.invoke_key("incoming/o/a.jpg", etag)
+    source = ops.read_json("heads/incoming/o/a.jpg/heads.json")["source"]
+    late = ErrorRecord(Source(**source), "BudgetExhausted", "gave up", True)
+    ops.upload("heads/incoming/o/a.jpg/error.json", late.to_json(), "application/json")
+
+    assert cli(fc, ops, "replay", "--prefix", "incoming/o/") == 0
+    assert invoked(fc) == []
+
+
 def test_replay_of_events_from_the_on_failure_destination(ops, fc, tmp_path):
     event = {"events": [json.loads(Path("events/put.json").read_text())["events"][0]]}
     destination_record = {

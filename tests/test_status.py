@@ -81,7 +81,7 @@ def test_status_accounts_for_every_object_within_two_listings_and_one_read_per_r
     ops.oss.requests.clear()
     assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["counts"] == {**CLASSES, "orphans": ORPHANS}
+    assert report["counts"] == {**CLASSES, "orphans": ORPHANS, "errors": 0}
     for name in ("pending", "stale", "failed", "retriable"):
         assert report[name] == sorted(expected[name]), name
     assert report["orphans"] == sorted(f"incoming/gone/{i}.jpg" for i in range(ORPHANS))
@@ -120,7 +120,7 @@ def test_a_result_the_function_wrote_counts_as_done(ops, capsys):
     ops.upload("incoming/new.jpg", b"not yet")
     assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["counts"] == {"done": 1, "pending": 1, "stale": 0, "failed": 0, "retriable": 0, "orphans": 0}
+    assert report["counts"] == {"done": 1, "pending": 1, "stale": 0, "failed": 0, "retriable": 0, "orphans": 0, "errors": 0}
     assert report["pending"] == ["incoming/new.jpg"]
 
 

@@ -2,7 +2,9 @@
 
 Listing is paginated (oss2's iterator); one listing of the output prefix tells which objects have a sidecar
 at all, and only those sidecars are read. Hand-overs go through a rate limiter (SegmentHead's quota) on a
-bounded pool, and every one is appended to a journal, so an interrupted run resumes where it stopped.
+bounded pool, and every one is appended to a journal, so an interrupted run resumes where it stopped. Judging
+and handing over each object is one `per_object.attempt`: an object that fails is counted in the summary with
+its reason, and the others go on.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 
 from headseg.config import Config
-from headseg.errors import HeadsegError
 from headseg.events import normalize_etag, object_created_event
 from headseg.invoker import Invoker
+from headseg.per_object import Failed, attempt
 from headseg.ratelimit import RateLimiter
 from headseg.results import Previous, is_source, read_listed, settled
 from headseg.storage import ObjectInfo, Storage
@@ -56,9 +59,12 @@ class Journal:
         self.seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         if path is not None and path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                entry = json.loads(line)
-                self.seen.add((entry["key"], entry["etag"]))
+            for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+                entry = _entry(line)
+                if entry is None:  # e.g. the last line of a run killed while writing it: that object is redone
+                    log.warning("skipping an unreadable journal line", extra={"fields": {"journal": str(path), "line": number}})
+                else:
+                    self.seen.add(entry)
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         return item in self.seen
@@ -71,18 +77,32 @@ class Journal:
                     out.write(json.dumps({"key": key, "etag": etag, "handle": handle}, ensure_ascii=False) + "\n")
 
 
+def _entry(line: bytes) -> tuple[str, str] | None:
+    """A journal line's (key, eTag), or None when the line is not one the journal wrote."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    key, etag = (entry.get("key"), entry.get("etag")) if isinstance(entry, dict) else (None, None)
+    return (key, etag) if isinstance(key, str) and isinstance(etag, str) else None
+
+
 def pending(storage: Storage, prefix: str, config: Config, summary: Summary) -> Iterator[ObjectInfo]:
-    """The objects under `prefix` that need work: no sidecar (nor permanent error) for their eTag."""
+    """The objects under `prefix` that need work: no sidecar (nor permanent error) for their eTag. An object
+    whose results cannot be judged is counted in `summary.failed`, not handed over."""
     outputs = {info.key for info in storage.list(config.output_prefix + prefix)}
     for info in storage.list(prefix):
         summary.listed += 1
         if not is_source(info.key, config):
             summary.not_input += 1
             continue
-        if _done(storage, info, config, outputs):
+        done = attempt(info.key, "reading its earlier results", partial(_done, storage, info, config, outputs))
+        if isinstance(done, Failed):
+            summary.failed.append((done.key, done.reason))
+        elif done:
             summary.done_already += 1
-            continue
-        yield info
+        else:
+            yield info
 
 
 def _done(storage: Storage, info: ObjectInfo, config: Config, outputs: set[str]) -> bool:
@@ -115,15 +135,11 @@ def hand_over(
         limiter.acquire()
         if stop.is_set():
             return
-        try:
-            handle = invoker.invoke(event)
-        except HeadsegError as exc:
-            with lock:
-                summary.failed.append((key, exc.message))
-            log.warning("hand-over failed", extra={"fields": {"key": key, "error": exc.code}})
-            return
-        journal.add(key, etag, handle)
+        handed = attempt(key, "handing it over", lambda: journal.add(key, etag, invoker.invoke(event)))
         with lock:
+            if isinstance(handed, Failed):
+                summary.failed.append((handed.key, handed.reason))
+                return
             summary.handed_over += 1
         progress(1)
 

@@ -9,22 +9,34 @@ Outside the families: `ConfigError` (the function refuses to start). Anything el
 processed is a bug or a failure nobody classified: the record boundary (`Pipeline.process`) logs it with its
 traceback and turns it into `InternalError`, a retriable outcome, so it never reaches the handler. Every message
 says what happened and, where it helps, what to do; every error carries a stable `code` that lands in logs and
-error sidecars.
+error sidecars. A message is always one printable line (`printable`), whatever key or service reply it quotes,
+so no error can forge a line in the logs FC writes.
 """
 
 from __future__ import annotations
 
+import re
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # controls, line breaks, lone surrogates
+
+
+def printable(text: str) -> str:
+    """`text` with each control character, line or paragraph separator and lone surrogate written as its escape
+    (`\\n`, `\\x85`, `\\u2028`): shown on one line, and encodable, whatever it holds."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
 
 class HeadsegError(Exception):
-    """Root of every error headseg raises on purpose."""
+    """Root of every error headseg raises on purpose. Its message and code are made `printable`."""
 
     code = "HeadsegError"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
+        message = printable(message)
         super().__init__(message)
         self.message = message
         if code is not None:
-            self.code = code
+            self.code = printable(code)
 
 
 class ConfigError(HeadsegError):

@@ -49,7 +49,8 @@ def thumbnail(storage: Storage, key: str) -> str | None:
 def render(status: Status, thumbnails: list[tuple[str, str]]) -> str:
     """The page: `thumbnails` are (source key, data URI) of recent cutouts."""
     e = html.escape
-    counts = "".join(f"<tr><th>{name}</th><td class=n>{status.count(name)}</td></tr>" for name in (*CLASSES, "orphans"))
+    names = (*CLASSES, "orphans", *(("errors",) if status.errors else ()))
+    counts = "".join(f"<tr><th>{name}</th><td class=n>{status.count(name)}</td></tr>" for name in names)
     failures = "".join(
         f"<tr><th>{e(code)}</th><td class=n>{len(failure.keys)}</td><td>"
         + "<br>".join(f"{e(reason)} ({n})" for reason, n in failure.reasons.most_common())

@@ -4,6 +4,8 @@ Each source under the prefix is exactly one of: done (a sidecar for its eTag and
 permanent error record for its eTag), retriable (a retriable error record for its eTag: what `headseg replay`
 hands over), stale (results, but for another version or return form) or pending (no result at all). Results
 whose source is gone are orphans. headseg's own outputs and scratch copies are never counted as sources.
+Reading and classifying each source is one `per_object.attempt`: a source whose results cannot be read or
+judged is listed under `errors` with the reason, and every other source is still classified.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import heapq
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Iterable
 
 from headseg.config import Config
 from headseg.layout import ERROR_NAME, SIDECAR_NAME
+from headseg.per_object import Failed, attempt
 from headseg.results import Previous, describes, is_source, read_listed, settled
-from headseg.sidecar import Sidecar
 from headseg.storage import ObjectInfo, Storage
 
 RECENT = 12  # the done sources whose cutouts the report shows, newest first
@@ -33,15 +36,26 @@ class Failure:
     reasons: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Where one source stands: its class, and what the report keeps of it."""
+
+    name: str  # one of CLASSES
+    failure: tuple[str, str] | None = None  # (code, reason) of a permanent failure
+    recent: tuple[str, str, str] | None = None  # (created_at, source key, first cutout) of a done source
+
+
 @dataclass
 class Status:
-    """Every source under a prefix by class, the permanent failures by code, and the orphaned results."""
+    """Every source under a prefix by class, the permanent failures by code, the orphaned results, and the
+    sources whose results could not be read or classified (`errors`, with the reason)."""
 
     bucket: str
     prefix: str
     keys: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in CLASSES})
     failures: dict[str, Failure] = field(default_factory=dict)
     orphans: list[str] = field(default_factory=list)  # source keys whose results remain
+    errors: dict[str, str] = field(default_factory=dict)  # source key -> why it could not be classified
     sidecars_read: int = 0
     _recent: list[tuple[str, str, str]] = field(default_factory=list, repr=False)  # a heap: (created_at, key, cutout)
 
@@ -49,32 +63,39 @@ class Status:
         """(source key, first cutout key) of the most recently done sources, newest first."""
         return [(key, cutout) for _, key, cutout in sorted(self._recent, reverse=True)]
 
-    def _done(self, key: str, sidecar: Sidecar, folder: str) -> None:
-        self.keys["done"].append(key)
-        cutouts = [head.key for head in sidecar.heads if head.key.startswith(folder)]  # never a key it does not own
-        if cutouts:
-            entry = (sidecar.created_at, key, cutouts[0])
-            (heapq.heappush if len(self._recent) < RECENT else heapq.heappushpop)(self._recent, entry)
+    def add(self, key: str, verdict: Verdict) -> None:
+        self.keys[verdict.name].append(key)
+        if verdict.failure is not None:
+            code, reason = verdict.failure
+            failure = self.failures.setdefault(code, Failure())
+            failure.keys.append(key)
+            failure.reasons[reason] += 1
+        if verdict.recent is not None:
+            (heapq.heappush if len(self._recent) < RECENT else heapq.heappushpop)(self._recent, verdict.recent)
 
     def failures_by_count(self) -> list[tuple[str, Failure]]:
         """(code, its failures), the most common code first."""
         return sorted(self.failures.items(), key=lambda item: -len(item[1].keys))
 
     def count(self, name: str) -> int:
-        return len(self.orphans) if name == "orphans" else len(self.keys[name])
+        if name in ("orphans", "errors"):
+            return len(getattr(self, name))
+        return len(self.keys[name])
 
     def to_json(self) -> dict[str, object]:
-        """The report as JSON: counts, the failures by code (most common reasons first) and every key not done."""
+        """The report as JSON: counts, the failures by code (most common reasons first), every key not done, and
+        each source that could not be classified with the reason."""
         return {
             "bucket": self.bucket,
             "prefix": self.prefix,
-            "counts": {name: self.count(name) for name in (*CLASSES, "orphans")},
+            "counts": {name: self.count(name) for name in (*CLASSES, "orphans", "errors")},
             "failed_by_code": {
                 code: {"count": len(f.keys), "reasons": [[r, n] for r, n in f.reasons.most_common()]}
                 for code, f in self.failures_by_count()
             },
             **{name: sorted(self.keys[name]) for name in CLASSES if name != "done"},
             "orphans": sorted(self.orphans),
+            "errors": dict(sorted(self.errors.items())),
             "sidecars_read": self.sidecars_read,
         }
 
@@ -86,31 +107,39 @@ def survey(storage: Storage, bucket: str, prefix: str, config: Config, progress:
     status = Status(bucket, prefix)
     status.orphans = sorted(set(results) - set(sources))
     with_results = [info for key, info in sources.items() if key in results]
+
+    def read(info: ObjectInfo) -> Previous | Failed:
+        return attempt(info.key, "reading its results", partial(_previous, storage, results[info.key]))
+
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="status") as pool:
-        previous = dict(zip((i.key for i in with_results), pool.map(lambda i: _previous(storage, results[i.key]), with_results)))
+        previous = dict(zip((i.key for i in with_results), pool.map(read, with_results)))
     status.sidecars_read = sum(len(names) for key, names in results.items() if key in sources)
     for key, info in sources.items():
-        _classify(status, info, previous.get(key), config)
+        found = previous.get(key)
+        verdict = found if isinstance(found, Failed) else attempt(key, "classifying it", partial(_verdict, info, found, config))
+        if isinstance(verdict, Failed):
+            status.errors[key] = verdict.reason
+        else:
+            status.add(key, verdict)
     return status
 
 
-def _classify(status: Status, info: ObjectInfo, previous: Previous | None, config: Config) -> None:
+def _verdict(info: ObjectInfo, previous: Previous | None, config: Config) -> Verdict:
+    """The source's class from its results; what the report keeps of it made of strings (a record's fields may
+    hold anything), so adding it to the Status cannot fail."""
     if previous is None or (previous.sidecar is None and previous.error is None):  # nothing, or cutouts alone
-        status.keys["pending"].append(info.key)
-        return
+        return Verdict("pending")
     done = settled(previous, info, config.return_form)
-    error = previous.error
-    if done is not None and done.code == "AlreadyDone" and previous.sidecar is not None:
-        status._done(info.key, previous.sidecar, f"{config.output_prefix}{info.key}/")
-    elif done is not None and error is not None:  # a permanent error for this eTag
-        failure = status.failures.setdefault(error.code, Failure())
-        failure.keys.append(info.key)
-        failure.reasons[error.reason] += 1
-        status.keys["failed"].append(info.key)
-    elif error is not None and error.retriable and describes(error.source, info):
-        status.keys["retriable"].append(info.key)
-    else:
-        status.keys["stale"].append(info.key)
+    sidecar, error = previous.sidecar, previous.error
+    if done is not None and done.code == "AlreadyDone" and sidecar is not None:
+        folder = f"{config.output_prefix}{info.key}/"
+        cutouts = [h.key for h in sidecar.heads if isinstance(h.key, str) and h.key.startswith(folder)]  # never a key it does not own
+        return Verdict("done", recent=(str(sidecar.created_at), info.key, cutouts[0]) if cutouts else None)
+    if done is not None and error is not None:  # a permanent error for this eTag
+        return Verdict("failed", failure=(str(error.code), str(error.reason)))
+    if error is not None and error.retriable and describes(error.source, info):
+        return Verdict("retriable")
+    return Verdict("stale")
 
 
 def _listed(infos: Iterable[ObjectInfo], progress: Callable[[int], None]) -> Iterable[ObjectInfo]:

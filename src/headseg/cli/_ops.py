@@ -15,6 +15,7 @@ from headseg.backfill import Item, Journal, Summary, hand_over
 from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
 from headseg.invoker import Fc2Invoker, Fc3Invoker, Invoker, LocalInvoker
 from headseg.credentials import Credentials
+from headseg.errors import printable
 from headseg.ratelimit import RateLimiter
 from headseg.storage import Storage
 
@@ -146,6 +147,6 @@ def execute(
 
 def report(summary: Summary, verb: str) -> int:
     for key, reason in summary.failed:
-        print(f"{key}: {reason}", file=sys.stderr)
+        print(f"{printable(key)}: {reason}", file=sys.stderr)
     print(summary.line(verb))
     return 1 if summary.failed else (130 if summary.interrupted else 0)

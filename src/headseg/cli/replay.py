@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     def items(config: Config, storage: Storage, summary: Summary) -> Iterable[Item]:
         if args.events:
-            return replay.from_event_file(args.events)
-        return replay.from_error_sidecars(storage, args.prefix, config)
+            return replay.from_event_file(args.events, summary)
+        return replay.from_error_sidecars(storage, args.prefix, config, summary)
 
     return _ops.execute(args, items, Journal(None), "replayed")

@@ -2,22 +2,27 @@
 
 Two listings (the sources and their results) and one read of each sidecar that exists, then a table: done,
 pending (no result yet), stale (a result for another version), failed by code with the most common
-reasons, retriable (what `headseg replay` would hand over), orphans (results whose source is gone).
+reasons, retriable (what `headseg replay` would hand over), orphans (results whose source is gone), and errors
+(sources whose results could not be read or classified; the exit status is then 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from headseg import report
 from headseg.app import build_storage
 from headseg.cli import _ops
 from headseg.cli._progress import progress_bar
+from headseg.errors import printable
+from headseg.per_object import Failed, attempt
 from headseg.status import Status, survey
 
 REASONS_SHOWN = 3  # the most common reasons per failure code in the table
+ERRORS_SHOWN = 10  # the sources that could not be classified, each with its reason, in the table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,10 +39,14 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(unit="object", quiet=args.quiet or args.json) as bar:
         status = survey(storage, args.bucket, args.prefix, config, bar.update)
     if args.html is not None:
-        thumbnails = [(key, uri) for key, cutout in status.recent() if (uri := report.thumbnail(storage, cutout))]
+        thumbnails = []
+        for key, cutout in status.recent():  # a cutout that cannot be shown is left out, the others are not
+            uri = attempt(cutout, "making its thumbnail", partial(report.thumbnail, storage, cutout))
+            if uri is not None and not isinstance(uri, Failed):
+                thumbnails.append((key, uri))
         args.html.write_text(report.render(status, thumbnails), encoding="utf-8")
     print(json.dumps(status.to_json(), ensure_ascii=False, indent=2) if args.json else table(status))
-    return 0
+    return 1 if status.errors else 0
 
 
 def table(status: Status) -> str:
@@ -49,11 +58,18 @@ def table(status: Status) -> str:
         "stale": "a result for another version or return form: `headseg backfill` redoes them",
         "retriable": "failed for a transient cause: `headseg replay` hands them over",
         "orphans": "results whose source is gone",
+        "errors": "results that could not be read or classified (the log has each one's traceback):",
     }
-    for name in ("done", "pending", "stale", "failed", "retriable", "orphans"):
+    for name in ("done", "pending", "stale", "failed", "retriable", "orphans", "errors"):
+        if name == "errors" and not status.errors:
+            continue
         lines.append(f"  {name:<10}{status.count(name):>8}" + (f"   {notes[name]}" if name in notes and status.count(name) else ""))
         if name == "failed":
             for code, failure in status.failures_by_count():
-                reasons = "; ".join(f"{reason} ({n})" for reason, n in failure.reasons.most_common(REASONS_SHOWN))
-                lines.append(f"    {code:<30}{len(failure.keys):>6}   {reasons}")
+                reasons = "; ".join(f"{printable(reason)} ({n})" for reason, n in failure.reasons.most_common(REASONS_SHOWN))
+                lines.append(f"    {printable(code):<30}{len(failure.keys):>6}   {reasons}")
+    for key, reason in sorted(status.errors.items())[:ERRORS_SHOWN]:
+        lines.append(f"    {printable(key)}: {reason}")
+    if len(status.errors) > ERRORS_SHOWN:
+        lines.append(f"    ... and {len(status.errors) - ERRORS_SHOWN} more (--json lists them all)")
     return "\n".join(lines)
