@@ -138,18 +138,21 @@ class CloudSegmenter:
                     raise RetriableError(f"cutout download: HTTP {response.status_code}", code=f"HTTP{response.status_code}")
                 if response.status_code != 200:
                     raise PermanentError(f"cutout download: HTTP {response.status_code}", code=f"HTTP{response.status_code}")
-                data = bytearray()
+                # BytesIO hands its buffer over as the result (getvalue() copies nothing while no view is held):
+                # a download holds its cutout once, as the in-flight budget counts it (a bytearray made bytes
+                # held it twice)
+                data = io.BytesIO()
                 limit = min(MAX_CUTOUT_BYTES, max_cutout_bytes(head))
                 for block in response.iter_content(1 << 16):
-                    data += block
-                    if len(data) > limit:
+                    data.write(block)
+                    if data.tell() > limit:
                         raise PermanentError(
                             f"cutout is over {limit} bytes, more than a {head.width}x{head.height} PNG can take",
                             code="CutoutTooLarge",
                         )
                     if budget.remaining() <= 0:
                         raise BudgetExhausted("cutout download: the body did not arrive within the invocation's time")
-                return bytes(data)
+                return data.getvalue()
         except requests.RequestException as exc:
             raise RetriableError(f"cutout download failed: {type(exc).__name__}", code="ConnectionError") from None
 
