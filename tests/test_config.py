@@ -68,7 +68,8 @@ def test_out_of_range_values_are_refused():
 def test_download_workers_stay_within_what_memory_was_measured_for():
     assert Config.from_env({**BASE, "DOWNLOAD_WORKERS": str(MAX_DOWNLOAD_WORKERS)}).download_workers == 32
     for workers in (MAX_DOWNLOAD_WORKERS + 1, 0):
-        with pytest.raises(ConfigError, match=rf"DOWNLOAD_WORKERS={workers} must be between 1 and 32: .* one memory budget"):
+        message = rf"DOWNLOAD_WORKERS={workers} must be between 1 and 32: .* one memory budget"
+        with pytest.raises(ConfigError, match=message):
             Config.from_env({**BASE, "DOWNLOAD_WORKERS": str(workers)})
 
 

@@ -134,7 +134,7 @@ def decode_cost(info: ImageInfo, max_side: int) -> int:
     return math.ceil(peak * DECODE_COST_SAFETY) + DECODE_COST_SLACK
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _intermediate_bytes(mode: str, target: str) -> int:
     """Bytes a pixel of the image convert() makes on its way from `mode` to `target` when Pillow has no direct
     converter: it converts to the mode's base first (F to L, then L to RGB: measured 9 B/px for a 32-bit float
