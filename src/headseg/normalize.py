@@ -89,13 +89,14 @@ def check_pixels(info: ImageInfo, limits: Limits) -> None:
 
 _SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})  # made L by point() then convert()
 
-#: normalize() end to end at 24 to 27 MP, VmHWM growth in a fresh process, bytes per pixel of the full image (the
-#: codecs' own are images.DECODER_BYTES_PER_PIXEL): JPEG, CMYK, MPO 2.1 (decoded at 1/2), progressive 4.0
+#: normalize() end to end at 24 to 27 MP, VmHWM growth in a fresh process, bytes per pixel of the full image
+#: (the codecs' own are images.DECODER_BYTES_PER_PIXEL): JPEG, CMYK, MPO 2.1 (decoded at 1/2), progressive 4.0
 #: (4:4:4: 7.0, CMYK: 9.0); PNG RGB, P, 1-bit, Adam7, TIFF, GIF, BMP (RLE8 too) 5.8, RGBA, LA, P with
 #: transparency 9.8, 16-bit 5.0, turned (EXIF 6) 8.0; TIFF in one compressed strip 7.0 (16-bit RGB 10.0), CMYK
 #: 8.0, 32-bit integer 9.0, float 9.0 (converted to RGB by way of L); WebP 16.0, RGBA 17.8; HEIC 7.0, RGBA 9.8,
-#: 10-bit 7.5, three images 8.9. The model before DECODE_COST_SAFETY is within 3 % of each (a grayscale JPEG's 15 MB: 6 %); decode_cost/measured:
-#: 1.12 to 1.26 there, 1.10 to 1.15 at 48 to 100 MP, up to 1.45 for peaks under 50 MB (DECODE_COST_SLACK).
+#: 10-bit 7.5, three images 8.9. The model before DECODE_COST_SAFETY is within 3 % of each (6 % for a grayscale
+#: JPEG's 15 MB); decode_cost/measured: 1.12 to 1.26 there, 1.10 to 1.15 at 48 to 100 MP, up to 1.45 for peaks
+#: under 50 MB (DECODE_COST_SLACK).
 DECODE_COST_SAFETY = 1.1  # the estimate is the modelled peak times this, plus DECODE_COST_SLACK
 DECODE_COST_SLACK = 8 * 1024 * 1024  # encoder buffers, the shrink loop, allocator rounding
 
