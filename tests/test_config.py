@@ -1,6 +1,6 @@
 import pytest
 
-from headseg.config import Config, OssSignature, UrlMode
+from headseg.config import MAX_DOWNLOAD_WORKERS, Config, OssSignature, UrlMode
 from headseg.errors import ConfigError
 
 BASE = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "heads/"}
@@ -63,6 +63,14 @@ def test_out_of_range_values_are_refused():
         Config.from_env({**BASE, "SIGNED_URL_EXPIRES": "5"})
     with pytest.raises(ConfigError, match="IMAGESEG_ENDPOINT 'imageseg.local' must be a URL"):
         Config.from_env({**BASE, "IMAGESEG_ENDPOINT": "imageseg.local"})
+
+
+def test_download_workers_stay_within_what_memory_was_measured_for():
+    assert Config.from_env({**BASE, "DOWNLOAD_WORKERS": str(MAX_DOWNLOAD_WORKERS)}).download_workers == 32
+    for workers in (MAX_DOWNLOAD_WORKERS + 1, 0):
+        message = rf"DOWNLOAD_WORKERS={workers} must be between 1 and 32: .* one memory budget"
+        with pytest.raises(ConfigError, match=message):
+            Config.from_env({**BASE, "DOWNLOAD_WORKERS": str(workers)})
 
 
 def test_scratch_defaults_inside_the_output_prefix_and_must_not_overlap_the_input():

@@ -25,7 +25,7 @@ from headseg.outcome import Outcome, Status
 from headseg.inputs import guard
 from headseg.results import Previous, Results
 from headseg.retry import Budget
-from headseg.segmenters import Takes
+from headseg.segmenters import Head, Takes, max_cutout_bytes
 from headseg.sidecar import HeadRecord, Sidecar, Source
 from tests.fakes.images import portrait
 from tests.twins import PNG, Clock, MemoryStorage, ScriptedSegmenter
@@ -420,6 +420,31 @@ def test_when_raw_and_decoded_keys_both_exist_the_one_with_the_events_etag_wins(
     outcome = world.process("incoming/a+b.jpg", etag=etags[owner])
     assert (outcome.status, outcome.key) == (Status.DONE, owner)
     assert world.json(f"heads/{owner}/heads.json")["source"]["etag"] == etags[owner]
+
+
+def test_the_in_flight_budget_counts_a_downloads_transfer_buffers_beside_its_png(world):
+    world.segmenter.boxes = [(0, 0, 20, 20), (20, 0, 20, 20)]
+    etag = world.upload(JPEG)
+    both = threading.Barrier(2)
+    overlapped = []
+
+    def meet(head):  # the two downloads meet here only if the budget lets them run at once
+        try:
+            both.wait(timeout=0.5)
+            overlapped.append(head)
+        except threading.BrokenBarrierError:
+            pass
+
+    world.segmenter.on_fetch = meet
+    png_bound = max_cutout_bytes(Head(0, 0, 20, 20))
+    room = 2 * png_bound + 1000  # both PNGs fit, not with what their transfers hold
+    tight = World(world.segmenter, dataclasses.replace(CONFIG, memory_fraction=2 * room / (512 * 2**20)))
+    try:
+        tight.storage = world.storage
+        assert tight.process(etag=etag).heads == 2
+        assert overlapped == []
+    finally:
+        tight.close()
 
 
 def test_impossible_boxes_are_dropped_and_overhanging_ones_clamped(world, caplog):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from headseg import images
+from headseg import images, memory
 from headseg.config import Config
 from headseg.errors import ConfigError
 from headseg.credentials import Credentials
@@ -66,6 +66,7 @@ class App:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        memory.release_large_buffers()  # the pool's threads would otherwise keep freed cutouts resident
         self._pool = ThreadPoolExecutor(max_workers=self.config.download_workers, thread_name_prefix="headseg")
 
     @classmethod

@@ -25,6 +25,10 @@ T = TypeVar("T")
 #: The prefixes a laptop run (the CLI) uses when the environment sets none.
 LOCAL_PREFIXES = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "heads/"}
 
+#: The most DOWNLOAD_WORKERS: the bytes in flight are bounded by their budget whatever the count, but each
+#: worker also holds a thread and a connection outside it; P3 measures the function's peak at this many.
+MAX_DOWNLOAD_WORKERS = 32
+
 
 def env_default(name: str, fallback: str = "") -> str:
     """The environment variable `name`, or `fallback`: the default of a CLI option that mirrors a setting."""
@@ -150,8 +154,14 @@ class Config:
             problems.append("MIN_IMAGE_SIDE must be positive and not above MAX_IMAGE_SIDE")
         if self.max_image_bytes <= 0 or self.max_object_bytes <= 0 or self.max_pixels <= 0:
             problems.append("MAX_IMAGE_BYTES, MAX_OBJECT_BYTES and MAX_PIXELS must be positive")
-        if self.max_attempts < 1 or self.download_workers < 1:
-            problems.append("MAX_ATTEMPTS and DOWNLOAD_WORKERS must be at least 1")
+        if self.max_attempts < 1:
+            problems.append("MAX_ATTEMPTS must be at least 1")
+        if not 1 <= self.download_workers <= MAX_DOWNLOAD_WORKERS:
+            problems.append(
+                f"DOWNLOAD_WORKERS={self.download_workers} must be between 1 and {MAX_DOWNLOAD_WORKERS}: the "
+                "cutouts in flight share one memory budget, so more workers fetch no faster, and each adds a thread "
+                f"and a connection (the function's memory is measured up to {MAX_DOWNLOAD_WORKERS})"
+            )
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"LOG_LEVEL {self.log_level!r} must be DEBUG, INFO, WARNING or ERROR")
         if not 0 < self.retry_base <= 10:

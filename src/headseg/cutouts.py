@@ -2,8 +2,10 @@
 
 SegmentHead's boxes are checked against the input image first: a head without a positive size, or wholly
 outside the image, is dropped; one that reaches past an edge is clamped to it; each with a logged reason. The
-bytes in flight (downloaded, not yet stored) stay within `in_flight_bytes`, each head counted at the most its
-box's PNG can take.
+bytes in flight (downloaded, not yet stored) stay within `in_flight_bytes`, each head counted at what its
+download holds: the most its box's PNG can take, once, and its transfer buffers (`TRANSFER_BYTES`). That is
+what the process holds too, as P3 measures it up to the most DOWNLOAD_WORKERS (bench/p3_cutouts.py), because
+freed buffers go back to the system (`memory.release_large_buffers`).
 
 Each head's PUT starts as soon as its download ends. When the temporary cutout URLs have expired before they
 were read, SegmentHead is called once more; a second expiry goes to FC's retry. Of several heads' errors the
@@ -26,6 +28,10 @@ from headseg.segmenters import Head, Segmentation, Segmenter, SegmentInput, max_
 log = logging.getLogger(__name__)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: What a download holds besides its PNG: requests' 64 KiB blocks, the buffer's growth until it is large enough
+#: to be mapped on its own (`memory.LARGE_BUFFER`), urllib3's buffers, oss2's reads for the PUT. Measured
+#: (bench/p3_cutouts.py): about 25 KiB a download of a 160 KB cutout, 350 KiB of a 16 MB one.
+TRANSFER_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class Cutouts:
             return Stored(segmentation, _results(stores))
 
     def _store_one(self, index: int, head: Head, in_flight: "ByteBudget") -> str:
-        with in_flight.hold(max_cutout_bytes(head)):
+        with in_flight.hold(max_cutout_bytes(head) + TRANSFER_BYTES):
             png = self.run.retry("download cutout", lambda: self._download(head))
             return self.store(index, png)
 

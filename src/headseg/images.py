@@ -40,7 +40,8 @@ class ImageInfo:
     And what decoding it will cost (`normalize.decode_cost`): whether a JPEG is progressive (its decoder then
     buffers every DCT coefficient of the full image, whatever the scale it outputs), its components' sampling
     factors (h, v) as in its frame header (((2, 2), (1, 1), (1, 1)) for 4:2:0), the bits per sample a HEIF codes,
-    and the frames (pages) the bytes read show: the exact count when they are the whole object, at least 1.
+    the frames (pages) the bytes read show: the exact count when they are the whole object, at least 1, and the
+    strip or tile a TIFF's decoder holds besides the image (`libtiff_chunk`).
     """
 
     format: str
@@ -53,6 +54,7 @@ class ImageInfo:
     bit_depth: int = 8
     frames: int = 1
     transparency: bool = False  # a palette image declares a transparent entry: it is converted to RGBA, not RGB
+    strip_bytes: int = 0  # bytes of the strip or tile Pillow's libtiff decoder decodes into (`libtiff_chunk`)
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -76,11 +78,13 @@ _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;1
 
 #: Bytes a decoder takes per decoded pixel beyond the Pillow image it fills: (while decoding, held until the
 #: opened image is dropped). Measured as VmHWM growth in fresh processes, reset with /proc/self/clear_refs
-#: around each Pillow call normalize() makes, at 12 and 24 MP (Pillow 13, pi-heif 1.4; the calibration script
-#: is not in the repository). WebP: 16 B/px in all while decoding (libwebp's two RGBA canvases, the frame copied
-#: out to Python, Pillow's image), 8 of them held by the open WebPImageFile (its decoder keeps the canvases).
-#: HEIF: 7 (libheif's interleaved RGB, then Pillow's image), RGBA 8, 10-bit 7.5, none held.
-#: JPEG, PNG, TIFF, BMP, GIF: Pillow's image alone; a progressive JPEG adds `coefficient_bytes`.
+#: around each Pillow call normalize() makes, at 12 and 24 MP (Pillow 13, pi-heif 1.4); bench/p3_memory.py
+#: measures normalize()'s own peak that way for every format and mode. WebP: 16 B/px in all while decoding
+#: (libwebp's two RGBA canvases, the frame copied out to Python, Pillow's image), 8 of them held by the open
+#: WebPImageFile (its decoder keeps the canvases); animated and lossless RGBA alike. HEIF: 7 (libheif's
+#: interleaved RGB, then Pillow's image), RGBA 8, 10-bit 7.5, none held. JPEG, PNG, TIFF, BMP, GIF: Pillow's
+#: image alone (Adam7, RLE, multi-frame and strips of a few rows too); a progressive JPEG adds
+#: `coefficient_bytes`, a compressed TIFF its `strip_bytes` (3 B/px more for a one-strip RGB, 6 for 16-bit RGB).
 DECODER_BYTES_PER_PIXEL: dict[str, tuple[float, float]] = {"WEBP": (12.0, 8.0), "HEIF": (3.0, 0.0)}
 
 
@@ -126,6 +130,7 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
             progressive = bool(image.info.get("progressive") or image.info.get("progression"))
             sampling = _jpeg_sampling(image) if fmt == "JPEG" else ()
             bit_depth = _bit_depth(image.info.get("bit_depth")) if fmt == "HEIF" else 8
+            strip_bytes = libtiff_chunk(image) if fmt == "TIFF" else 0  # the first page's: before _frames seeks
             frames = _frames(image)
     except Image.DecompressionBombError:
         raise InvalidImage(
@@ -151,6 +156,7 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
         bit_depth=bit_depth,
         frames=frames,
         transparency=transparency,
+        strip_bytes=strip_bytes,
     )
 
 
@@ -181,6 +187,31 @@ def exif_orientation(image: object) -> int:
     except (SyntaxError, ValueError, OSError, TypeError, AttributeError):  # a broken EXIF block is not fatal
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def libtiff_chunk(image: object) -> int:
+    """The bytes of the strip or tile Pillow's libtiff decoder decodes into before unpacking it into the image,
+    from an open TIFF's tags, as the decoder sizes it: a tile's width and length, or the image's width and its
+    rows per strip (absent: every row; libtiff fills at most the image's), at the file's bits per pixel (32 when
+    libtiff converts YCbCr to RGBA). A compressed TIFF's strip is often the whole image (measured: 3 B/px more
+    than the image for a one-strip RGB LZW TIFF). 0 when Pillow reads the pixels itself (uncompressed: a
+    64 KB block at a time). Tags it cannot read count as the whole image at 8 bytes a pixel."""
+    if not getattr(image, "use_load_libtiff", True):
+        return 0
+    tags = getattr(image, "tag_v2", {})
+    width, height = stored_size(image)
+    try:
+        bits = tuple(tags.get(258, (1,)))  # BitsPerSample: one per sample, or one for all
+        per_pixel = sum(bits) if len(bits) > 1 else int(bits[0]) * int(tags.get(277, 1))  # SamplesPerPixel
+        if tags.get(262) == 6:  # PhotometricInterpretation YCbCr
+            per_pixel = max(per_pixel, 32)
+        if 322 in tags or 323 in tags:  # TileWidth, TileLength
+            columns, rows = int(tags[322]), int(tags[323])
+        else:
+            columns, rows = width, min(int(tags.get(278, height)), height)  # RowsPerStrip
+    except (TypeError, ValueError, KeyError, IndexError):
+        return width * height * 8
+    return max(0, -(-columns * per_pixel // 8) * rows)
 
 
 def _jpeg_sampling(image: object) -> tuple[tuple[int, int], ...]:
@@ -219,7 +250,7 @@ def decoder_bytes(info: ImageInfo, pixels: int) -> tuple[int, int]:
         during += (info.mode == "RGBA") + (info.bit_depth > 8)  # 10/12-bit: decoded to 16 bits a sample first
         held = during if info.frames > 1 else held  # pi-heif keeps a sequence's decoded frames
     coefficients = info.coefficient_bytes if info.format == "JPEG" else 0
-    return math.ceil(during * pixels) + coefficients, math.ceil(held * pixels)
+    return math.ceil(during * pixels) + coefficients + info.strip_bytes, math.ceil(held * pixels)
 
 
 def jpeg_reduction(stored: tuple[int, int], wanted: tuple[int, int]) -> int:

@@ -8,6 +8,7 @@ an 8000x6000 photo never lives in memory at full resolution. Pillow is imported 
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import warnings
@@ -88,11 +89,14 @@ def check_pixels(info: ImageInfo, limits: Limits) -> None:
 
 _SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})  # made L by point() then convert()
 
-#: normalize() end to end at 24 MP, VmHWM growth in a fresh process, bytes per pixel of the full image (the
-#: codecs' own are images.DECODER_BYTES_PER_PIXEL): JPEG, CMYK, MPO 2.1 (decoded at 1/2), progressive 4.0
-#: (4:4:4: 7.0); PNG RGB, P, TIFF, GIF, BMP 5.8, RGBA 9.8, 16-bit 5.0, turned (EXIF 6) 8.0; WebP 16.0, RGBA 17.8;
-#: HEIC 7.0, RGBA 9.8, 10-bit 7.5. decode_cost/measured: 1.12 to 1.26 there, 1.10 to 1.15 at 48 to 100 MP, up
-#: to 1.45 for peaks under 50 MB (DECODE_COST_SLACK).
+#: normalize() end to end at 24 to 27 MP, VmHWM growth in a fresh process, bytes per pixel of the full image
+#: (the codecs' own are images.DECODER_BYTES_PER_PIXEL): JPEG, CMYK, MPO 2.1 (decoded at 1/2), progressive 4.0
+#: (4:4:4: 7.0, CMYK: 9.0); PNG RGB, P, 1-bit, Adam7, TIFF, GIF, BMP (RLE8 too) 5.8, RGBA, LA, P with
+#: transparency 9.8, 16-bit 5.0, turned (EXIF 6) 8.0; TIFF in one compressed strip 7.0 (16-bit RGB 10.0), CMYK
+#: 8.0, 32-bit integer 9.0, float 9.0 (converted to RGB by way of L); WebP 16.0, RGBA 17.8; HEIC 7.0, RGBA 9.8,
+#: 10-bit 7.5, three images 8.9. The model before DECODE_COST_SAFETY is within 3 % of each (6 % for a grayscale
+#: JPEG's 15 MB); decode_cost/measured: 1.12 to 1.26 there, 1.10 to 1.15 at 48 to 100 MP, up to 1.45 for peaks
+#: under 50 MB (DECODE_COST_SLACK).
 DECODE_COST_SAFETY = 1.1  # the estimate is the modelled peak times this, plus DECODE_COST_SLACK
 DECODE_COST_SLACK = 8 * 1024 * 1024  # encoder buffers, the shrink loop, allocator rounding
 
@@ -123,12 +127,31 @@ def decode_cost(info: ImageInfo, max_side: int) -> int:
         peak = max(peak, live + kept + per_pixel * pixels + pixels)
         live, kept, per_pixel = pixels, 0, 1
     elif info.mode not in PLAIN_MODES:  # convert("RGB" or "RGBA"), 4 bytes a pixel either way
-        peak = max(peak, live + kept + 4 * pixels)
-        live, kept, per_pixel = 4 * pixels, 0, 4
         alpha = info.mode in ("LA", "PA", "RGBa", "La") or (info.mode == "P" and info.transparency)
+        peak = max(peak, live + kept + (_intermediate_bytes(info.mode, "RGBA" if alpha else "RGB") + 4) * pixels)
+        live, kept, per_pixel = 4 * pixels, 0, 4
     if size != target:
         peak = max(peak, live + kept + _downscale_cost(size, target, per_pixel, alpha, reduction, max_side))
     return math.ceil(peak * DECODE_COST_SAFETY) + DECODE_COST_SLACK
+
+
+@functools.cache
+def _intermediate_bytes(mode: str, target: str) -> int:
+    """Bytes a pixel of the image convert() makes on its way from `mode` to `target` when Pillow has no direct
+    converter: it converts to the mode's base first (F to L, then L to RGB: measured 9 B/px for a 32-bit float
+    TIFF, not 8). 0 when it converts directly; asked of Pillow's own converter, on one pixel."""
+    from PIL import Image
+
+    try:
+        pixel = Image.new(mode, (1, 1))
+        base = Image.getmodebase(mode)
+    except (ValueError, KeyError):  # a mode Pillow does not make: count the largest intermediate
+        return 4
+    try:
+        pixel.im.convert(target)
+    except ValueError:
+        return images.stored_bytes(base)
+    return 0
 
 
 def _downscale_cost(

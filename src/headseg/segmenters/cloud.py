@@ -128,18 +128,21 @@ class CloudSegmenter:
         try:
             with open_target(self._downloads(), target, timeout) as response:
                 _check_status(response.status)
-                data = bytearray()
+                # BytesIO hands its buffer over as the result (getvalue() copies nothing while no view is held):
+                # a download holds its cutout once, as the in-flight budget counts it (a bytearray made bytes
+                # held it twice)
+                data = io.BytesIO()
                 # read1: whatever has arrived (up to 64 KiB), so the checks below run as a trickle goes on
                 while block := response.read1(1 << 16, decode_content=False):
-                    data += block
-                    if len(data) > limit:
+                    data.write(block)
+                    if data.tell() > limit:
                         raise PermanentError(
                             f"cutout is over {limit} bytes, more than a {head.width}x{head.height} PNG can take",
                             code="CutoutTooLarge",
                         )
                     if budget.remaining() <= 0:
                         raise BudgetExhausted("cutout download: the body did not arrive within the invocation's time")
-                return bytes(data)
+                return data.getvalue()
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             # everything the HTTP stack raises, connecting or reading the body (a reset, a broken chunk, a
             # timeout, a TLS failure): the cutout may come next time
