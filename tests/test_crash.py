@@ -419,6 +419,7 @@ def test_a_clean_run_leaves_the_result_and_nothing_else(lab: Lab, scenario: Scen
     assert "SegmentHead" in run.requests and f"PUT heads/{scenario.key}/heads.json" in run.requests
 
 
+@pytest.mark.timeout(600)  # every kill point of a scenario in one test: ~20 s idle, far more on a loaded machine
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_a_kill_at_any_request_boundary_then_a_redelivery_ends_as_the_clean_run(lab: Lab, scenario: Scenario) -> None:
     run = prepared(lab, scenario)

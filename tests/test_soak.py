@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from headseg.errors import RetriableError
 from tests.conftest import Cloud, fc_context, oss_event
 from tests.fakes._server import Fault, Request, Response
@@ -61,6 +63,7 @@ def _json_error(status: int, code: str) -> Response:
     return Response(status, json.dumps({"RequestId": "X", "Code": code, "Message": "chaos"}).encode(), {"Content-Type": "application/json"})
 
 
+@pytest.mark.timeout(900)  # ~45 s idle; a loaded 2-core machine takes several times that
 def test_soak_nothing_lost_duplicated_or_half_written(cloud: Cloud, caplog):
     cloud.configure(RETRY_BASE="0.005", MAX_ATTEMPTS="4", DOWNLOAD_WORKERS="4")
     chaos = Chaos(SEED)
