@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from headseg import images, logs, memory, normalize
+from headseg import cputime, images, logs, memory, normalize
 from headseg.config import Config, UrlMode
 from headseg.cutouts import Cutouts, Stored
 from headseg.errors import HeadsegError, InvalidImage, ObjectNotFound, PermanentError, RetriableError, Skipped
@@ -163,7 +163,7 @@ class Pipeline:
             inspected = Inspected(images.read_header(found.head, complete=len(found.head) >= info.size), found.head)
         except images.NeedMoreBytes:
             data = self._whole(run, storage, found.object, found.head)  # kept: normalizing reads it from here
-            inspected = Inspected(images.read_header(data, complete=True), data)
+            inspected = Inspected(cputime.read_header(data, run.budget, config), data)
         normalize.check_pixels(inspected.image, config.limits)
         images.check_min_side(inspected.image, config.min_image_side)
         return inspected
@@ -174,8 +174,10 @@ class Pipeline:
         if not why:
             return None
         memory.check_fits(inspected.image, found.object.size, run.memory_mb, self.config)
+        cputime.check_head(inspected.image, found.head, found.object.size, run.budget, self.config)
         with run.timed("normalize"):
-            normalized = normalize.normalize(self._whole(run, storage, found.object, inspected.data), self.config.limits)
+            data = self._whole(run, storage, found.object, inspected.data)
+            normalized = cputime.normalize(data, inspected.image, run.budget, self.config)
         log.info("normalized", extra={"fields": {"why": why, "steps": list(normalized.steps)}})
         return normalized
 
