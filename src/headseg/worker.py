@@ -61,7 +61,7 @@ def run(call: Callable[[], T], budget: Budget, what: str) -> T:
         return within(budget, call, what)
     deadline = time.monotonic() + remaining
     with _FORKING:
-        read, write = os.pipe()
+        read, write = _pipe()
         pid = os.fork()
         if pid == 0:
             _child(call, read, write)
@@ -82,6 +82,19 @@ def run(call: Callable[[], T], budget: Budget, what: str) -> T:
     if where:
         raise value from WorkerTraceback(where)
     raise value
+
+
+def _pipe() -> tuple[int, int]:
+    """A pipe that holds 1 MB where Linux allows it (64 KB by default): a normalized image's few MB come through
+    in a few writes rather than fifty (measured: 35 ms for 3 MB, then 26 ms)."""
+    read, write = os.pipe()
+    try:
+        import fcntl
+
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError):  # not Linux, or a lower pipe-max-size: the default size
+        pass
+    return read, write
 
 
 def _child(call: Callable[[], object], read: int, write: int) -> NoReturn:
