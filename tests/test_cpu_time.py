@@ -4,6 +4,7 @@ stopped at the deadline, its worker killed. Over the wire with a 4 s function, a
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 
@@ -60,6 +61,17 @@ def test_an_image_no_invocation_could_decode_is_refused_for_good_from_what_its_b
     assert (record["code"], record["retriable"], record["source"]["etag"]) == ("InvalidImage.DecodeTime", False, etag)
     assert short.imageseg.calls == 0
     assert children() == set()
+
+
+def test_scans_the_first_bytes_show_refuse_the_image_before_it_is_read_whole(short: Cloud):
+    data = corpus.many_scans(copies=20_000)  # 280 KB
+    shown = sum(1 for found in re.finditer(b"\xff\xda", data[:65536]) if found.start() + 4 <= 65536)
+    etag = short.upload("incoming/scans.jpg", data)
+    outcome = short.invoke_key("incoming/scans.jpg", etag, timeout=TIMEOUT)["outcomes"][0]
+    assert outcome["code"] == "InvalidImage.DecodeTime"
+    assert f"progressive JPEG 2000x2000 with at least {shown} scans needs" in outcome["reason"]  # of 20 010
+    gets = short.oss.logged(lambda r: r.method == "GET" and short.oss.match(key="incoming/scans.jpg")(r))
+    assert [entry.request.headers.get("range") for entry in gets] == ["bytes=0-65535"]
 
 
 def test_more_time_lets_the_same_count_past_the_gate(short: Cloud):
@@ -150,6 +162,14 @@ def test_any_prefix_counts_at_most_the_whole_and_garbled_bytes_never_break_a_cou
     for where, value in flips:
         garbled[int(where * (len(garbled) - 1))] = value
     assert tally(bytes(garbled)).seconds >= 0
+
+
+@pytest.mark.parametrize("cut", [65536, 100_003, 200_000])
+def test_a_prefix_counts_every_unit_it_holds(cut):
+    data = corpus.gif_frames(50_000)[:cut]  # 15-byte frames after a 19-byte header
+    counted = tally(data)
+    assert counted.partial is False and counted.counts["gif frame"] == len(range(19 + 9, cut, 15))  # descriptors held
+    assert cputime.count(data, "GIF", whole=False).partial
 
 
 def test_a_count_stops_once_its_verdict_is_known_or_its_time_is_up():

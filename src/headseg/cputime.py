@@ -56,15 +56,17 @@ RATES: dict[str, float] = {
 
 @dataclass
 class Tally:
-    """Units met by a walk, and what they cost. The walk ends early once they cost more than `stop` seconds, or
-    at `until` (a `time.monotonic()`): then `partial`, and what it counted is a lower bound."""
+    """Units met by a walk, and what they cost. The walk ends early (`stopped`) once they cost more than `stop`
+    seconds, or at `until` (a `time.monotonic()`). On a prefix of the object (not `whole`) or stopped, what it
+    counted is a lower bound (`partial`)."""
 
     stop: float = math.inf
     until: float = math.inf
+    whole: bool = True
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     opening: float = 0.0  # of `seconds`, what opening the image costs
-    partial: bool = False
+    stopped: bool = False
 
     def add(self, unit: str, count: int = 1, *, opening: bool = False) -> None:
         """Count `count` of `unit`; `opening`: opening the image walks them (Image.open, counting frames)."""
@@ -78,9 +80,12 @@ class Tally:
 
     def enough(self) -> bool:
         """Whether the walk can end: the verdict is known, or its time is up (walks ask every `BATCH` units)."""
-        if self.seconds > self.stop or time.monotonic() > self.until:
-            self.partial = True
-        return self.partial
+        self.stopped = self.stopped or self.seconds > self.stop or time.monotonic() > self.until
+        return self.stopped
+
+    @property
+    def partial(self) -> bool:
+        return self.stopped or not self.whole
 
 
 BATCH = 1024  # units a walk counts between two questions to its tally
@@ -90,7 +95,7 @@ def count(data: bytes, fmt: str, *, whole: bool = True, stop: float = math.inf, 
     """The units opening and decoding an image in format `fmt` would walk through, as far as `data` shows (the
     whole object, or its first bytes: then `partial`, a lower bound). Ends early once they cost over `stop`
     seconds, or at `until` (`time.monotonic()`). Pixels are not in it (`add_pixels`)."""
-    tally = Tally(stop, until, partial=not whole)
+    tally = Tally(stop, until, whole)
     walk = _WALKS.get(fmt)
     if walk is not None:
         try:
@@ -175,25 +180,29 @@ def _jpeg_scans(data: bytes, first: int, frame: Frame, tally: Tally) -> None:
     once (a bomb repeats one)."""
     costs: dict[bytes, tuple[int, int]] = {}
     scans = blocks = coefficients = 0
-    for found in _SOS.finditer(data, first):
-        pos = found.start()
-        header = data[pos + 4 : pos + 2 + (data[pos + 2] << 8 | data[pos + 3])]
-        cost = costs.get(header)
-        if cost is None:
-            cost = costs[header] = _jpeg_scan(header, frame)
-        scans += 1
-        blocks += cost[0]
-        coefficients += cost[1]
-        if scans % BATCH == 0:
-            tally.add("jpeg scan", BATCH)
-            tally.add("jpeg block", blocks)
-            tally.add("jpeg band coefficient", coefficients)
-            blocks = coefficients = 0
-            if tally.enough():
-                return
-    tally.add("jpeg scan", scans % BATCH)
-    tally.add("jpeg block", blocks)
-    tally.add("jpeg band coefficient", coefficients)
+    try:
+        for found in _SOS.finditer(data, first):
+            pos = found.start()
+            if pos + 4 > len(data):
+                break
+            header = data[pos + 4 : pos + 2 + (data[pos + 2] << 8 | data[pos + 3])]
+            cost = costs.get(header)
+            if cost is None:
+                cost = costs[header] = _jpeg_scan(header, frame)
+            scans += 1
+            blocks += cost[0]
+            coefficients += cost[1]
+            if scans == BATCH:
+                tally.add("jpeg scan", scans)
+                tally.add("jpeg block", blocks)
+                tally.add("jpeg band coefficient", coefficients)
+                scans = blocks = coefficients = 0
+                if tally.enough():
+                    return
+    finally:  # what was counted since the last batch, however the walk ended
+        tally.add("jpeg scan", scans)
+        tally.add("jpeg block", blocks)
+        tally.add("jpeg band coefficient", coefficients)
 
 
 def _jpeg_scan(header: bytes, frame: Frame) -> tuple[int, int]:
@@ -216,20 +225,22 @@ def _jpeg_scan(header: bytes, frame: Frame) -> tuple[int, int]:
 def _png(data: bytes, tally: Tally) -> None:
     """Every chunk: Pillow reads each in Python (opening: those before the first IDAT)."""
     end, pos, chunks, opening = len(data), 8, 0, True
-    while pos + 8 <= end:
-        if opening and data.startswith(b"IDAT", pos + 4):
-            tally.add("png chunk", chunks, opening=True)
-            chunks, opening = 0, False
-        chunks += 1
-        if data.startswith(b"IEND", pos + 4):
-            break
-        pos += 12 + (data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8 | data[pos + 3])
-        if chunks % BATCH == 0:
-            tally.add("png chunk", chunks, opening=opening)
-            chunks = 0
-            if tally.enough():
-                return
-    tally.add("png chunk", chunks, opening=opening)
+    try:
+        while pos + 8 <= end:
+            if opening and data.startswith(b"IDAT", pos + 4):
+                tally.add("png chunk", chunks, opening=True)
+                chunks, opening = 0, False
+            chunks += 1
+            if data.startswith(b"IEND", pos + 4):
+                break
+            pos += 12 + (data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8 | data[pos + 3])
+            if chunks == BATCH:
+                tally.add("png chunk", chunks, opening=opening)
+                chunks = 0
+                if tally.enough():
+                    return
+    finally:
+        tally.add("png chunk", chunks, opening=opening)
 
 
 def _gif(data: bytes, tally: Tally) -> None:
@@ -237,26 +248,29 @@ def _gif(data: bytes, tally: Tally) -> None:
     end, pos, frames = len(data), 13, 0
     if data[10] & 0x80:  # the global colour table
         pos += 3 << ((data[10] & 7) + 1)
-    while pos < end:
-        block = data[pos]
-        if block == 0x2C:  # an image: its descriptor, local colour table, LZW code size, then data sub-blocks
-            flags = data[pos + 9]
-            pos += 11 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0)
-            frames += 1
-            if frames % BATCH == 0:
-                tally.add("gif frame", BATCH, opening=True)
-                if tally.enough():
-                    return
-        elif block == 0x21:  # an extension: label, then sub-blocks
-            pos += 2
-        else:  # the trailer, or garbage
-            break
-        size = data[pos] if pos < end else 0
-        while size:  # sub-blocks, up to the empty one
-            pos += 1 + size
+    try:
+        while pos < end:
+            block = data[pos]
+            if block == 0x2C:  # an image: its descriptor, local colour table, LZW code size, then sub-blocks
+                flags = data[pos + 9]
+                pos += 11 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0)
+                frames += 1
+                if frames == BATCH:
+                    tally.add("gif frame", frames, opening=True)
+                    frames = 0
+                    if tally.enough():
+                        return
+            elif block == 0x21:  # an extension: label, then sub-blocks
+                pos += 2
+            else:  # the trailer, or garbage
+                break
             size = data[pos] if pos < end else 0
-        pos += 1
-    tally.add("gif frame", frames % BATCH, opening=True)
+            while size:  # sub-blocks, up to the empty one
+                pos += 1 + size
+                size = data[pos] if pos < end else 0
+            pos += 1
+    finally:
+        tally.add("gif frame", frames, opening=True)
 
 
 def _tiff(data: bytes, tally: Tally) -> None:
@@ -266,18 +280,20 @@ def _tiff(data: bytes, tally: Tally) -> None:
     (offset,) = struct.unpack_from(order + "I", data, 4)
     seen = bytearray(len(data) // 8 + 1)  # a bit for each offset: no set of millions of ints
     directories = 0
-    while offset and offset + 2 <= len(data) and not seen[offset >> 3] & (1 << (offset & 7)):
-        seen[offset >> 3] |= 1 << (offset & 7)
-        (entries,) = struct.unpack_from(order + "H", data, offset)
-        if not directories:
-            tally.add("tiff strip", _tiff_strips(data, order, offset + 2, entries))
-        directories += 1
-        if directories % BATCH == 0:
-            tally.add("tiff directory", BATCH, opening=True)
-            if tally.enough():
-                return
-        (offset,) = struct.unpack_from(order + "I", data, offset + 2 + 12 * entries)
-    tally.add("tiff directory", directories % BATCH, opening=True)
+    try:
+        while offset and offset + 2 <= len(data) and not seen[offset >> 3] & (1 << (offset & 7)):
+            seen[offset >> 3] |= 1 << (offset & 7)
+            (entries,) = struct.unpack_from(order + "H", data, offset)
+            directories += 1
+            if directories == 1:
+                tally.add("tiff strip", _tiff_strips(data, order, offset + 2, entries))
+            if directories % BATCH == 0:
+                tally.add("tiff directory", BATCH, opening=True)
+                if tally.enough():
+                    return
+            (offset,) = struct.unpack_from(order + "I", data, offset + 2 + 12 * entries)
+    finally:
+        tally.add("tiff directory", directories % BATCH, opening=True)
 
 
 def _tiff_strips(data: bytes, order: str, first: int, entries: int) -> int:
