@@ -219,13 +219,14 @@ def tiff_directories(count: int = 200_000, size: tuple[int, int] = (2400, 40)) -
     return bytes(data)
 
 
-def tiff_tiles(size: tuple[int, int] = (9984, 9984), tile: int = 16) -> bytes:
-    """A grey TIFF of `tile`-px tiles, all pointing at one deflated tile: decoded one by one."""
+def tiff_tiles(size: tuple[int, int] = (9984, 9984), tile: int = 16, compression: int = 8) -> bytes:
+    """A grey TIFF of `tile`-px tiles, all pointing at one tile's data: deflated (`compression` 8, decoded by
+    libtiff) or stored (1, Pillow's own decoder, tile by tile)."""
     width, height = size
     count = -(-width // tile) * -(-height // tile)
     data = bytearray(b"II*\x00" + struct.pack("<I", 0))
     pixels = len(data)
-    packed = zlib.compress(b"\x80" * tile * tile)
+    packed = zlib.compress(b"\x80" * tile * tile) if compression == 8 else b"\x80" * tile * tile
     data += packed
     offsets = len(data)
     data += struct.pack("<I", pixels) * count
@@ -234,7 +235,7 @@ def tiff_tiles(size: tuple[int, int] = (9984, 9984), tile: int = 16) -> bytes:
     struct.pack_into("<I", data, 4, len(data))
     short = lambda value: struct.pack("<HH", value, 0)  # noqa: E731
     data += _ifd("<", [(256, 4, 1, struct.pack("<I", width)), (257, 4, 1, struct.pack("<I", height)),
-                       (258, 3, 1, short(8)), (259, 3, 1, short(8)), (262, 3, 1, short(1)), (322, 3, 1, short(tile)),
-                       (323, 3, 1, short(tile)), (324, 4, count, struct.pack("<I", offsets)),
+                       (258, 3, 1, short(8)), (259, 3, 1, short(compression)), (262, 3, 1, short(1)),
+                       (322, 3, 1, short(tile)), (323, 3, 1, short(tile)), (324, 4, count, struct.pack("<I", offsets)),
                        (325, 4, count, struct.pack("<I", sizes))], 0)
     return bytes(data)

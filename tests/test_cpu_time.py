@@ -128,6 +128,7 @@ def test_each_scan_counts_the_blocks_it_walks():
         (corpus.gif_frames(5000), "gif frame", 5000),
         (corpus.tiff_directories(500), "tiff directory", 500),
         (corpus.tiff_tiles((1600, 800)), "tiff strip", 100 * 50),
+        (corpus.tiff_tiles((1600, 800), compression=1), "tiff stored strip", 100 * 50),
     ],
 )
 def test_every_kind_of_unit_is_counted_exactly_on_the_whole_object(data, unit, expected):

@@ -37,20 +37,21 @@ from headseg.retry import Budget
 RATES: dict[str, float] = {
     "jpeg marker": 0.35e-6,  # a marker segment before the first scan: Pillow parses each in Python
     "jpeg stray byte": 25e-9,  # a byte between markers before the first scan: Pillow skips them one by one
-    "jpeg scan": 0.0,  # what a scan costs is in its blocks
-    "jpeg block": 3.5e-9,  # one 8x8 block visited by one scan (libjpeg walks every block of a scan's components)
+    "jpeg scan": 0.0,  # what a scan costs is in its blocks (counted for the reason)
+    "jpeg block": 3.0e-9,  # one 8x8 block visited by one scan (libjpeg walks every block of a scan's components)
     "jpeg band coefficient": 0.3e-9,  # a refinement scan also walks each block's band, coefficient by coefficient
-    "png chunk": 1.5e-6,  # Pillow reads every chunk in Python (before, among and after the IDATs)
+    "png chunk": 0.85e-6,  # Pillow reads every chunk in Python (IDATs the fastest: the rate is theirs)
     "gif frame": 0.8e-6,  # counting frames walks each one's blocks in Python
-    "tiff directory": 60e-6,  # counting frames reads each directory (IFD) and sets the frame up
-    "tiff strip": 1.0e-6,  # a strip or tile of the first image, decoded one by one
-    "pixel JPEG": 7e-9,  # a pixel decoded (at the draft scale) and normalized (converted, downscaled)
-    "pixel PNG": 10e-9,
-    "pixel GIF": 8e-9,
-    "pixel TIFF": 7e-9,
-    "pixel BMP": 7e-9,
+    "tiff directory": 40e-6,  # counting frames reads each directory (IFD) and sets the frame up
+    "tiff stored strip": 3e-6,  # an uncompressed strip or tile of the first image: Pillow decodes them one by one
+    "tiff strip": 0.0,  # a compressed one, libtiff's: too cheap to tell from its pixels here
+    "pixel JPEG": 2.5e-9,  # a pixel decoded (at the draft scale) and normalized: measured on grey, the cheapest
+    "pixel PNG": 3.5e-9,
+    "pixel GIF": 7e-9,
+    "pixel TIFF": 2.5e-9,
+    "pixel BMP": 3e-9,
     "pixel WEBP": 12e-9,
-    "pixel HEIF": 14e-9,
+    "pixel HEIF": 11e-9,
 }
 
 
@@ -286,7 +287,7 @@ def _tiff(data: bytes, tally: Tally) -> None:
             (entries,) = struct.unpack_from(order + "H", data, offset)
             directories += 1
             if directories == 1:
-                tally.add("tiff strip", _tiff_strips(data, order, offset + 2, entries))
+                tally.add(*_tiff_strips(data, order, offset + 2, entries))
             if directories % BATCH == 0:
                 tally.add("tiff directory", BATCH, opening=True)
                 if tally.enough():
@@ -296,14 +297,17 @@ def _tiff(data: bytes, tally: Tally) -> None:
         tally.add("tiff directory", directories % BATCH, opening=True)
 
 
-def _tiff_strips(data: bytes, order: str, first: int, entries: int) -> int:
-    """How many strips (StripOffsets) or tiles (TileOffsets) the directory's entries at `first` list."""
-    strips = 0
+def _tiff_strips(data: bytes, order: str, first: int, entries: int) -> tuple[str, int]:
+    """The unit and the number of strips (StripOffsets) or tiles (TileOffsets) the directory at `first` lists:
+    stored ones Pillow decodes one by one in Python ("tiff stored strip"), others libtiff does ("tiff strip")."""
+    strips, compression = 0, 1
     for index in range(min(entries, (len(data) - first) // 12)):
-        tag, _, values = struct.unpack_from(order + "HHI", data, first + 12 * index)
+        tag, kind, values = struct.unpack_from(order + "HHI", data, first + 12 * index)
         if tag in (273, 324):  # StripOffsets, TileOffsets
             strips = max(strips, values)
-    return strips
+        elif tag == 259:  # Compression: a SHORT, in the entry itself
+            (compression,) = struct.unpack_from(order + "H", data, first + 12 * index + 8)
+    return ("tiff stored strip" if compression == 1 else "tiff strip"), strips
 
 
 _WALKS: dict[str, Callable[[bytes, Tally], None]] = {"JPEG": _jpeg, "PNG": _png, "GIF": _gif, "TIFF": _tiff}
@@ -313,7 +317,7 @@ _WALKS: dict[str, Callable[[bytes, Tally], None]] = {"JPEG": _jpeg, "PNG": _png,
 #: What a reason names, when there are more than this many: unit, (threshold, words).
 _NAMED = {"jpeg scan": (1, "scans"), "jpeg marker": (1000, "markers"), "jpeg stray byte": (100_000, "stray bytes"),
           "png chunk": (1000, "chunks"), "gif frame": (1, "frames"), "tiff directory": (1, "directories"),
-          "tiff strip": (1000, "strips or tiles")}
+          "tiff stored strip": (1000, "strips or tiles"), "tiff strip": (1000, "strips or tiles")}
 
 
 def describe(info: ImageInfo, tally: Tally) -> str:
