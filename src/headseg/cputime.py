@@ -31,9 +31,9 @@ from headseg.images import ImageInfo, jpeg_reduction
 from headseg.normalize import Normalized
 from headseg.retry import Budget
 
-#: CPU seconds per unit on one core: half the fastest of repeated measurements on the development machine (an
-#: AMD EPYC at 2.6 GHz), so a core twice as fast still takes at least this. `bench/cpu_rates.py` measures them;
-#: its report gives each rate beside what it measured.
+#: CPU seconds per unit on one core: about half of what `bench/cpu_rates.py` measures on the development machine
+#: (an AMD EPYC at 2.6 GHz; measured ÷ rate 1.6 to 3.8 over three runs), so a core about twice as fast still
+#: takes at least this; every CPU bomb it builds measured 1.8 to 5.1 times its estimate.
 RATES: dict[str, float] = {
     "jpeg marker": 0.35e-6,  # a marker segment before the first scan: Pillow parses each in Python
     "jpeg stray byte": 25e-9,  # a byte between markers before the first scan: Pillow skips them one by one

@@ -8,8 +8,8 @@ allows, and kills it (SIGKILL) and reaps it when time is up: nothing it started 
 Why a fork per call, and not a pool or a long-lived worker: the child shares the parent's memory copy-on-write,
 so the object's bytes (up to MAX_OBJECT_BYTES) reach it without a copy, and what it adds is what normalizing
 in-process added (measured: a 24 MP PNG's peak grows the child by 118 MB, in-process by 117 MB), so the memory
-gate's model still holds; nothing starts at cold start; a killed child needs no respawn. It costs 15 to 25 ms a
-call here, with the SDKs loaded and 50 MB held (`bench/p7_deadline.py` reports it).
+gate's model still holds; nothing starts at cold start; a killed child needs no respawn. It costs about 20 ms
+a call here (a 12 MP photo normalizes in 130 ms instead of 109; `bench/p7_deadline.py` reports the cost).
 
 Forking a process that has threads (the pool, abandoned attempts) is safe only for a child that takes no lock
 another thread may hold. This child runs one call of headseg's own decoding code (Pillow and its codecs: no
