@@ -118,7 +118,7 @@ class Gates:
     resident: int = 0  # what an instance holds before any image (MEMORY_RESERVED_MB)
 
     def check(self, info: Any, object_bytes: int) -> int | str:
-        from headseg import images, normalize
+        from headseg import images, memory, normalize
         from headseg.errors import InvalidImage
 
         if object_bytes > self.max_object_bytes:
@@ -129,8 +129,8 @@ class Gates:
             normalize.check_pixels(info, limits)
             images.check_min_side(info, limits.min_side)
             if not self.decode_gate:
-                return normalize.decode_cost(info, limits.max_side)
-            return normalize.check_decode_cost(info, allowed, max_side=limits.max_side)
+                return memory.decode_cost(info, limits.max_side)
+            return memory.check_decode_cost(info, allowed, max_side=limits.max_side)
         except InvalidImage as exc:
             return exc.code
 

@@ -6,6 +6,7 @@ Everything is generated here (no binaries in the repository): `cases()` yields o
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -134,3 +135,107 @@ def cases() -> list[Case]:
         Case("scratch-prefix", lambda: jpeg, "skipped", "OutputPrefix", key="heads/.scratch/incoming/corpus/x.jpg/0.jpg"),
         Case("outside-input", lambda: jpeg, "skipped", "OutsideInputPrefix", key="elsewhere/x.jpg"),
     ]
+
+
+# -- CPU bombs: small, valid (or nearly) images whose decoding takes far longer than their size suggests --------
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def many_scans(size: tuple[int, int] = (2000, 2000), copies: int = 5000, scan: int = -1, lead: bytes = b"") -> bytes:
+    """A progressive JPEG of flat grey (libjpeg's 10 scans) with one scan repeated `copies` times (libjpeg warns
+    of the odd progression and decodes on): the last one (-1) refines every AC coefficient of the Y component,
+    14 bytes that walk all its blocks, coefficient by coefficient; scan 1 is a first AC scan (every block, once).
+    `lead`: bytes inserted as an APP15 segment before the frame header (pushes the header past the first bytes)."""
+    data = encode(Image.new("RGB", size, (128, 128, 128)), "JPEG", progressive=True, quality=90)
+    starts = [match.start() for match in re.finditer(b"\xff\xda", data)] + [len(data) - 2]
+    index = scan % (len(starts) - 1)
+    repeated = data[starts[index] : starts[index + 1]] * copies
+    data = data[: starts[index + 1]] + repeated + data[starts[index + 1] :]
+    segments = b"".join(b"\xff\xef" + struct.pack(">H", len(part) + 2) + part for part in _parts(lead, 65533))
+    return data[:2] + segments + data[2:]
+
+
+def _parts(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def many_markers(count: int = 3_000_000) -> bytes:
+    """A JPEG with `count` empty comment segments before its frame: Pillow parses each one in Python."""
+    data = encode(Image.new("RGB", (2400, 80), "grey"), "JPEG")
+    return data[:2] + b"\xff\xfe\x00\x02" * count + data[2:]
+
+
+def stray_bytes(count: int = 20_000_000) -> bytes:
+    """A JPEG with `count` zero bytes before its scan (libjpeg skips them; Pillow reads them one at a time)."""
+    data = encode(Image.new("RGB", (2400, 80), "grey"), "JPEG")
+    scan = data.index(b"\xff\xda")
+    return data[:scan] + b"\x00" * count + data[scan:]
+
+
+def png_chunks(count: int = 3_000_000, where: str = "before") -> bytes:
+    """A 2400x80 PNG with `count` empty private chunks before its IDAT ("before") or after it ("after"), or its
+    pixel data (stored: 576 KB) split into `count` IDAT chunks ("idat", at most one a byte)."""
+    width, height = 2400, 80
+    pixels = zlib.compress((b"\x00" + b"\x80" * 3 * width) * height, 0 if where == "idat" else 9)  # stored: splittable
+    parts = min(count, len(pixels)) if where == "idat" else 1
+    idat = [_chunk(b"IDAT", pixels[i * len(pixels) // parts : (i + 1) * len(pixels) // parts]) for i in range(parts)]
+    extra = _chunk(b"zzZz", b"") * count if where in ("before", "after") else b""
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    before, after = (extra, b"") if where == "before" else (b"", extra)
+    return b"\x89PNG\r\n\x1a\n" + ihdr + before + b"".join(idat) + after + _chunk(b"IEND", b"")
+
+
+def gif_frames(count: int = 2_000_000, size: tuple[int, int] = (240, 180)) -> bytes:
+    """A GIF with `count` one-pixel frames: counting them walks each one in Python."""
+    width, height = size
+    header = b"GIF89a" + struct.pack("<HH", width, height) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00" + b"\x02\x02\x44\x01\x00"
+    return header + frame * count + b"\x3b"
+
+
+def _ifd(order: str, entries: list[tuple[int, int, int, bytes]], following: int) -> bytes:
+    body = struct.pack(order + "H", len(entries))
+    for tag, kind, values, value in sorted(entries):
+        body += struct.pack(order + "HHI", tag, kind, values) + value
+    return body + struct.pack(order + "I", following)
+
+
+def tiff_directories(count: int = 200_000, size: tuple[int, int] = (2400, 40)) -> bytes:
+    """A grey TIFF with `count` directories (pages) sharing one strip: counting its frames reads each one."""
+    width, height = size
+    data = bytearray(b"II*\x00" + struct.pack("<I", 0))
+    strip = len(data)
+    data += b"\x80" * (width * height)
+    first = len(data)
+    struct.pack_into("<I", data, 4, first)
+    short = lambda value: struct.pack("<HH", value, 0)  # noqa: E731
+    entries = [(256, 3, 1, short(width)), (257, 3, 1, short(height)), (258, 3, 1, short(8)), (259, 3, 1, short(1)),
+               (262, 3, 1, short(1)), (273, 4, 1, struct.pack("<I", strip)), (278, 3, 1, short(height)),
+               (279, 4, 1, struct.pack("<I", width * height))]
+    size_of = len(_ifd("<", entries, 0))
+    for index in range(count):
+        data += _ifd("<", entries, first + (index + 1) * size_of if index < count - 1 else 0)
+    return bytes(data)
+
+
+def tiff_tiles(size: tuple[int, int] = (9984, 9984), tile: int = 16, compression: int = 8) -> bytes:
+    """A grey TIFF of `tile`-px tiles, all pointing at one tile's data: deflated (`compression` 8, decoded by
+    libtiff) or stored (1, Pillow's own decoder, tile by tile)."""
+    width, height = size
+    count = -(-width // tile) * -(-height // tile)
+    data = bytearray(b"II*\x00" + struct.pack("<I", 0))
+    pixels = len(data)
+    packed = zlib.compress(b"\x80" * tile * tile) if compression == 8 else b"\x80" * tile * tile
+    data += packed
+    offsets = len(data)
+    data += struct.pack("<I", pixels) * count
+    sizes = len(data)
+    data += struct.pack("<I", len(packed)) * count
+    struct.pack_into("<I", data, 4, len(data))
+    short = lambda value: struct.pack("<HH", value, 0)  # noqa: E731
+    data += _ifd("<", [(256, 4, 1, struct.pack("<I", width)), (257, 4, 1, struct.pack("<I", height)),
+                       (258, 3, 1, short(8)), (259, 3, 1, short(compression)), (262, 3, 1, short(1)),
+                       (322, 3, 1, short(tile)), (323, 3, 1, short(tile)), (324, 4, count, struct.pack("<I", offsets)),
+                       (325, 4, count, struct.pack("<I", sizes))], 0)
+    return bytes(data)

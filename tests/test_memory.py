@@ -53,7 +53,7 @@ def status(field):
     return int(line.split()[1]) * 1024
 for path in sys.argv[1:]:
     data = open(path, "rb").read()
-    estimate = normalize.decode_cost(images.read_header(data, complete=True), normalize.Limits().max_side)
+    estimate = memory.decode_cost(images.read_header(data, complete=True), normalize.Limits().max_side)
     start = status("VmRSS")
     open("/proc/self/clear_refs", "w").write("5")  # VmHWM restarts from VmRSS
     normalize.normalize(data, normalize.Limits())

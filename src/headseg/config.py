@@ -81,6 +81,7 @@ class Config:
     memory_fraction: float = 0.6  # of memory: what decoding an image may take (cutouts in flight: half of that)
     memory_reserved_mb: int = 96  # of that share, what an instance holds before any image (measured: 68 MB)
     time_margin: float = 3.0  # seconds kept free at the end of an invocation to record the outcome
+    vcpu: float = 0.35  # the function's vCPU (s.yaml's cpu; fc3 picks 0.35 at 512 MB): decode time estimates use it
     max_attempts: int = 6  # per cloud call, within the time budget
     retry_base: float = 0.5  # seconds: the first backoff; each further one doubles (with jitter), up to 8 s
     download_workers: int = 8
@@ -170,6 +171,8 @@ class Config:
             problems.append("MEMORY_FRACTION must be in (0, 0.9]; MEMORY_MB and MEMORY_RESERVED_MB must not be negative")
         if self.time_margin < 0:
             problems.append("TIME_MARGIN must not be negative")
+        if not 0.05 <= self.vcpu <= 16:
+            problems.append(f"VCPU={self.vcpu} must be between 0.05 and 16 (the function's cpu in s.yaml)")
         for name in ("oss_endpoint", "oss_public_endpoint", "imageseg_endpoint"):
             value = getattr(self, name)
             if value and urlsplit(value).scheme not in ("http", "https"):
@@ -258,6 +261,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_object_bytes": _int,
     "max_pixels": _int,
     "time_margin": _float,
+    "vcpu": _float,
     "memory_mb": _int,
     "memory_fraction": _float,
     "memory_reserved_mb": _int,

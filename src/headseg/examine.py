@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from headseg import images, memory, normalize
+from headseg import cputime, images, memory, normalize
 from headseg.config import Config
 from headseg.errors import InvalidImage, Skipped
 from headseg.run import Run
@@ -38,17 +38,18 @@ def examine(
             f"object is {info.size} bytes, over MAX_OBJECT_BYTES={config.max_object_bytes}: refused unread",
             code="InvalidImage.Size",
         )
-    judged = head
-    try:
-        inspected = _inspect(run, storage, info, judged, config)
-        judged = inspected.data
-        return inspected, _normalize(run, storage, info, inspected, config)
-    except (InvalidImage, Skipped):
-        if len(judged) >= info.size:
-            raise
-    log.info("verdict on a partial read: checking it on the whole object", extra={"fields": {"size": info.size}})
-    inspected = _inspect(run, storage, info, whole(run, storage, info, judged), config)
-    return inspected, _normalize(run, storage, info, inspected, config)
+    data = head
+    while True:
+        try:
+            inspected = _inspect(run, info, data, config, in_worker=data is not head)
+            return inspected, _normalize(run, storage, info, data, inspected, config)
+        except images.NeedMoreBytes:  # a partial read ended inside the header
+            pass
+        except (InvalidImage, Skipped):
+            if len(data) >= info.size:
+                raise
+            log.info("verdict on a partial read: checking it on the whole object", extra={"fields": {"size": info.size}})
+        data = whole(run, storage, info, data)  # the whole object: the loop's second and last turn
 
 
 def whole(run: Run, storage: Storage, info: ObjectInfo, held: bytes) -> bytes:
@@ -59,28 +60,33 @@ def whole(run: Run, storage: Storage, info: ObjectInfo, held: bytes) -> bytes:
     return run.retry(f"read {info.key!r}", lambda: storage.get(info.key, None, run.budget))[1]
 
 
-def _inspect(run: Run, storage: Storage, info: ObjectInfo, data: bytes, config: Config) -> Inspected:
+def _inspect(run: Run, info: ObjectInfo, data: bytes, config: Config, in_worker: bool) -> Inspected:
     """Format, size and dimensions from `data` (the first bytes, or all of them); refuse what no normalization
-    can rescue."""
+    can rescue. The first bytes (at most HEADER_BYTES) are parsed here; a whole object read for its header, in a
+    worker killed at the deadline (opening some images walks millions of markers). Raises `NeedMoreBytes` when
+    a partial read ended inside the header."""
     if images.sniff(data) is None:
         raise Skipped(f"not an image (Content-Type {info.content_type or 'unknown'})", code="NotAnImage")
-    try:
-        inspected = Inspected(images.read_header(data, complete=len(data) >= info.size), data)
-    except images.NeedMoreBytes:
-        data = whole(run, storage, info, data)  # kept: normalizing reads it from here
-        inspected = Inspected(images.read_header(data, complete=True), data)
-    normalize.check_pixels(inspected.image, config.limits)
-    images.check_min_side(inspected.image, config.min_image_side)
-    return inspected
+    if in_worker:
+        image = cputime.read_header(data, run.budget, config)
+    else:
+        image = images.read_header(data, complete=len(data) >= info.size)
+    normalize.check_pixels(image, config.limits)
+    images.check_min_side(image, config.min_image_side)
+    return Inspected(image, data)
 
 
-def _normalize(run: Run, storage: Storage, info: ObjectInfo, inspected: Inspected, config: Config) -> normalize.Normalized | None:
-    """A copy within SegmentHead's limits, or None when it takes the object as it is."""
+def _normalize(
+    run: Run, storage: Storage, info: ObjectInfo, head: bytes, inspected: Inspected, config: Config
+) -> normalize.Normalized | None:
+    """A copy within SegmentHead's limits, or None when it takes the object as it is; refused first when its
+    memory or, from the first bytes of `head` (the bytes held), its CPU time cannot fit."""
     why = normalize.reasons(inspected.image, info.size, config.limits)
     if not why:
         return None
     memory.check_fits(inspected.image, info.size, run.memory_mb, config)
+    cputime.check_head(inspected.image, head, info.size, run.budget, config)
     with run.timed("normalize"):
-        normalized = normalize.normalize(whole(run, storage, info, inspected.data), config.limits)
+        normalized = cputime.normalize(whole(run, storage, info, inspected.data), inspected.image, run.budget, config)
     log.info("normalized", extra={"fields": {"why": why, "steps": list(normalized.steps)}})
     return normalized

@@ -37,7 +37,7 @@ HEADER_BYTES = 64 * 1024
 class ImageInfo:
     """What the image header says: format, stored pixel dimensions, mode and EXIF orientation (1: upright).
 
-    And what decoding it will cost (`normalize.decode_cost`): whether a JPEG is progressive (its decoder then
+    And what decoding it will cost (`memory.decode_cost`): whether a JPEG is progressive (its decoder then
     buffers every DCT coefficient of the full image, whatever the scale it outputs), its components' sampling
     factors (h, v) as in its frame header (((2, 2), (1, 1), (1, 1)) for 4:2:0), the bits per sample a HEIF codes,
     the frames (pages) the bytes read show: the exact count when they are the whole object, at least 1, and the
@@ -71,21 +71,6 @@ class ImageInfo:
         h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
         columns, rows = math.ceil(self.width / (8 * h_max)), math.ceil(self.height / (8 * v_max))
         return sum(columns * h * rows * v * 64 * 2 for h, v in sampling)
-
-
-#: Bytes Pillow keeps per pixel of a mode (RGB is stored as RGBX, LA as LXXA); every mode not listed takes 4.
-_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
-
-#: Bytes a decoder takes per decoded pixel beyond the Pillow image it fills: (while decoding, held until the
-#: opened image is dropped). Measured as VmHWM growth in fresh processes, reset with /proc/self/clear_refs
-#: around each Pillow call normalize() makes, at 12 and 24 MP (Pillow 13, pi-heif 1.4); bench/p3_memory.py
-#: measures normalize()'s own peak that way for every format and mode. WebP: 16 B/px in all while decoding
-#: (libwebp's two RGBA canvases, the frame copied out to Python, Pillow's image), 8 of them held by the open
-#: WebPImageFile (its decoder keeps the canvases); animated and lossless RGBA alike. HEIF: 7 (libheif's
-#: interleaved RGB, then Pillow's image), RGBA 8, 10-bit 7.5, none held. JPEG, PNG, TIFF, BMP, GIF: Pillow's
-#: image alone (Adam7, RLE, multi-frame and strips of a few rows too); a progressive JPEG adds
-#: `coefficient_bytes`, a compressed TIFF its `strip_bytes` (3 B/px more for a one-strip RGB, 6 for 16-bit RGB).
-DECODER_BYTES_PER_PIXEL: dict[str, tuple[float, float]] = {"WEBP": (12.0, 8.0), "HEIF": (3.0, 0.0)}
 
 
 def sniff(head: bytes) -> str | None:
@@ -236,21 +221,6 @@ def _frames(image: object) -> int:
     except (EOFError, OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error):
         return 1  # a count the bytes cannot finish is informational: never fatal
     return count if isinstance(count, int) and count >= 1 else 1
-
-
-def stored_bytes(mode: str) -> int:
-    """Bytes a decoded pixel of `mode` takes in Pillow."""
-    return _STORED_BYTES.get(mode, 4)
-
-
-def decoder_bytes(info: ImageInfo, pixels: int) -> tuple[int, int]:
-    """What decoding `pixels` of the image takes beyond Pillow's own image: (at the peak, held afterwards)."""
-    during, held = DECODER_BYTES_PER_PIXEL.get(info.format, (0.0, 0.0))
-    if info.format == "HEIF":
-        during += (info.mode == "RGBA") + (info.bit_depth > 8)  # 10/12-bit: decoded to 16 bits a sample first
-        held = during if info.frames > 1 else held  # pi-heif keeps a sequence's decoded frames
-    coefficients = info.coefficient_bytes if info.format == "JPEG" else 0
-    return math.ceil(during * pixels) + coefficients + info.strip_bytes, math.ceil(held * pixels)
 
 
 def jpeg_reduction(stored: tuple[int, int], wanted: tuple[int, int]) -> int:

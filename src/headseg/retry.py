@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import random
 import threading
 import time
@@ -25,19 +26,21 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Budget:
     """The time left for this invocation's work: FC's timeout minus TIME_MARGIN. `grace` more seconds (most of
-    the margin) remain for recording the outcome once the work has given up."""
+    the margin) remain for recording the outcome once the work has given up. `total`: the whole work budget an
+    invocation starts with (what no retry can exceed; unknown: infinite)."""
 
     deadline: float
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     grace: float = 0.0
+    total: float = math.inf
 
     @classmethod
     def seconds(cls, seconds: float, clock: Callable[[], float] = time.monotonic, grace: float = 0.0) -> "Budget":
-        return cls(deadline=clock() + seconds, clock=clock, grace=grace)
+        return cls(deadline=clock() + seconds, clock=clock, grace=grace, total=seconds)
 
     def for_recording(self) -> "Budget":
         """The budget of the outcome's record: the work's deadline plus the grace."""
-        return Budget(self.deadline + self.grace, self.clock)
+        return Budget(self.deadline + self.grace, self.clock, total=self.total + self.grace)
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - self.clock())
