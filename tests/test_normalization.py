@@ -201,3 +201,17 @@ def test_a_jpeg_with_more_pictures_after_it_is_decoded_at_reduced_size_too():
     Image.new("RGB", (4000, 3000), "white").save(buffer, "MPO", save_all=True, append_images=[Image.new("RGB", (400, 300))])
     normalized = normalize(buffer.getvalue(), Limits())
     assert "decoded at 1/2 scale and cropped from 4000x3000 to 1999x1500" in normalized.steps
+
+
+def test_a_mode_pillow_decodes_but_cannot_convert_is_a_clear_permanent_refusal():
+    """A 16-bit big-endian TIFF decodes, but Pillow has no point() for its mode: a permanent InvalidImage that
+    names the mode, not an exception nobody classified (which would be retried for ever)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("I;16B", (2400, 100)).save(buffer, "TIFF")
+    with pytest.raises(InvalidImage, match=r"mode I;16B\) cannot be converted") as error:
+        normalize(buffer.getvalue(), Limits())
+    assert error.value.code == "InvalidImage.Unsupported"

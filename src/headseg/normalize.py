@@ -89,7 +89,7 @@ SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})  # made L by p
 
 def normalize(data: bytes, limits: Limits) -> Normalized:
     """An upright JPEG/PNG copy of `data` within `limits`. Raises InvalidImage when that is impossible."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     if sniff(data) == "HEIF":  # libheif's native libraries cost memory: load them only for HEIF
         register_heif()
@@ -121,6 +121,29 @@ def normalize(data: bytes, limits: Limits) -> Normalized:
         raise InvalidImage(f"refused a decompression bomb: {exc}", code="InvalidImage.TooManyPixels") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"the image cannot be decoded: {exc}", code="InvalidImage.Corrupt") from None
+    try:
+        return _prepare(image, source_format, orientation, pending, stored, upright, target, limits, steps)
+    except (OSError, ValueError) as exc:  # Pillow cannot turn, convert or encode what it decoded (a rare mode)
+        raise InvalidImage(
+            f"the {source_format} image (mode {image.mode}) cannot be converted for SegmentHead: {exc}",
+            code="InvalidImage.Unsupported",
+        ) from None
+
+
+def _prepare(
+    image: Image.Image,
+    source_format: str,
+    orientation: int,
+    pending: int,
+    stored: tuple[int, int],
+    upright: tuple[int, int],
+    target: tuple[int, int],
+    limits: Limits,
+    steps: list[str],
+) -> Normalized:
+    """The decoded image turned upright, in a plain mode, downscaled and encoded within `limits`."""
+    from PIL import ImageOps
+
     turned = pending != orientation and orientation in (5, 6, 7, 8)
     decoded_scale = image.size[1 if turned else 0] / stored[0]  # a JPEG draft decodes at 1/2, 1/4 or 1/8, exactly
     if pending != 1:
