@@ -90,7 +90,9 @@ def _process(pipeline: Pipeline, storage: DirectoryStorage, path: Path, key: str
         data = path.read_bytes()
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
-    storage.put(key, data, "application/octet-stream")
+    stored = storage.path(key)
+    if not (stored.is_file() and stored.read_bytes() == data):  # the same file again is no new version
+        storage.put(key, data, "application/octet-stream")
     record = ObjectCreated("ObjectCreated:PutObject", BUCKET, key)
     return pipeline.process(record, Budget.seconds(PER_IMAGE_SECONDS))
 
