@@ -18,7 +18,7 @@ KEY_ID, SECRET, TOKEN = "STS.bench", "bench-secret", "bench-token"
 def fake_cloud(log_level: str = "WARNING") -> Iterator[tuple[Any, Any, Any]]:
     """Fake OSS, imageseg and FC on free ports (one STS key for all), the environment set for the function,
     and a fresh handler instance; yields (oss, imageseg, fc)."""
-    from headseg import handler
+    from headseg.function import handler
     from tests.fakes.fc import FakeFc
     from tests.fakes.imageseg import FakeImageseg
     from tests.fakes.oss import FakeOss

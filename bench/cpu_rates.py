@@ -1,4 +1,4 @@
-"""CPU rates: what each unit `headseg.cputime` counts costs `normalize` on this machine, beside the rate it
+"""CPU rates: what each unit `headseg.function.cputime` counts costs `normalize` on this machine, beside the rate it
 assumes; then each CPU bomb of tests/corpus.py, its estimate beside its measured CPU time.
 
 A unit's cost is measured by difference: the same kind of input with few and with many of the unit (scans,
@@ -16,9 +16,9 @@ from typing import Callable
 from PIL import Image
 
 import bench._fakes  # noqa: F401  (src/ and the repository first on sys.path, as for every benchmark)
-from headseg import cputime, images
-from headseg.errors import InvalidImage
-from headseg.normalize import Limits, normalize
+from headseg.function import cputime, images
+from headseg.function.errors import InvalidImage
+from headseg.function.normalize import Limits, normalize
 from tests import corpus
 
 LIMITS = Limits()

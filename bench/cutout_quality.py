@@ -69,7 +69,7 @@ def shares(cut: Any, heads: Heads) -> tuple[int, float, float, float]:
 
 
 def measure(sheet: Path | None = None) -> tuple[list[str], dict[str, float]]:
-    from headseg.segmenters.headcut import HeadCutter
+    from headseg.local.headcut import HeadCutter
 
     outlines = {k: v for k, v in json.loads((evalset.HERE / "heads.json").read_text()).items() if not k.startswith("_")}
     cutter = HeadCutter()
@@ -109,7 +109,7 @@ def draw_sheet(drawn: list[tuple[str, np.ndarray, list[Any]]], path: Path) -> No
     from PIL import Image
 
     from headseg.cli.sheet import draw_row, stack
-    from headseg.segmenters.local import picture
+    from headseg.local.segmenter import picture
 
     rows = []
     for name, rgb, cuts in drawn:

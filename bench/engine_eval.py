@@ -68,18 +68,18 @@ def run() -> list[str]:
 
 
 def _evaluate() -> list[str]:
-    from headseg.app import App
-    from headseg.config import Config, Engine
-    from headseg.events import ObjectCreated
-    from headseg.retry import Budget
-    from headseg.storage.directory import DirectoryStorage
+    from headseg.local.wiring import local_app
+    from headseg.function.config import Config, Engine
+    from headseg.function.events import ObjectCreated
+    from headseg.function.retry import Budget
+    from headseg.local.directory import DirectoryStorage
 
     photos = evalset.photos()
     rows: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     seconds: list[float] = []
     with tempfile.TemporaryDirectory() as bucket_dir:
         config = Config(input_prefix="incoming/", output_prefix="heads/", engine=Engine.LOCAL, bucket_dir=bucket_dir)
-        storage, app = DirectoryStorage(bucket_dir, "eval"), App(config)
+        storage, app = DirectoryStorage(bucket_dir, "eval"), local_app(config)
         pipeline = app.pipeline(None)
         pipeline.segmenter.warm()
         try:

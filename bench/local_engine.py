@@ -35,7 +35,7 @@ class Recorder:
 def run() -> list[str]:
     import json
 
-    from headseg.segmenters.local import LocalSegmenter
+    from headseg.local.segmenter import LocalSegmenter
 
     labels = {k: v for k, v in json.loads((SAMPLES / "labels.json").read_text()).items() if not k.startswith("_")}
     segmenter = LocalSegmenter()

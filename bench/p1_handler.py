@@ -24,7 +24,7 @@ def run() -> list[str]:
     worst = 0.0
     with fake_cloud() as (oss, imageseg, _fc):
         import index
-        from headseg.events import object_created_event
+        from headseg.function.events import object_created_event
 
         def invoke(key: str, etag: str) -> float:
             started = time.perf_counter()

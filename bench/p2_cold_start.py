@@ -1,4 +1,4 @@
-"""P2 cold start and P5 CRC cost, on the package `headseg.package` builds, in fresh `python3.10 -I -S -B`
+"""P2 cold start and P5 CRC cost, on the package `headseg.ops.package` builds, in fresh `python3.10 -I -S -B`
 interpreters (no site-packages, no environment, no bytecode written: FC's `/code` is read-only).
 
 Each fresh interpreter imports `index`, runs the initializer (`index.initialize`), then handles one 1 MP
@@ -7,7 +7,7 @@ events with oss2's CRC64 turned off. Median over the fresh interpreters.
 
 - **P2** = the first event ÷ a warm event (goal ≤ 1.5). Beside it: the floor, a bare
   `import oss2, alibabacloud_imageseg20191230.client` from the same package (and the same once
-  `headseg.defer` is installed), and the whole cold start (import + initializer + first event).
+  `headseg.function.defer` is installed), and the whole cold start (import + initializer + first event).
 - **P5** = a warm event's CPU ÷ the same event's CPU without CRC (goal ≤ 1.2).
 """
 
@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench._fakes import KEY_ID, SECRET, TOKEN, fake_cloud
-from headseg import package
+from headseg.ops import package
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "tests" / "instance.py"
@@ -58,7 +58,7 @@ def run() -> list[str]:
         f"| warm event | {warm:.0f} |",
         f"| cold start: import + initializer + first event | {cold:.0f} |",
         f"| floor: `{FLOOR}` | {median(floors):.0f} |",
-        f"| the same after `headseg.defer.install()` (as index.py does) | {median(deferred):.0f} |",
+        f"| the same after `headseg.function.defer.install()` (as index.py does) | {median(deferred):.0f} |",
         f"| warm event CPU | {cpu:.1f} |",
         f"| warm event CPU, oss2 CRC off | {cpu_no_crc:.1f} |",
         f"\nP2 cold start: first event ÷ warm event {first / warm:.2f} (goal ≤ 1.5); {INSTANCES} fresh interpreters.",

@@ -31,7 +31,7 @@ import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import index
 from headseg.cli.invoke import FunctionMeta, LocalContext
-from headseg.events import object_created_event
+from headseg.function.events import object_created_event
 def status(field):
     line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
     return int(line.split()[1]) * 1024
@@ -64,7 +64,7 @@ def measure(heads: int, workers: int, memory_mb: int, side: int = SIDE) -> Cutou
     from PIL import Image
 
     import tests.fakes.imageseg as fake_segmenthead
-    from headseg.config import Config
+    from headseg.function.config import Config
     from tests.fakes.images import portrait
 
     def every_head(image: Any) -> tuple[Any, list[tuple[int, int, int, int]]]:
@@ -87,8 +87,8 @@ def measure(heads: int, workers: int, memory_mb: int, side: int = SIDE) -> Cutou
 def rows(memory_mb: int, max_workers: int) -> tuple[list[str], tuple[float, str]]:
     """P3's cutout rows, and the worst peak of them with its name: the largest cutouts at the default and at
     the most DOWNLOAD_WORKERS, and small ones at the most (where the workers' own memory shows)."""
-    from headseg.config import Config
-    from headseg.cutouts import TRANSFER_BYTES
+    from headseg.function.config import Config
+    from headseg.function.cutouts import TRANSFER_BYTES
 
     table = [
         (
@@ -116,7 +116,7 @@ def rows(memory_mb: int, max_workers: int) -> tuple[list[str], tuple[float, str]
 
 
 def _bound(side: int) -> int:
-    from headseg.segmenters import Head, max_cutout_bytes
+    from headseg.function.segmenters import Head, max_cutout_bytes
 
     return max_cutout_bytes(Head(0, 0, side, side))
 
@@ -126,6 +126,6 @@ def _mb(count: float, decimals: int = 0) -> str:
 
 
 if __name__ == "__main__":
-    from headseg.config import MAX_DOWNLOAD_WORKERS
+    from headseg.function.config import MAX_DOWNLOAD_WORKERS
 
     print("\n".join(rows(512, MAX_DOWNLOAD_WORKERS)[0]))

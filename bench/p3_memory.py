@@ -54,9 +54,9 @@ import index  # the handler and what it imports at start; then what the first in
 import oss2, requests
 from alibabacloud_imageseg20191230 import models
 from alibabacloud_imageseg20191230.client import Client
-from headseg.segmenters import cloud
-from headseg.storage import oss
-from headseg import images, memory, normalize
+from headseg.function.segmenters import cloud
+from headseg.function.storage import oss
+from headseg.function import images, memory, normalize
 import PIL.Image
 PIL.Image.init()
 memory.release_large_buffers()  # as the function's App does when it starts
@@ -118,8 +118,8 @@ class Gates:
     resident: int = 0  # what an instance holds before any image (MEMORY_RESERVED_MB)
 
     def check(self, info: Any, object_bytes: int) -> int | str:
-        from headseg import images, memory, normalize
-        from headseg.errors import InvalidImage
+        from headseg.function import images, memory, normalize
+        from headseg.function.errors import InvalidImage
 
         if object_bytes > self.max_object_bytes:
             return f"object {object_bytes} bytes > MAX_OBJECT_BYTES"
@@ -137,7 +137,7 @@ class Gates:
 
 def header(path: Path) -> Any:
     """What the pipeline reads of the object: the header from its first bytes (all of them when needed)."""
-    from headseg import images
+    from headseg.function import images
 
     data = path.read_bytes()
     head = data[: images.HEADER_BYTES]
@@ -228,8 +228,8 @@ def megabytes(count: float, decimals: int = 0) -> str:
 
 
 def run() -> list[str]:
-    from headseg.config import MAX_DOWNLOAD_WORKERS, Config
-    from headseg.errors import InvalidImage
+    from headseg.function.config import MAX_DOWNLOAD_WORKERS, Config
+    from headseg.function.errors import InvalidImage
 
     memory_mb, max_object_bytes = s_yaml()
     memory = memory_mb * MIB

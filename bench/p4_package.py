@@ -2,7 +2,7 @@
 zipped, bytecode included) ÷ its dependency floor (the imageseg SDK, Pillow and their requirements as their
 wheels have them, zipped the same way, no bytecode). Goal ≤ 1.2, and no ML libraries.
 
-Both are built by `headseg.package` for python3.10 x86_64 in the same run; installed sizes are shown too, and
+Both are built by `headseg.ops.package` for python3.10 x86_64 in the same run; installed sizes are shown too, and
 what the bytecode adds.
 """
 
@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from headseg import package
+from headseg.ops import package
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = ["alibabacloud-imageseg20191230>=4.0.1,<5", "Pillow>=10.3"]

@@ -51,7 +51,7 @@ def _cpu_bomb() -> bytes:
 
 
 def _blind() -> ContextManager[object]:
-    from headseg import cputime
+    from headseg.function import cputime
 
     return mock.patch.dict(cputime.RATES, dict.fromkeys(cputime.RATES, 0.0))
 
@@ -89,8 +89,8 @@ def _scenarios() -> list[tuple[str, Inject, Image, Setting]]:
 def scenario(inject: Inject, image: Image, setting: Setting) -> tuple[float, str, str]:
     """(the handler's wall time, how it ended, the error record's code or "not written") in a fresh cloud."""
     from headseg.cli.invoke import FunctionMeta, LocalContext
-    from headseg.errors import RetriableError
-    from headseg.events import object_created_event
+    from headseg.function.errors import RetriableError
+    from headseg.function.events import object_created_event
 
     with fake_cloud() as (oss, imageseg, _fc):
         import index
@@ -159,8 +159,8 @@ def worker_cost(calls: int = 20) -> list[str]:
     import oss2  # noqa: F401
     from PIL import Image  # noqa: F401
 
-    from headseg import worker
-    from headseg.retry import Budget, within
+    from headseg.function import worker
+    from headseg.function.retry import Budget, within
 
     held = os.urandom(50 * 2**20)
     answer = held[: 3 * 2**20]

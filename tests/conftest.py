@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))  # `import index`, exactly as FC does from the code directory
 sys.path.insert(0, str(ROOT))  # `tests.fakes`
 
-from headseg import handler as handler_module  # noqa: E402
+from headseg.function import handler as handler_module  # noqa: E402
 from headseg.cli.invoke import FunctionMeta, LocalContext  # noqa: E402
-from headseg.config import Config  # noqa: E402
-from headseg.events import object_created_event  # noqa: E402
+from headseg.function.config import Config  # noqa: E402
+from headseg.function.events import object_created_event  # noqa: E402
 from tests.fakes._server import CanaryServer  # noqa: E402
 from tests.fakes.fc import FakeFc  # noqa: E402
 from tests.fakes.images import portrait  # noqa: E402
@@ -200,7 +200,7 @@ def iou(a, b) -> float:
 @pytest.fixture(scope="session")
 def local_segmenter():
     """One offline engine for the session: mediapipe's graphs take a moment to build."""
-    from headseg.segmenters.local import LocalSegmenter
+    from headseg.local.segmenter import LocalSegmenter
 
     return LocalSegmenter()
 

@@ -5,7 +5,7 @@ plan {"bucket", "events": [[key, etag], ...], "warm": n, "key_id", "secret", "to
 settings come from the environment. It imports `index`, runs the initializer, handles the first event, then n
 warm events, then the rest with oss2's CRC64 turned off (bench P5's counterfactual), and prints one JSON line:
 the seconds each step took (wall; and CPU for the later events), the modules the first event imported, and
-which of the modules `headseg.defer` defers were imported and which of those never ran.
+which of the modules `headseg.function.defer` defers were imported and which of those never ran.
 """
 
 import json
@@ -20,7 +20,7 @@ sys.path[:0] = [code, package] if package else [code]  # FC: /code, then PYTHONP
 import index  # noqa: E402
 
 imported = time.perf_counter()
-from headseg.events import object_created_event  # noqa: E402  (already loaded by index's imports)
+from headseg.function.events import object_created_event  # noqa: E402  (already loaded by index's imports)
 
 credentials = types.SimpleNamespace(
     access_key_id=plan["key_id"], access_key_secret=plan["secret"], security_token=plan["token"]
@@ -55,7 +55,7 @@ def without_crc(self, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 oss2.Bucket.__init__ = without_crc
 no_crc = [invoke(*e) for e in events[1 + plan["warm"] :]]
-from headseg.defer import DEFERRED  # noqa: E402
+from headseg.function.defer import DEFERRED  # noqa: E402
 
 imported_deferred = sorted(name for name in DEFERRED if name in sys.modules)
 print(json.dumps({

@@ -21,7 +21,7 @@ import types
 
 # What `index.initialize` imports besides `index`: imported once here, so no instance pays for it again.
 WARM = (
-    "PIL.Image", "PIL.ExifTags", "requests", "headseg.storage.oss", "alibabacloud_imageseg20191230.client",
+    "PIL.Image", "PIL.ExifTags", "requests", "headseg.function.storage.oss", "alibabacloud_imageseg20191230.client",
     "alibabacloud_imageseg20191230.models", "alibabacloud_tea_openapi.models", "alibabacloud_tea_util.models",
 )  # fmt: skip
 

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from headseg import handler as handler_module
-from headseg.credentials import Credentials
+from headseg.function import handler as handler_module
+from headseg.function.credentials import Credentials
 from tests.conftest import ACCESS_KEY_ID, Cloud, FcCredentials, fc_context, oss_event
 from tests.fakes._server import Fault
 from tests.fakes.imageseg import is_result_download

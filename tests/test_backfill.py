@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from headseg.backfill import Journal, Summary, hand_over, items_from, pending
+from headseg.ops.backfill import Journal, Summary, hand_over, items_from, pending
 from headseg.cli import main
-from headseg.credentials import Credentials
-from headseg.errors import AccessDenied, PermanentError, RetriableError
-from headseg.events import ObjectCreated, parse_event
-from headseg.invoker import Fc2Invoker, Fc3Invoker, Invoker
-from headseg.ratelimit import RateLimiter
-from headseg.layout import Layout
-from headseg.retry import RetryPolicy
-from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
-from headseg.storage.oss import OssStorage
+from headseg.function.credentials import Credentials
+from headseg.function.errors import AccessDenied, PermanentError, RetriableError
+from headseg.function.events import ObjectCreated, parse_event
+from headseg.ops.invoker import Fc2Invoker, Fc3Invoker, Invoker
+from headseg.ops.ratelimit import RateLimiter
+from headseg.function.layout import Layout
+from headseg.function.retry import RetryPolicy
+from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
+from headseg.function.storage.oss import OssStorage
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
 from tests.fakes._server import Request, Response
 from tests.fakes.fc import FakeFc
@@ -142,7 +142,7 @@ def test_an_interrupted_backfill_resumes_without_queueing_twice(ops, fc, tmp_pat
         ops.upload(f"incoming/r/{i:03d}.jpg", b"x")
     storage = OssStorage(BUCKET, endpoint=ops.oss.url, credentials=CREDENTIALS, region="cn-shanghai")
     invoker = fc.invoker()
-    from headseg.config import Config
+    from headseg.function.config import Config
 
     config = Config(input_prefix="incoming/", output_prefix="heads/")
     stop = threading.Event()
@@ -347,7 +347,7 @@ def test_a_dropped_connection_is_retried(fc):
 
 
 def test_an_fc3_endpoint_must_be_http_or_https_host_and_port():
-    from headseg.errors import ConfigError
+    from headseg.function.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not http"):
         Fc3Invoker("ftp://example.com", CREDENTIALS, "headseg")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from headseg.errors import RetriableError
+from headseg.function.errors import RetriableError
 from tests.conftest import Cloud, load_event, oss_event
 from tests.corpus import cases
 
@@ -79,7 +79,7 @@ def test_an_event_of_many_records_is_processed_across_deliveries_never_dropped(c
 
 
 def test_an_event_over_the_size_the_function_parses_is_raised_not_returned(cloud: Cloud):
-    from headseg.events import MAX_EVENT_BYTES
+    from headseg.function.events import MAX_EVENT_BYTES
 
     with pytest.raises(RetriableError, match="onFailure destination"):
         cloud.invoke(b'{"events": [' + b" " * MAX_EVENT_BYTES + b"]}")

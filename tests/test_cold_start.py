@@ -1,5 +1,5 @@
 """The cold start: the initializer leaves the first event nothing to import or build, and the modules
-`headseg.defer` defers never run while events are handled; each over the wire, in a fresh interpreter."""
+`headseg.function.defer` defers never run while events are handled; each over the wire, in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from headseg.defer import DEFERRED
+from headseg.function.defer import DEFERRED
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, fc_context, portrait
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,8 +59,8 @@ def test_a_deferred_module_runs_when_it_is_used():
 def test_the_sdk_session_the_initializer_opens_is_the_one_the_first_call_uses(cloud):
     from darabonba.core import DaraCore
 
-    from headseg.app import App
-    from headseg.config import Config
+    from headseg.function.app import App
+    from headseg.function.config import Config
 
     app = App(Config.from_env())
     host = cloud.imageseg.url.split("://")[1]

@@ -1,7 +1,7 @@
 import pytest
 
-from headseg.config import MAX_DOWNLOAD_WORKERS, Config, OssSignature, UrlMode
-from headseg.errors import ConfigError
+from headseg.function.config import MAX_DOWNLOAD_WORKERS, Config, OssSignature, UrlMode
+from headseg.function.errors import ConfigError
 
 BASE = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "heads/"}
 

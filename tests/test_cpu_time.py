@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headseg import cputime, images, walks
-from headseg.errors import BudgetExhausted, InvalidImage, RetriableError
-from headseg.images import ImageInfo
-from headseg.retry import Budget
+from headseg.function import cputime, images, walks
+from headseg.function.errors import BudgetExhausted, InvalidImage, RetriableError
+from headseg.function.images import ImageInfo
+from headseg.function.retry import Budget
 from tests import corpus
 from tests.conftest import Cloud
 from tests.test_worker import children

@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from headseg.errors import ObjectNotFound, PermanentError
-from headseg.storage.directory import DirectoryStorage
+from headseg.function.errors import ObjectNotFound, PermanentError
+from headseg.local.directory import DirectoryStorage
 
 
 def test_round_trip_with_unicode_and_spaces(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from headseg import syaml
+from headseg.ops import syaml
 from headseg.cli import main
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
 

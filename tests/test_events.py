@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from headseg.errors import MalformedEvent, RetriableError
-from headseg.events import MAX_EVENT_BYTES, EventTooLarge, ObjectCreated, OtherRecord, RejectedRecord, parse_event
-from headseg.storage import MAX_KEY_BYTES
+from headseg.function.errors import MalformedEvent, RetriableError
+from headseg.function.events import MAX_EVENT_BYTES, EventTooLarge, ObjectCreated, OtherRecord, RejectedRecord, parse_event
+from headseg.function.storage import MAX_KEY_BYTES
 
 EVENTS = Path(__file__).parent.parent / "events"
 
@@ -232,7 +232,7 @@ def test_parser_round_trips_well_formed_records(key, kind, size):
 
 
 def test_synthetic_events_have_the_real_shape_and_parse_back():
-    from headseg.events import object_created_event
+    from headseg.function.events import object_created_event
 
     real = json.loads(load_event("put.json"))["events"][0]
     made = object_created_event("headseg-demo", "incoming/a b.jpg", "ABC", 12, account_id="1234")["events"][0]

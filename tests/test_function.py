@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from headseg.errors import ConfigError, RetriableError
+from headseg.function.errors import ConfigError, RetriableError
 from tests.conftest import BUCKET, Cloud, load_event, oss_event, png_image
 from tests.fakes._server import Fault, Response
 from tests.fakes.imageseg import is_result_download

@@ -10,8 +10,8 @@ from types import SimpleNamespace as Ns
 import numpy as np
 import pytest
 
-from headseg.segmenters import faces, headcut, mattes
-from headseg.segmenters.faces import Face
+from headseg.function.segmenters import faces, headcut, mattes
+from headseg.local.faces import Face
 
 
 @pytest.mark.parametrize("size", [(800, 533), (1024, 819), (2000, 1250), (1332, 2000), (2000, 2000)])

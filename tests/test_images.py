@@ -5,8 +5,8 @@ import zlib
 import pytest
 from PIL import Image, ImageFile
 
-from headseg import images
-from headseg.errors import InvalidImage
+from headseg.function import images
+from headseg.function.errors import InvalidImage
 
 
 def encode(fmt: str, size=(64, 48), mode="RGB", **options) -> bytes:

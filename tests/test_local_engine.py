@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from headseg.errors import InvalidImage
+from headseg.function.errors import InvalidImage
 from tests.conftest import SAMPLES, iou, png_image, sample_labels
 
 LABELS = sample_labels()

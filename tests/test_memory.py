@@ -14,14 +14,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from headseg import images
-from headseg.app import build_storage
-from headseg.config import Config
-from headseg.credentials import Credentials
-from headseg.images import ImageInfo
-from headseg.retry import Budget
-from headseg.segmenters import SegmentInput
-from headseg.segmenters.cloud import CloudSegmenter
+from headseg.function import images
+from headseg.function.app import build_storage
+from headseg.function.config import Config
+from headseg.function.credentials import Credentials
+from headseg.function.images import ImageInfo
+from headseg.function.retry import Budget
+from headseg.function.segmenters import SegmentInput
+from headseg.function.segmenters.cloud import CloudSegmenter
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, ROOT, SECURITY_TOKEN, Cloud
 from tests.corpus import png_claiming
 
@@ -46,7 +46,7 @@ def test_more_memory_lets_the_same_image_past_the_gate(cloud: Cloud):
 # -- the estimate against measured peaks -------------------------------------------------------------------------------
 MEASURE = r"""
 import sys
-from headseg import images, memory, normalize
+from headseg.function import images, memory, normalize
 memory.release_large_buffers()  # as the function's App does when it starts
 def status(field):
     line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
@@ -154,8 +154,8 @@ def test_an_instance_gives_freed_large_buffers_back_to_the_system():
     arenas once a larger buffer was freed. An instance (its App) makes freed large buffers leave the process."""
     code = r"""
 import sys, threading
-from headseg.app import App
-from headseg.config import Config
+from headseg.function.app import App
+from headseg.function.config import Config
 App(Config.from_env({"INPUT_PREFIX": "in/", "OUTPUT_PREFIX": "out/", "ENGINE": "local", "BUCKET_DIR": "-"}))
 def rss():
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS:")).split()[1]) * 1024

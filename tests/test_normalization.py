@@ -8,11 +8,11 @@ import re
 import pytest
 from PIL import Image
 
-from headseg import images
-from headseg.errors import InvalidImage
-from headseg.images import ImageInfo
-from headseg.memory import check_decode_cost, decode_cost
-from headseg.normalize import Limits, normalize
+from headseg.function import images
+from headseg.function.errors import InvalidImage
+from headseg.function.images import ImageInfo
+from headseg.function.memory import check_decode_cost, decode_cost
+from headseg.function.normalize import Limits, normalize
 from tests.conftest import BUCKET, Cloud
 from tests.corpus import encode, heic, png_claiming
 from tests.fakes.images import portrait

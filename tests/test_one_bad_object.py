@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from headseg.backfill import Journal, Summary, hand_over, items_from
+from headseg.ops.backfill import Journal, Summary, hand_over, items_from
 from headseg.cli import main
-from headseg.events import parse_event
-from headseg.ratelimit import RateLimiter
-from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
+from headseg.function.events import parse_event
+from headseg.ops.ratelimit import RateLimiter
+from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from tests.conftest import BUCKET, Cloud
 from tests.fakes._server import Fault, Response
 from tests import test_backfill
@@ -173,7 +173,7 @@ class Flaky:
 
 
 def test_a_hand_over_that_raises_unexpectedly_is_counted_failed_and_the_rest_go_on(tmp_path):
-    from headseg.storage import ObjectInfo
+    from headseg.function.storage import ObjectInfo
 
     infos = [ObjectInfo(f"incoming/{i}.jpg", 1, f"{i:032X}") for i in range(6)]
     summary = Summary()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from headseg import package
+from headseg.ops import package
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -23,11 +23,11 @@ SRC = ROOT / "src"
 
 CHECK = (
     "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import index, oss2, PIL.Image, pi_heif; "
-    "import alibabacloud_imageseg20191230.client; from headseg.storage.oss import OssStorage; "
-    "from headseg.segmenters.cloud import CloudSegmenter; "
+    "import alibabacloud_imageseg20191230.client; from headseg.function.storage.oss import OssStorage; "
+    "from headseg.function.segmenters.cloud import CloudSegmenter; "
     "import importlib.util as u; assert u.find_spec('numpy') is None and u.find_spec('mediapipe') is None; "
     # what the function decodes still decodes once the package is trimmed
-    "import io; from PIL import Image, features; from headseg.images import register_heif; register_heif(); "
+    "import io; from PIL import Image, features; from headseg.function.images import register_heif; register_heif(); "
     "[Image.open(io.BytesIO((lambda b: (Image.new('RGB', (40, 30)).save(b, f), b.getvalue())[1])(io.BytesIO()))).load() "
     "for f in ('JPEG', 'PNG', 'BMP', 'WEBP', 'TIFF', 'GIF')]; Image.init(); "
     "assert not features.check('avif') and not features.check('freetype2'); "
@@ -38,7 +38,30 @@ CHECK = (
 )
 
 
-def build_and_import(python: str, version: str, target: Path, code: Path = SRC) -> subprocess.CompletedProcess[str]:
+def code_package(tmp: Path) -> Path:
+    """./src as `s deploy` packages it: every file its .fcignore does not leave out (gitignore's rules, which
+    fc3 applies), without a built python/ folder or bytecode."""
+    import pathspec
+
+    spec = pathspec.GitIgnoreSpec.from_lines((SRC / ".fcignore").read_text().splitlines())
+    code = tmp / "code"
+    for path in SRC.rglob("*"):
+        relative = path.relative_to(SRC).as_posix()
+        if path.is_file() and not spec.match_file(relative) and not relative.startswith("python/") and "__pycache__" not in relative:
+            (code / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, code / relative)
+    return code
+
+
+def test_the_code_package_holds_the_function_and_nothing_else(tmp_path):
+    """No tooling, offline engine or command line ships: what is not the function is left out by .fcignore."""
+    files = sorted(p.relative_to(code).as_posix() for code in [code_package(tmp_path)] for p in code.rglob("*") if p.is_file())
+    assert {"index.py", "headseg/__init__.py", "headseg/function/handler.py", "headseg/function/storage/oss.py"} <= set(files)
+    allowed = ("index.py", ".fcignore", "headseg/__init__.py", "headseg/py.typed")
+    assert [name for name in files if not (name.startswith("headseg/function/") or name in allowed)] == []
+
+
+def build_and_import(python: str, version: str, target: Path, code: Path) -> subprocess.CompletedProcess[str]:
     """Import the handler and what it runs from `target` and `code` alone (building `target` unless it is built)."""
     if not target.exists():
         size = package.build(target, package.requirements(), version)
@@ -53,27 +76,27 @@ def build_and_import(python: str, version: str, target: Path, code: Path = SRC) 
 def test_the_handler_imports_from_the_package_alone(tmp_path):
     version = ".".join(platform.python_version_tuple()[:2])
     base = str(Path(sys.base_prefix) / "bin" / f"python{version}")  # the interpreter behind this venv
-    result = build_and_import(base, version, tmp_path / "python")
+    result = build_and_import(base, version, tmp_path / "python", code_package(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "headseg.handler"
+    assert result.stdout.strip() == "headseg.function.handler"
 
 
 #: Run in the built code directory by its runtime: oss2's CRC64 runs in C, and the bytecode is what runs.
 SHIPPED = (
-    "import sys; sys.path[:0] = ['.', 'python']; import oss2, crcmod, headseg.outcome; "
+    "import sys; sys.path[:0] = ['.', 'python']; import oss2, crcmod, headseg.function.outcome; "
     "assert sys.modules['crcmod.crcmod']._usingExtension, 'crcmod runs in pure Python'; "
     "crc = oss2.utils.Crc64(0); crc.update(b'123456789'); assert crc.crc == 0x995DC9BBDF1939FA, 'CRC-64/XZ check'; "
-    "print(headseg.outcome.EDITED_AFTER_PACKAGING)"
+    "print(headseg.function.outcome.EDITED_AFTER_PACKAGING)"
 )
 
 
 def s_yaml_pre_deploy(runtime: str) -> tuple[list[str], str]:
-    """The pre-deploy action s.yaml runs: its arguments to `headseg.package` and the directory it runs in."""
+    """The pre-deploy action s.yaml runs: its arguments to `headseg.ops.package` and the directory it runs in."""
     import yaml
 
     [action] = yaml.safe_load((ROOT / "s.yaml").read_text())["resources"]["headseg"]["actions"]["pre-deploy"]
     command = shlex.split(action["run"].replace("${vars.runtime}", f"python{runtime}"))
-    assert command[:3] == ["python3", "-m", "headseg.package"]
+    assert command[:3] == ["python3", "-m", "headseg.ops.package"]
     return command[3:], action["path"]
 
 
@@ -83,21 +106,21 @@ def test_each_fc_runtime_runs_what_the_pre_deploy_step_builds(tmp_path, monkeypa
     if python is None:
         pytest.skip(f"no python{version} on this machine")
     arguments, path = s_yaml_pre_deploy(version)
-    code = tmp_path / "code"  # a copy of ./src, as `s deploy` would package it
-    shutil.copytree(ROOT / path, code, ignore=shutil.ignore_patterns("python", "*.egg-info"))
+    assert path == "./src"
+    code = code_package(tmp_path)  # ./src, as `s deploy` packages it
     monkeypatch.chdir(code)
     assert package.main(arguments) == 0
     target = code / "python"
     assert not [name for name in package.FORBIDDEN if (target / name).exists()]
     assert list(target.glob("crcmod_plus-*.dist-info")) and not list(target.glob("crcmod-*.dist-info"))
     tag = f"cpython-{version.replace('.', '')}"
-    assert (code / "headseg" / "__pycache__" / f"app.{tag}.pyc").is_file() and (code / "__pycache__" / f"index.{tag}.pyc").is_file()
+    assert (code / "headseg" / "function" / "__pycache__" / f"app.{tag}.pyc").is_file() and (code / "__pycache__" / f"index.{tag}.pyc").is_file()
     assert not [pyc for pyc in code.rglob("*.pyc") if tag not in pyc.name]  # no other interpreter's bytecode
     assert build_and_import(python, version, target, code).returncode == 0
     # Dependencies: unchecked bytecode runs without its source being read (a broken source still imports)...
     (target / "oss2" / "api.py").write_text("this is not Python")
     # ...headseg's own is checked: an edited source runs, never its stale bytecode
-    outcome = code / "headseg" / "outcome.py"
+    outcome = code / "headseg" / "function" / "outcome.py"
     outcome.write_text(outcome.read_text() + "\nEDITED_AFTER_PACKAGING = True\n")
     result = subprocess.run([python, "-I", "-S", "-B", "-c", SHIPPED], capture_output=True, text=True, cwd=code)
     assert result.returncode == 0, result.stderr

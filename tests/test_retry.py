@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from headseg.errors import BudgetExhausted, PermanentError, RetriableError
-from headseg.retry import Budget, RetryPolicy, retry
+from headseg.function.errors import BudgetExhausted, PermanentError, RetriableError
+from headseg.function.retry import Budget, RetryPolicy, retry
 from tests.twins import Clock
 
 
@@ -71,7 +71,7 @@ def test_budget_timeout_caps_calls():
 
 
 def test_access_denied_is_not_retried_inside_the_invocation():
-    from headseg.errors import AccessDenied
+    from headseg.function.errors import AccessDenied
 
     call, calls = flaky(5, error=AccessDenied)
     with pytest.raises(AccessDenied):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from headseg import syaml
-from headseg.config import Config
-from headseg.events import OBJECT_CREATED_KINDS
+from headseg.ops import syaml
+from headseg.function.config import Config
+from headseg.function.events import OBJECT_CREATED_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,12 +84,12 @@ def test_explicit_resources_and_async_retries(props):
 def test_the_pre_deploy_action_builds_the_dependencies_into_the_pythonpath(props):
     [action] = rendered()["resources"]["headseg"]["actions"]["pre-deploy"]
     assert action["path"] == "./src"
-    assert action["run"] == "python3 -m headseg.package --target python --code . --runtime python3.10"
+    assert action["run"] == "python3 -m headseg.ops.package --target python --code . --runtime python3.10"
 
 
 @pytest.mark.parametrize("runtime", ["python3.10", "python3.12"])
 def test_the_runtime_variable_picks_the_runtime_and_the_package_it_builds(runtime):
-    from headseg import package
+    from headseg.ops import package
 
     resource = rendered({"HEADSEG_RUNTIME": runtime})["resources"]["headseg"]
     assert resource["props"]["runtime"] == runtime

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headseg.errors import HeadsegError, RetriableError
-from headseg.logs import REDACTED, JsonFormatter, Scrubber, redact
+from headseg.function.errors import HeadsegError, RetriableError
+from headseg.function.logs import REDACTED, JsonFormatter, Scrubber, redact
 from tests.conftest import Cloud, FcCredentials, fc_context, oss_event
 from tests.fakes._server import Fault, Response
 from tests.fakes.imageseg import is_segment_call

@@ -13,7 +13,7 @@ from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_util.models import RuntimeOptions
 
 from headseg.cli import main
-from headseg.serve import SegmentHeadServer
+from headseg.local.serve import SegmentHeadServer
 from tests.conftest import SAMPLES, iou, png_image, sample_labels
 
 KEY, SECRET = "LTAI5tServeTestKey", "serve-test-secret"

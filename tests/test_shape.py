@@ -27,3 +27,28 @@ def test_no_function_is_too_long():
                 if lines > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(SRC)}:{node.name}"] = lines
     assert long == {}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at its top or inside a function (lazy imports count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_the_function_imports_nothing_from_the_rooms_around_it():
+    """headseg/function is what FC runs: it may not reach into the tooling, the offline engine or the CLI."""
+    rooms = ("headseg.ops", "headseg.local", "headseg.cli")
+    function = [SRC / "index.py", *(SRC / "headseg" / "function").rglob("*.py")]
+    reached = {str(p.relative_to(SRC)): sorted(m for m in _imports(p) if m.startswith(rooms)) for p in function}
+    assert {name: modules for name, modules in reached.items() if modules} == {}
+
+
+def test_every_module_lives_in_a_room():
+    """The tree reads as the architecture: function, ops, local, cli; nothing loose beside them."""
+    loose = sorted(p.name for p in (SRC / "headseg").glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert loose == []

@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from headseg.errors import PermanentError
-from headseg.layout import Layout
-from headseg.results import Previous, settled
-from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
-from headseg.storage import ObjectInfo
+from headseg.function.errors import PermanentError
+from headseg.function.layout import Layout
+from headseg.function.results import Previous, settled
+from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
+from headseg.function.storage import ObjectInfo
 
 SOURCE = Source("b", "incoming/a.jpg", "ETAG", 10, 40, 50, last_modified=1_700_000_000)
 CURRENT = ObjectInfo("incoming/a.jpg", 10, "ETAG", "", 1_700_000_000)

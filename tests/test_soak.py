@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from headseg.errors import RetriableError
+from headseg.function.errors import RetriableError
 from tests.conftest import Cloud, fc_context, oss_event
 from tests.fakes._server import Fault, Request, Response
 from tests.corpus import png_claiming

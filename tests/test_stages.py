@@ -14,19 +14,19 @@ import time
 
 import pytest
 
-from headseg import logs
-from headseg.app import App
-from headseg.config import Config, Engine
-from headseg.cutouts import Cutouts, Stored
-from headseg.errors import CutoutExpired, InvalidImage, PermanentError, RetriableError, Skipped
-from headseg.events import ObjectCreated, object_created_event
-from headseg.handler import handle
-from headseg.outcome import Outcome, Status
-from headseg.inputs import guard
-from headseg.results import Previous, Results
-from headseg.retry import Budget
-from headseg.segmenters import Head, Takes, max_cutout_bytes
-from headseg.sidecar import HeadRecord, Sidecar, Source
+from headseg.function import logs
+from headseg.function.app import App
+from headseg.function.config import Config, Engine
+from headseg.function.cutouts import Cutouts, Stored
+from headseg.function.errors import CutoutExpired, InvalidImage, PermanentError, RetriableError, Skipped
+from headseg.function.events import ObjectCreated, object_created_event
+from headseg.function.handler import handle
+from headseg.function.outcome import Outcome, Status
+from headseg.function.inputs import guard
+from headseg.function.results import Previous, Results
+from headseg.function.retry import Budget
+from headseg.function.segmenters import Head, Takes, max_cutout_bytes
+from headseg.function.sidecar import HeadRecord, Sidecar, Source
 from tests.fakes.images import portrait
 from tests.twins import PNG, Clock, MemoryStorage, ScriptedSegmenter
 
@@ -318,7 +318,7 @@ def test_a_bytes_segmenter_gets_the_whole_object_when_it_needs_no_normalizing():
 # -- cutouts ---------------------------------------------------------------------------------------------------
 def cutouts_of(world: World, store=None) -> Cutouts:
     app = world.app
-    from headseg.run import Run
+    from headseg.function.run import Run
 
     run = Run(Budget.seconds(60, world.clock), app.pipeline(None).policy, app._pool, world.clock.sleep)
     return Cutouts(run, world.segmenter, None, store or (lambda index, png: f"key-{index}"), size=(200, 120))
@@ -378,7 +378,7 @@ def test_a_run_superseded_while_storing_removes_its_cutouts(world):
 def test_results_remove_quietly_when_storage_refuses(world, caplog):
     world.storage.hook = lambda operation, key: (_ for _ in ()).throw(PermanentError("no", code="AccessDenied"))
     cutouts_of(world)  # builds the pipeline
-    from headseg.run import Run
+    from headseg.function.run import Run
 
     run = Run(Budget.seconds(5, world.clock), world.app.pipeline(None).policy, world.app._pool, world.clock.sleep)
     Results(run, world.storage, CONFIG.layout(KEY)).tidy(Sidecar(Source("b", KEY, "E", 1), "", None, "x", []), Previous(error_exists=True))

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from headseg.cli import main
-from headseg.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
+from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
 
 CLASSES = {"done": 600, "pending": 170, "stale": 100, "failed": 80, "retriable": 50}  # 1 000 sources
@@ -129,7 +129,7 @@ def test_a_directory_bucket_works_too(tmp_path, capsys):
     (root / "incoming").mkdir(parents=True)
     (root / "incoming" / "a.jpg").write_bytes(b"a")
     (root / "incoming" / "b.jpg").write_bytes(b"b")
-    from headseg.storage.directory import DirectoryStorage
+    from headseg.local.directory import DirectoryStorage
 
     storage = DirectoryStorage(str(root), BUCKET)
     etag = storage.head("incoming/a.jpg").etag

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from headseg.errors import RetriableError
+from headseg.function.errors import RetriableError
 from tests.conftest import Cloud
 from tests.fakes.imageseg import is_result_download
 

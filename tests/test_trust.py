@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from headseg.hosts import UnsafeCutoutUrl, check_cutout_url
-from headseg.sidecar import HeadRecord, Sidecar, Source
+from headseg.function.hosts import UnsafeCutoutUrl, check_cutout_url
+from headseg.function.sidecar import HeadRecord, Sidecar, Source
 from tests.conftest import ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud, oss_event
 from tests.fakes._server import CanaryServer, Fault, Response
 from tests.fakes.imageseg import is_segment_call

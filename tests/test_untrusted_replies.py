@@ -21,15 +21,15 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from headseg.config import Config
-from headseg.credentials import Credentials
-from headseg.errors import BudgetExhausted, HeadsegError, RetriableError
-from headseg.hosts import Target, UnsafeCutoutUrl, check_cutout_url, open_target
-from headseg.layout import MAX_HEADS
-from headseg.retry import Budget
-from headseg.segmenters import Head, SegmentInput
-from headseg.segmenters.cloud import CloudSegmenter
-from headseg.segmenters.replies import MAX_COORDINATE, BadReply, read_reply
+from headseg.function.config import Config
+from headseg.function.credentials import Credentials
+from headseg.function.errors import BudgetExhausted, HeadsegError, RetriableError
+from headseg.function.hosts import Target, UnsafeCutoutUrl, check_cutout_url, open_target
+from headseg.function.layout import MAX_HEADS
+from headseg.function.retry import Budget
+from headseg.function.segmenters import Head, SegmentInput
+from headseg.function.segmenters.cloud import CloudSegmenter
+from headseg.function.segmenters.replies import MAX_COORDINATE, BadReply, read_reply
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN, Cloud
 from tests.fakes._server import CanaryServer, Fault, Response
 from tests.fakes.imageseg import FakeImageseg, is_result_download, is_segment_call

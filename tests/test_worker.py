@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from headseg import worker
-from headseg.errors import BudgetExhausted, InvalidImage, RetriableError
-from headseg.retry import Budget
+from headseg.function import worker
+from headseg.function.errors import BudgetExhausted, InvalidImage, RetriableError
+from headseg.function.retry import Budget
 
 
 def children() -> set[int]:

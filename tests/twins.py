@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from headseg.errors import ObjectNotFound
-from headseg.segmenters import Head, Segmentation, SegmentInput, Takes
-from headseg.storage import ObjectInfo
+from headseg.function.errors import ObjectNotFound
+from headseg.function.segmenters import Head, Segmentation, SegmentInput, Takes
+from headseg.function.storage import ObjectInfo
 
 Hook = Callable[[str, str], None]  # (operation, key), called before each operation: raise to inject a fault
 

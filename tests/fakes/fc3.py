@@ -2,7 +2,7 @@
 the reads `headseg doctor` makes (GetFunction, ListFunctions, ListTriggers, GetAsyncInvokeConfig).
 
 `POST /2023-03-30/functions/{name}/invocations[?qualifier=Q]`, checked the way FC's gateway checks it:
-ACS3-HMAC-SHA256 recomputed with `headseg.acs3` the ROA way (the canonical URI is the path as sent, still
+ACS3-HMAC-SHA256 recomputed with `headseg.local.acs3` the ROA way (the canonical URI is the path as sent, still
 percent-encoded; the query is only `qualifier`; tea-openapi signs every header it sets, `x-acs-action:
 InvokeFunction` and `x-acs-version: 2023-03-30` included), the body's hash, the date's skew, nonce reuse and
 the STS token (`x-acs-security-token`, with `x-acs-accesskey-id`). Accepted invocations are recorded and can
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from headseg import acs3
+from headseg.local import acs3
 
 from ._server import FakeServer, Fault, Request, Response
 

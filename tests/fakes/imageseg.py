@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, ImageChops
 
-from headseg import acs3
+from headseg.local import acs3
 
 from ._server import FakeServer, Fault, Request, Response
 

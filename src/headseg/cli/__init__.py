@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from headseg.cli._quiet import native_logs_hidden
-from headseg.errors import HeadsegError
+from headseg.function.errors import HeadsegError
 
 
 def main(argv: list[str] | None = None) -> int:

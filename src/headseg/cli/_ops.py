@@ -8,16 +8,17 @@ import sys
 import threading
 from typing import Callable, Iterable, Sequence
 
-from headseg import logs
-from headseg.app import App
+from headseg.function import logs
+from headseg.function.app import App
+from headseg.local.wiring import local_app
 from headseg.cli._progress import progress_bar
-from headseg.backfill import Item, Journal, Summary, hand_over
-from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
-from headseg.invoker import Fc2Invoker, Fc3Invoker, Invoker, LocalInvoker
-from headseg.credentials import Credentials
-from headseg.errors import printable
-from headseg.ratelimit import RateLimiter
-from headseg.storage import Storage
+from headseg.ops.backfill import Item, Journal, Summary, hand_over
+from headseg.function.config import LOCAL_PREFIXES, Config, Engine, env_default
+from headseg.ops.invoker import Fc2Invoker, Fc3Invoker, Invoker, LocalInvoker
+from headseg.function.credentials import Credentials
+from headseg.function.errors import printable
+from headseg.ops.ratelimit import RateLimiter
+from headseg.function.storage import Storage
 
 
 APIS = ("fc3", "fc2")
@@ -86,7 +87,7 @@ def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
 def open_app(args: argparse.Namespace, needs_credentials: bool = False) -> tuple[Config, Credentials | None, App]:
     """The Config the options describe, the credentials it (or the caller) needs, and an App over them."""
     config = config_for(args)
-    return config, credentials_if(config.needs_credentials or needs_credentials), App(config)
+    return config, credentials_if(config.needs_credentials or needs_credentials), local_app(config)
 
 
 def resolve_credentials() -> Credentials:

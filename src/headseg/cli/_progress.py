@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable
 
-from headseg.errors import ConfigError
+from headseg.function.errors import ConfigError
 
 
 def progress_bar(iterable: Iterable[Any] | None = None, *, total: int | None = None, unit: str, quiet: bool) -> Any:

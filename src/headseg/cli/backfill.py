@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from headseg.backfill import Item, Journal, Summary, items_from, pending
+from headseg.ops.backfill import Item, Journal, Summary, items_from, pending
 from headseg.cli import _ops
-from headseg.config import Config
-from headseg.storage import Storage
+from headseg.function.config import Config
+from headseg.function.storage import Storage
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

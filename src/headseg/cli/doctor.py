@@ -13,12 +13,12 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from headseg.app import build_storage
+from headseg.local.wiring import build_storage
 from headseg.cli import _ops
-from headseg.config import env_default
-from headseg.doctor import Check, Expected, Level, diagnose
-from headseg.fcapi import Fc3Reader
-from headseg.syaml import function_props
+from headseg.function.config import env_default
+from headseg.ops.doctor import Check, Expected, Level, diagnose
+from headseg.ops.fcapi import Fc3Reader
+from headseg.ops.syaml import function_props
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

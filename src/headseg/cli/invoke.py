@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headseg import logs
-from headseg.app import App
-from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
-from headseg.errors import RetriableError
-from headseg.handler import handle
+from headseg.function import logs
+from headseg.local.wiring import local_app
+from headseg.function.config import LOCAL_PREFIXES, Config, Engine, env_default
+from headseg.function.errors import RetriableError
+from headseg.function.handler import handle
 
 
 @dataclass
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """The handler's `handle` on an App built from the options over the environment's settings."""
     config = Config.from_env(defaults=LOCAL_PREFIXES, overrides={"BUCKET_DIR": str(args.bucket_dir), "ENGINE": args.engine})
     logs.configure(config.log_level.upper())
-    app = App(config)
+    app = local_app(config)
     try:
         result = handle(app, args.event.read_bytes(), LocalContext(function=FunctionMeta(timeout=args.timeout)))
     except RetriableError as exc:

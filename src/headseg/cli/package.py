@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 
-from headseg import package
+from headseg.ops import package
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from typing import Iterable
 
-from headseg import replay
-from headseg.backfill import Item, Journal, Summary
+from headseg.ops import replay
+from headseg.ops.backfill import Item, Journal, Summary
 from headseg.cli import _ops
-from headseg.config import Config
-from headseg.storage import Storage
+from headseg.function.config import Config
+from headseg.function.storage import Storage
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -10,15 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from headseg.app import App
+from headseg.local.wiring import local_app
 from headseg.cli._progress import progress_bar
-from headseg.config import LOCAL_PREFIXES, Config, Engine, env_default
-from headseg.errors import HeadsegError
-from headseg.events import ObjectCreated
-from headseg.outcome import Outcome, Status
-from headseg.pipeline import Pipeline
-from headseg.retry import Budget
-from headseg.storage.directory import DirectoryStorage
+from headseg.function.config import LOCAL_PREFIXES, Config, Engine, env_default
+from headseg.function.errors import HeadsegError
+from headseg.function.events import ObjectCreated
+from headseg.function.outcome import Outcome, Status
+from headseg.function.pipeline import Pipeline
+from headseg.function.retry import Budget
+from headseg.local.directory import DirectoryStorage
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"})
 INPUT_PREFIX = LOCAL_PREFIXES["INPUT_PREFIX"]
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         imageseg_endpoint=args.imageseg_endpoint,
     )
     storage = DirectoryStorage(args.out, BUCKET)
-    app = App(config)
+    app = local_app(config)
     pipeline = app.pipeline(app.credentials(None))
     failures: list[tuple[Path, str]] = []
     done = already = 0

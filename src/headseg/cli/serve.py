@@ -19,12 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from headseg.segmenters.local import LocalSegmenter
-    from headseg.serve import SegmentHeadServer
+    from headseg.local.segmenter import LocalSegmenter
+    from headseg.local.serve import SegmentHeadServer
 
     credentials = None
     if args.verify_signatures:
-        from headseg.credentials import Credentials
+        from headseg.function.credentials import Credentials
 
         creds = Credentials.resolve()
         credentials = {creds.access_key_id: creds.access_key_secret}

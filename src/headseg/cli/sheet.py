@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from headseg.errors import HeadsegError
-from headseg.layout import SIDECAR_NAME
-from headseg.sidecar import Sidecar
+from headseg.function.errors import HeadsegError
+from headseg.function.layout import SIDECAR_NAME
+from headseg.function.sidecar import Sidecar
 
 ROW_HEIGHT = 240
 GAP = 12

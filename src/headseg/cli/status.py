@@ -13,13 +13,13 @@ import json
 from functools import partial
 from pathlib import Path
 
-from headseg import report
-from headseg.app import build_storage
+from headseg.ops import report
+from headseg.local.wiring import build_storage
 from headseg.cli import _ops
 from headseg.cli._progress import progress_bar
-from headseg.errors import printable
-from headseg.per_object import Failed, attempt
-from headseg.status import Status, survey
+from headseg.function.errors import printable
+from headseg.ops.per_object import Failed, attempt
+from headseg.ops.status import Status, survey
 
 REASONS_SHOWN = 3  # the most common reasons per failure code in the table
 ERRORS_SHOWN = 10  # the sources that could not be classified, each with its reason, in the table

@@ -1,0 +1,94 @@
+"""The FC entry: `handler(event, context)` runs `handle` on the instance's App; `initialize` builds that App.
+
+`handle` parses the event, runs each record through the pipeline, logs one JSON line per record and returns,
+or raises `RetriableError` when a record hit a transient error (FC's async retry then takes over; records already
+settled are skipped on the retry). Each record runs inside the pipeline's record boundary, so nothing one record
+raises stops its neighbours: an unexpected exception is logged with its traceback and becomes that record's
+retriable `InternalError`. A malformed record is rejected alone (logged at ERROR with its index and reason, never
+retried); a malformed event is rejected whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from headseg.function import logs
+from headseg.function.app import App
+from headseg.function.errors import ConfigError, MalformedEvent, RetriableError
+from headseg.function.events import EventTooLarge, parse_event
+from headseg.function.outcome import Outcome, Status
+
+log = logging.getLogger("headseg")
+
+_app: App | None = None
+
+
+def handle(app: App, event: bytes | str, context: Any) -> str:
+    """Process one invocation's event with `app`; the result is the outcomes as JSON."""
+    budget = app.budget(context)
+    request_id = str(getattr(context, "request_id", "") or "")
+    with logs.bound(request_id=request_id):
+        credentials = app.credentials(context)
+        if credentials is not None:
+            logs.add_secrets(credentials.secrets())
+        try:
+            records = parse_event(event)
+        except MalformedEvent as exc:
+            log.error("malformed event", extra={"fields": {"outcome": "rejected", "reason": exc.message}})
+            return json.dumps({"outcome": "rejected", "reason": exc.message})
+        except EventTooLarge as exc:
+            log.error("event too large", extra={"fields": {"outcome": "retry", "code": exc.code, "reason": exc.message}})
+            raise
+        pipeline = app.pipeline(credentials)
+        memory_mb = app.memory_mb(context)
+        outcomes = [pipeline.process(record, budget, request_id, memory_mb) for record in records]
+        for outcome in outcomes:
+            level = logging.ERROR if outcome.status in (Status.FAILED, Status.RETRY, Status.REJECTED) else logging.INFO
+            log.log(level, outcome.status.value, extra={"fields": outcome.fields()})
+    retry = [o for o in outcomes if o.status is Status.RETRY]
+    if retry:
+        raise RetriableError(
+            f"{len(retry)} of {len(outcomes)} record(s) hit transient errors ({_summary(retry)}); "
+            "raising so Function Compute retries the event"
+        )
+    return json.dumps({"outcomes": [o.fields() for o in outcomes]}, ensure_ascii=False)
+
+
+def load_app() -> App:
+    """The instance's App, built once from the environment; raises ConfigError with a clear message."""
+    global _app
+    if _app is None:
+        logs.configure()
+        try:
+            app = App.from_env()
+        except ConfigError as exc:
+            log.error("refusing to start", extra={"fields": {"error": exc.code, "reason": exc.message}})
+            raise
+        logs.configure(app.config.log_level.upper())
+        _app = app
+    return _app
+
+
+def reset() -> None:
+    """Forget the instance's App (tests)."""
+    global _app
+    if _app is not None:
+        _app.close()
+    _app = None
+
+
+def initialize(context: Any) -> None:
+    """FC initializer: build the App before the first event, so a bad configuration fails loudly, and warm it:
+    the SDKs imported and the clients built for the function role's credentials."""
+    load_app().warm(context)
+
+
+def handler(event: bytes | str, context: Any) -> str:
+    """FC handler for OSS trigger events."""
+    return handle(load_app(), event, context)
+
+
+def _summary(outcomes: list[Outcome]) -> str:
+    return ", ".join(f"{o.key}: {o.code}" for o in outcomes[:5])

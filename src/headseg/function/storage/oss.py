@@ -1,0 +1,230 @@
+"""The OSS twin of the storage protocol, on oss2. Errors are translated into headseg's families here.
+
+Each call's socket timeout comes from the budget, and a body is read in blocks against the budget's deadline,
+so a trickling server cannot hold a read past it. A read that covers the whole object is verified: oss2 computes
+the CRC64 of what it streams but never compares it (only `get_object_to_file` does), so `get` compares it with
+OSS's `x-oss-hash-crc64ecma`, and checks the length; a mismatch or a body that breaks off is retriable, never a
+verdict on the object. Whatever the HTTP stack raises while the body streams (requests, urllib3, sockets) is
+translated here too: oss2 wraps only what is raised while sending. A 404 is `ObjectNotFound` whatever its form (a HEAD's 404
+has no body, so oss2 raises `NotFound`, not `NoSuchKey`). oss2's own exceptions and log lines can carry the
+string-to-sign (which includes the STS token): nothing here formats them whole; only their status, code and
+request id travel on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+import oss2
+import requests
+import urllib3
+from oss2 import exceptions as oss_errors
+
+from headseg.function.config import OssSignature
+from headseg.function.credentials import Credentials
+from headseg.function.errors import AccessDenied, BudgetExhausted, HeadsegError, ObjectNotFound, PermanentError, RetriableError
+from headseg.function.events import normalize_etag
+from headseg.function.retry import Budget
+from headseg.function.storage import ObjectInfo
+
+_TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "QpsLimitExceeded"})
+_AUTH_CODES = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "SecurityTokenExpired"}
+)
+_CONTENT_RANGE = re.compile(r"bytes \d+-\d+/(\d+)")
+TIMEOUT = 10.0  # seconds per socket operation (oss2's default), capped by the budget
+BLOCK = 1 << 16  # a body is read this much at a time, the deadline checked between blocks
+
+
+class OssStorage:
+    """One OSS bucket through oss2; `public_endpoint` is used only to sign public URLs."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint: str,
+        credentials: Credentials,
+        region: str,
+        signature: OssSignature = OssSignature.V4,
+        public_endpoint: str | None = None,
+        session: oss2.Session | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self._auth, self._endpoint, self._region = _auth(credentials, signature), endpoint, region
+        self._session = session or oss2.Session()
+        self._public = oss2.Bucket(self._auth, public_endpoint or endpoint, bucket, region=region, session=self._session)
+        self._internal = oss2.Bucket(self._auth, endpoint, bucket, region=region, session=self._session)
+
+    def _client(self, budget: Budget | None) -> oss2.Bucket:
+        """A client whose socket timeout ends no later than the budget (clients share one connection pool)."""
+        timeout = budget.timeout(TIMEOUT) if budget else TIMEOUT
+        return oss2.Bucket(
+            self._auth, self._endpoint, self.bucket, region=self._region, session=self._session, connect_timeout=timeout
+        )
+
+    def get(self, key: str, length: int | None = None, budget: Budget | None = None) -> tuple[ObjectInfo, bytes]:
+        headers = {"x-oss-range-behavior": "standard"}
+        try:
+            if length is None:
+                result = self._client(budget).get_object(key)
+            else:
+                result = self._client(budget).get_object(key, byte_range=(0, length - 1), headers=headers)
+            data = _read(result, budget, key)
+        except oss_errors.ServerError as exc:
+            if exc.status == 416:  # an empty object has no byte 0
+                return self.head(key, budget), b""
+            raise _translate(exc, "GetObject", key) from None
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "GetObject", key) from None
+        match = _CONTENT_RANGE.match(result.content_range or "")
+        size = int(match.group(1)) if match else len(data)
+        if length is None or len(data) >= size:
+            _verify(result, data, size, key)
+        return _info(key, result, size), data
+
+    def head(self, key: str, budget: Budget | None = None) -> ObjectInfo:
+        try:
+            result = self._client(budget).head_object(key)
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "HeadObject", key) from None
+        return _info(key, result, result.content_length or 0)
+
+    def put(self, key: str, data: bytes, content_type: str, budget: Budget | None = None) -> None:
+        try:
+            self._client(budget).put_object(key, data, headers={"Content-Type": content_type})
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "PutObject", key) from None
+
+    def delete(self, key: str, budget: Budget | None = None) -> None:
+        try:
+            self._client(budget).delete_object(key)
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "DeleteObject", key) from None
+
+    def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
+        try:
+            for item in oss2.ObjectIteratorV2(self._internal, prefix=prefix, delimiter=delimiter, max_keys=1000):
+                if not item.is_prefix():
+                    yield ObjectInfo(item.key, item.size, normalize_etag(item.etag or ""), "", item.last_modified or 0)
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "ListObjects", prefix) from None
+
+    # -- the bucket's own settings (headseg doctor) --------------------------------------------------------------
+    def location(self) -> str:
+        """The bucket's region as OSS names it (`oss-cn-shanghai`)."""
+        try:
+            return str(self._internal.get_bucket_location().location)
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "GetBucketLocation", self.bucket) from None
+
+    def expiry_rules(self) -> Sequence[tuple[str, str, int | None]]:
+        """The enabled lifecycle rules that expire objects, as (id, prefix, days; None for a date rule)."""
+        try:
+            rules = self._internal.get_bucket_lifecycle().rules
+        except oss_errors.NoSuchLifecycle:
+            return []
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "GetBucketLifecycle", self.bucket) from None
+        return [
+            (rule.id or "", rule.prefix or "", rule.expiration.days)
+            for rule in rules if rule.status == oss2.models.LifecycleRule.ENABLED and rule.expiration is not None
+        ]
+
+    def add_expiry_rule(self, rule_id: str, prefix: str, days: int) -> None:
+        """Add a rule expiring `prefix` after `days`, keeping every rule the bucket has."""
+        try:
+            try:
+                rules = self._internal.get_bucket_lifecycle().rules
+            except oss_errors.NoSuchLifecycle:
+                rules = []
+            rule = oss2.models.LifecycleRule(
+                rule_id, prefix, status=oss2.models.LifecycleRule.ENABLED, expiration=oss2.models.LifecycleExpiration(days=days)
+            )
+            self._internal.put_bucket_lifecycle(oss2.models.BucketLifecycle([*rules, rule]))
+        except oss_errors.OssError as exc:
+            raise _translate(exc, "PutBucketLifecycle", self.bucket) from None
+
+    def signed_url(self, key: str, expires: int, public: bool = False, version_id: str = "") -> str:
+        bucket = self._public if public else self._internal
+        params = {"versionId": version_id} if version_id else None
+        return bucket.sign_url("GET", key, expires, slash_safe=True, params=params)
+
+
+#: What the HTTP stack may raise while a body streams, after oss2 has handed the response over.
+_BODY_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+def _read(result: oss2.models.GetObjectResult, budget: Budget | None, key: str) -> bytes:
+    """The body, block by block; past the budget's deadline the connection is closed and the read given up. A
+    body that breaks off is retriable, whatever part of the HTTP stack noticed."""
+    blocks = []
+    try:
+        while block := result.read(BLOCK):
+            blocks.append(block)
+            if budget is not None and budget.remaining() <= 0:
+                result.resp.response.close()
+                raise BudgetExhausted(f"OSS GetObject {key!r}: the body did not arrive within the invocation's time")
+    except _BODY_ERRORS as exc:
+        result.resp.response.close()
+        raise RetriableError(f"OSS GetObject {key!r}: the body broke off ({type(exc).__name__})", code="BodyBrokeOff") from None
+    return b"".join(blocks)
+
+
+def _verify(result: oss2.models.GetObjectResult, data: bytes, size: int, key: str) -> None:
+    """Check bytes that cover the whole object against its size and OSS's CRC64 (when it sent one)."""
+    if len(data) != size:
+        raise RetriableError(
+            f"OSS GetObject {key!r}: {len(data)} bytes arrived of {size}", code="InconsistentError"
+        )
+    server, client = result.server_crc, result.client_crc
+    if server is not None and client is not None and server != client:
+        raise RetriableError(
+            f"OSS GetObject {key!r}: CRC64 mismatch (the bytes were corrupted in transfer; read again)",
+            code="InconsistentError",
+        )
+
+
+def _info(key: str, result: oss2.models.HeadObjectResult, size: int) -> ObjectInfo:
+    return ObjectInfo(
+        key,
+        size,
+        normalize_etag(result.etag or ""),
+        result.content_type or "",
+        result.last_modified or 0,
+        result.versionid or "",
+    )
+
+
+def _auth(credentials: Credentials, signature: OssSignature) -> object:
+    if signature is OssSignature.V4:
+        provider = oss2.credentials.StaticCredentialsProvider(
+            credentials.access_key_id, credentials.access_key_secret, credentials.security_token
+        )
+        return oss2.ProviderAuthV4(provider)
+    if credentials.security_token:
+        return oss2.StsAuth(credentials.access_key_id, credentials.access_key_secret, credentials.security_token)
+    return oss2.Auth(credentials.access_key_id, credentials.access_key_secret)
+
+
+def _translate(exc: oss_errors.OssError, operation: str, key: str) -> HeadsegError:
+    """Map an oss2 error to headseg's families without carrying its details (they may hold the token)."""
+    code = getattr(exc, "code", "") or ""
+    where = f"OSS {operation} {key!r}"
+    request = f" (request id {exc.request_id})" if getattr(exc, "request_id", "") else ""
+    if isinstance(exc, oss_errors.NoSuchKey) or (exc.status == 404 and code in ("", "NoSuchKey")):
+        return ObjectNotFound(f"{where}: no such object", code="NoSuchKey")
+    if isinstance(exc, oss_errors.RequestError):
+        return RetriableError(f"{where}: connection failed: {type(exc.exception).__name__}", code="ConnectionError")
+    if isinstance(exc, oss_errors.InconsistentError):  # an upload's CRC64 did not match what OSS received
+        return RetriableError(f"{where}: CRC64 mismatch in transfer{request}", code="InconsistentError")
+    status = exc.status
+    if status >= 500 or status == 429 or code in _TRANSIENT_CODES:
+        return RetriableError(f"{where}: HTTP {status} {code}{request}", code=code or f"HTTP{status}")
+    if code in _AUTH_CODES:
+        return AccessDenied(
+            f"{where}: HTTP {status} {code}{request}: check the function role's RAM policy and credentials",
+            code=code,
+        )
+    return PermanentError(f"{where}: HTTP {status} {code}{request}", code=code or f"HTTP{status}")

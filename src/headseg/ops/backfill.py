@@ -1,0 +1,173 @@
+"""Backfill: find the objects under a prefix that have no result for their eTag, and hand each to an invoker.
+
+Listing is paginated (oss2's iterator); one listing of the output prefix tells which objects have a sidecar
+at all, and only those sidecars are read. Hand-overs go through a rate limiter (SegmentHead's quota) on a
+bounded pool, and every one is appended to a journal, so an interrupted run resumes where it stopped. Judging
+and handing over each object is one `per_object.attempt`: an object that fails is counted in the summary with
+its reason, and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
+
+from headseg.function.config import Config
+from headseg.function.events import normalize_etag, object_created_event
+from headseg.ops.invoker import Invoker
+from headseg.ops.per_object import Failed, attempt
+from headseg.ops.ratelimit import RateLimiter
+from headseg.function.results import Previous, is_source, read_listed, settled
+from headseg.function.storage import ObjectInfo, Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    listed: int = 0
+    done_already: int = 0  # a sidecar (or a permanent error) for the object's eTag exists
+    not_input: int = 0  # headseg's own output, folders
+    in_journal: int = 0  # handed over by an earlier run
+    handed_over: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    interrupted: bool = False
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def line(self, verb: str) -> str:
+        rate = "" if self.dry_run or not self.seconds else f" ({self.handed_over / self.seconds:.2f}/s)"
+        text = (
+            f"{self.listed} listed: {self.done_already} done already, {self.in_journal} handed over by an earlier run, "
+            f"{self.not_input} not inputs; {self.handed_over} {verb}{rate}, {len(self.failed)} failed"
+        )
+        return text + (" — interrupted: run again to resume" if self.interrupted else "")
+
+
+class Journal:
+    """Append-only record of what was handed over (key, eTag), so a rerun does not hand it over again."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.seen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        if path is not None and path.exists():
+            for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+                entry = _entry(line)
+                if entry is None:  # e.g. the last line of a run killed while writing it: that object is redone
+                    log.warning("skipping an unreadable journal line", extra={"fields": {"journal": str(path), "line": number}})
+                else:
+                    self.seen.add(entry)
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        return item in self.seen
+
+    def add(self, key: str, etag: str, handle: str) -> None:
+        with self._lock:
+            self.seen.add((key, etag))
+            if self.path is not None:
+                with self.path.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps({"key": key, "etag": etag, "handle": handle}, ensure_ascii=False) + "\n")
+
+
+def _entry(line: bytes) -> tuple[str, str] | None:
+    """A journal line's (key, eTag), or None when the line is not one the journal wrote."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    key, etag = (entry.get("key"), entry.get("etag")) if isinstance(entry, dict) else (None, None)
+    return (key, etag) if isinstance(key, str) and isinstance(etag, str) else None
+
+
+def pending(storage: Storage, prefix: str, config: Config, summary: Summary) -> Iterator[ObjectInfo]:
+    """The objects under `prefix` that need work: no sidecar (nor permanent error) for their eTag. An object
+    whose results cannot be judged is counted in `summary.failed`, not handed over."""
+    outputs = {info.key for info in storage.list(config.output_prefix + prefix)}
+    for info in storage.list(prefix):
+        summary.listed += 1
+        if not is_source(info.key, config):
+            summary.not_input += 1
+            continue
+        done = attempt(info.key, "reading its earlier results", partial(_done, storage, info, config, outputs))
+        if isinstance(done, Failed):
+            summary.failed.append((done.key, done.reason))
+        elif done:
+            summary.done_already += 1
+        else:
+            yield info
+
+
+def _done(storage: Storage, info: ObjectInfo, config: Config, outputs: set[str]) -> bool:
+    """Whether the object's results settle it for its eTag (`results.settled`); reads only records that exist."""
+    layout = config.layout(info.key)
+    sidecar, error = (read_listed(storage, key if key in outputs else None) for key in (layout.sidecar, layout.error))
+    return settled(Previous.parse(sidecar, error), info, config.return_form) is not None
+
+
+Item = Tuple[str, str, Dict[str, Any]]  # (key, eTag, the event that hands it over)
+
+
+def hand_over(
+    items: Iterable[Item],
+    invoker: Invoker,
+    limiter: RateLimiter,
+    journal: Journal,
+    summary: Summary,
+    concurrency: int = 4,
+    stop: threading.Event | None = None,
+    dry_run: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+) -> Summary:
+    """Hand each item's event over, rate-limited on a bounded pool, until done or `stop` is set."""
+    stop = stop or threading.Event()
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def one(key: str, etag: str, event: dict[str, Any]) -> None:
+        limiter.acquire()
+        if stop.is_set():
+            return
+        handed = attempt(key, "handing it over", lambda: journal.add(key, etag, invoker.invoke(event)))
+        with lock:
+            if isinstance(handed, Failed):
+                summary.failed.append((handed.key, handed.reason))
+                return
+            summary.handed_over += 1
+        progress(1)
+
+    in_flight: set[Future[None]] = set()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="handover") as pool:
+        try:
+            for key, etag, event in items:
+                if stop.is_set():
+                    break
+                if (key, etag) in journal:
+                    summary.in_journal += 1
+                elif dry_run:
+                    summary.handed_over += 1
+                else:
+                    if len(in_flight) >= 2 * concurrency:  # bounded: the listing never runs far ahead
+                        _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    in_flight.add(pool.submit(one, key, etag, event))
+                    continue
+                progress(1)
+        except KeyboardInterrupt:
+            stop.set()
+    summary.interrupted, summary.dry_run = stop.is_set(), dry_run
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def items_from(infos: Iterable[ObjectInfo], bucket: str, region: str = "cn-shanghai") -> Iterator[Item]:
+    """Each object with the synthetic OSS event (real shape) that hands it over."""
+    for info in infos:
+        etag = normalize_etag(info.etag)
+        yield info.key, etag, object_created_event(bucket, info.key, etag, info.size, region)
