@@ -7,7 +7,6 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from headseg.function.layout import Layout
 from headseg.function.retry import RetryPolicy
 from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from headseg.function.storage.oss import OssStorage
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
+from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, EVENTS, SECURITY_TOKEN, Cloud
 from tests.fakes._server import Request, Response
 from tests.fakes.fc import FakeFc
 from tests.fakes.fc import is_invocation as is_fc2_invocation
@@ -64,7 +63,9 @@ def fc(request: pytest.FixtureRequest) -> Fc:
 
 @pytest.fixture
 def ops(cloud: Cloud, monkeypatch, tmp_path):
-    """The tooling's environment: keys in the environment, the function's prefixes, a journal path."""
+    """The tooling's environment: keys in the environment, the function's prefixes, and a working directory of
+    its own (where a backfill or replay keeps its default journal)."""
+    monkeypatch.chdir(tmp_path)
     for name in ("FC_API", "FC_SERVICE", "FC_ENDPOINT", "FC_FUNCTION", "FC_QUALIFIER", "ALIBABA_CLOUD_ACCOUNT_ID"):
         monkeypatch.delenv(name, raising=False)
     cloud.configure(
@@ -111,6 +112,17 @@ def test_backfill_pages_through_every_object_and_skips_what_is_done(ops, fc, tmp
     listings = ops.oss.logged(lambda r: r.method == "GET" and r.param("list-type") == "2" and r.param("prefix") == "incoming/old/")
     assert len(listings) == 2  # 1 050 objects: two pages of at most 1 000
     assert "1050 listed: 55 done already, 0 handed over by an earlier run, 0 not inputs; 995 queued (" in capsys.readouterr().out
+
+
+def test_backfill_over_the_whole_bucket_hands_over_only_what_the_function_processes(ops, fc, tmp_path, capsys):
+    """--prefix defaults to "": objects outside INPUT_PREFIX (which the function would only skip), folder markers,
+    outputs and scratch copies are not inputs; one rule (`inputs.is_input`) decides for both."""
+    inputs = {f"incoming/b/{i}.jpg": ops.upload(f"incoming/b/{i}.jpg", b"x") for i in range(3)}
+    for key in ("elsewhere/a.jpg", "incoming-not/a.jpg", "incoming/b/folder/", "heads/incoming/x.jpg/heads.json", "heads/.scratch/incoming/x.jpg/0badc0de.jpg"):
+        ops.upload(key, b"x")
+    assert cli(fc, ops, "backfill", "--journal", str(tmp_path / "j")) == 0
+    assert sorted(r.key for r in invoked(fc)) == sorted(inputs)
+    assert "8 listed: 0 done already, 0 handed over by an earlier run, 5 not inputs; 3 queued" in capsys.readouterr().out
 
 
 def test_dry_run_hands_over_nothing(ops, fc, capsys):
@@ -223,7 +235,7 @@ def test_replay_passes_over_a_retriable_record_that_a_success_of_its_version_out
 
 
 def test_replay_of_events_from_the_on_failure_destination(ops, fc, tmp_path):
-    event = {"events": [json.loads(Path("events/put.json").read_text())["events"][0]]}
+    event = {"events": [json.loads((EVENTS / "put.json").read_text())["events"][0]]}
     destination_record = {
         "timestamp": 1795000000000,
         "requestContext": {"requestId": "abc", "functionArn": "acs:fc:cn-shanghai:1:functions/headseg", "condition": "RetriesExhausted", "approximateInvokeCount": 4},

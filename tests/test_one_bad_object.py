@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from headseg.ops.backfill import Journal, Summary, hand_over, items_from
@@ -17,7 +16,7 @@ from headseg.cli import main
 from headseg.function.events import parse_event
 from headseg.ops.ratelimit import RateLimiter
 from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
-from tests.conftest import BUCKET, Cloud
+from tests.conftest import BUCKET, EVENTS, Cloud
 from tests.fakes._server import Fault, Response
 from tests import test_backfill
 from tests.test_backfill import Fc, cli, invoked
@@ -139,7 +138,7 @@ def test_replay_hands_over_every_good_retriable_failure_past_poisoned_records(op
 
 
 def test_replay_of_an_event_file_goes_past_lines_it_cannot_read(ops, fc: Fc, tmp_path):
-    event = {"events": [json.loads(Path("events/put.json").read_text())["events"][0]]}
+    event = {"events": [json.loads((EVENTS / "put.json").read_text())["events"][0]]}
     dump = tmp_path / "failures.jsonl"
     dump.write_bytes(b"\n".join([json.dumps(event).encode(), DEEP, b"\xff\xfe not utf-8 \xc3\x28", b'{"requestPayload": "' + b"[" * 50_000 + b'"}',
                                  json.dumps({"events": [{"eventName": "ObjectCreated:PutObject", "oss": 5}]}).encode(), json.dumps(event).encode()]))

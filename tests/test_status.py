@@ -102,6 +102,15 @@ def test_status_accounts_for_every_object_within_two_listings_and_one_read_per_r
     assert report["sidecars_read"] == len(records)
 
 
+def test_status_over_the_whole_bucket_counts_only_what_the_function_processes(ops, capsys):
+    """Objects the function would only skip (outside INPUT_PREFIX, folder markers) are not pending for ever."""
+    for key in ("incoming/s/a.jpg", "elsewhere/a.jpg", "incoming-not/b.jpg", "incoming/s/folder/"):
+        ops.upload(key, b"x")
+    assert main(["status", "--bucket", BUCKET, "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pending"] == ["incoming/s/a.jpg"] and report["counts"]["pending"] == 1
+
+
 def test_the_table_names_the_classes_and_the_commonest_reasons(ops, capsys):
     seed(ops)
     assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--quiet"]) == 0

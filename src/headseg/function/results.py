@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from headseg.function import logs
-from headseg.function.config import Config
 from headseg.function.cutouts import Stored
 from headseg.function.errors import HeadsegError, ObjectNotFound, PermanentError, Skipped
 from headseg.function.layout import Layout
@@ -71,11 +70,6 @@ def describes(source: Source, current: ObjectInfo, announced: str | None = None)
 def source_info(source: Source) -> ObjectInfo:
     """The version a record describes, comparable with what storage reports."""
     return ObjectInfo(source.key, source.size, source.etag, "", source.last_modified, source.version_id)
-
-
-def is_source(key: str, config: Config) -> bool:
-    """Whether a listed key is an upload to process: not a folder marker, not headseg's output or scratch copy."""
-    return not (key.endswith("/") or key.startswith((config.output_prefix, config.scratch)))
 
 
 def read_listed(storage: Storage, key: str | None) -> bytes | None:

@@ -24,7 +24,8 @@ from headseg.function.events import normalize_etag, object_created_event
 from headseg.ops.invoker import Invoker
 from headseg.ops.per_object import Failed, attempt
 from headseg.ops.ratelimit import RateLimiter
-from headseg.function.results import Previous, is_source, read_listed, settled
+from headseg.function.results import Previous, read_listed, settled
+from headseg.function.inputs import is_input
 from headseg.function.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def pending(storage: Storage, prefix: str, config: Config, summary: Summary) -> 
     outputs = {info.key for info in storage.list(config.output_prefix + prefix)}
     for info in storage.list(prefix):
         summary.listed += 1
-        if not is_source(info.key, config):
+        if not is_input(info.key, config):
             summary.not_input += 1
             continue
         done = attempt(info.key, "reading its earlier results", partial(_done, storage, info, config, outputs))

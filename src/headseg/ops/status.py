@@ -20,7 +20,8 @@ from typing import Callable, Iterable
 from headseg.function.config import Config
 from headseg.function.layout import ERROR_NAME, SIDECAR_NAME
 from headseg.ops.per_object import Failed, attempt
-from headseg.function.results import Previous, describes, is_source, read_listed, settled
+from headseg.function.results import Previous, describes, read_listed, settled
+from headseg.function.inputs import is_input
 from headseg.function.storage import ObjectInfo, Storage
 
 RECENT = 12  # the done sources whose cutouts the report shows, newest first
@@ -103,7 +104,7 @@ class Status:
 def survey(storage: Storage, bucket: str, prefix: str, config: Config, progress: Callable[[int], None] = lambda n: None) -> Status:
     """List the sources under `prefix` and their results, read the sidecars that exist, and classify."""
     results = _by_source(_listed(storage.list(config.output_prefix + prefix), progress), config)
-    sources = {info.key: info for info in _listed(storage.list(prefix), progress) if is_source(info.key, config)}
+    sources = {info.key: info for info in _listed(storage.list(prefix), progress) if is_input(info.key, config)}
     status = Status(bucket, prefix)
     status.orphans = sorted(set(results) - set(sources))
     with_results = [info for key, info in sources.items() if key in results]
