@@ -10,15 +10,13 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
+from typing import Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from headseg.function.errors import ConfigError
 from headseg.function.hosts import default_cutout_hosts
+from headseg.function.limits import Limits
 from headseg.function.layout import Layout, default_scratch
-
-if TYPE_CHECKING:
-    from headseg.function.normalize import Limits
 
 T = TypeVar("T")
 
@@ -72,11 +70,11 @@ class Config:
     cutout_hosts: str = ""  # comma-separated `*.suffix` or `host[:port]`; default: the region's OSS domains
     scratch_prefix: str = ""  # normalized copies for SegmentHead, deleted after; default: OUTPUT_PREFIX + ".scratch/"
     signed_url_expires: int = 60  # seconds: each SegmentHead attempt gets a fresh URL, fetched at once
-    max_image_bytes: int = 3 * 1024 * 1024  # SegmentHead: at most 3 MB
-    min_image_side: int = 33  # SegmentHead: larger than 32x32
-    max_image_side: int = 1999  # SegmentHead: smaller than 2000x2000
+    max_image_bytes: int = Limits.max_bytes  # SegmentHead's limits (`limits.Limits`): at most 3 MB,
+    min_image_side: int = Limits.min_side  # larger than 32x32,
+    max_image_side: int = Limits.max_side  # smaller than 2000x2000
     max_object_bytes: int = 50 * 1024 * 1024  # larger objects are refused without being read
-    max_pixels: int = 100_000_000  # decompression-bomb guard: larger images are refused from their header
+    max_pixels: int = Limits.max_pixels  # decompression-bomb guard: larger images are refused from their header
     memory_mb: int = 0  # the function's memory; default: what FC's context says (512 when it says nothing)
     memory_fraction: float = 0.6  # of memory: what decoding an image may take (cutouts in flight: half of that)
     memory_reserved_mb: int = 96  # of that share, what an instance holds before any image (measured: 68 MB)
@@ -195,9 +193,8 @@ class Config:
         return Layout(self.output_prefix, source_key, self.scratch)
 
     @property
-    def limits(self) -> "Limits":
-        from headseg.function.normalize import Limits
-
+    def limits(self) -> Limits:
+        """SegmentHead's limits as configured (the service's, unless a setting narrows them)."""
         return Limits(self.max_image_bytes, self.min_image_side, self.max_image_side, self.max_pixels)
 
     @property

@@ -13,9 +13,8 @@ import warnings
 from dataclasses import dataclass
 
 from headseg.function.errors import InvalidImage
+from headseg.function.limits import SEGMENTHEAD_FORMATS
 
-#: Formats SegmentHead accepts as they are.
-SEGMENTHEAD_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
 
 _MAGIC: list[tuple[int, bytes, str]] = [
     (0, b"\xff\xd8\xff", "JPEG"),

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from headseg.function.errors import InvalidImage
-from headseg.function.images import SEGMENTHEAD_FORMATS, ImageInfo, exif_orientation, register_heif, sniff, stored_size
+from headseg.function.limits import SEGMENTHEAD_FORMATS, Limits
+from headseg.function.images import ImageInfo, exif_orientation, register_heif, sniff, stored_size
 
 if TYPE_CHECKING:  # Pillow itself is imported where it is used
     from PIL import Image
@@ -26,16 +27,6 @@ JPEG_QUALITIES = (90, 80, 70, 60)
 SHRINK_STEP = 0.8  # when even the lowest quality is too large, downscale by this and try again
 CROP_INSTEAD = 8  # when the decoder's exact reduction overshoots the limit by at most this many px, crop them
 REDUCING_GAP = 3.0  # resize() first reduces by a whole factor when the image is this many times the target
-
-
-@dataclass(frozen=True)
-class Limits:
-    """SegmentHead's input limits, and the guard against decompression bombs."""
-
-    max_bytes: int = 3 * 1024 * 1024
-    min_side: int = 33
-    max_side: int = 1999
-    max_pixels: int = 100_000_000
 
 
 @dataclass(frozen=True)

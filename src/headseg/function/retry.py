@@ -20,6 +20,10 @@ from typing import Callable, Generic, TypeVar
 from headseg.function.errors import BudgetExhausted, RetriableError
 
 T = TypeVar("T")
+
+#: Every network call's own timeouts (the SDKs' and oss2's defaults), each capped by the budget (`Budget.timeout`).
+CALL_TIMEOUT = 10.0  # seconds a call may wait for an answer (a read)
+CONNECT_TIMEOUT = 5.0  # seconds a connection may take
 log = logging.getLogger(__name__)
 
 

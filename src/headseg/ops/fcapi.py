@@ -19,10 +19,9 @@ from urllib.parse import urlsplit
 
 from headseg.function.credentials import Credentials
 from headseg.function.errors import AccessDenied, ConfigError, HeadsegError, PermanentError, RetriableError
+from headseg.function.retry import CALL_TIMEOUT, CONNECT_TIMEOUT
 from headseg.function.tea import is_network_error
 
-CALL_TIMEOUT = 10.0  # seconds per call (the SDK's default read timeout)
-CONNECT_TIMEOUT = 5.0
 T = TypeVar("T")
 
 

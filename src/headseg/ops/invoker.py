@@ -20,7 +20,8 @@ from headseg.function.events import parse_event
 from headseg.function.outcome import Status
 from headseg.function.pipeline import Pipeline
 from headseg.function.retry import Budget, RetryPolicy, retry
-from headseg.ops.fcapi import CALL_TIMEOUT, CONNECT_TIMEOUT, classify_fc3, classify_reply, unreadable_reply
+from headseg.function.retry import CALL_TIMEOUT, CONNECT_TIMEOUT
+from headseg.ops.fcapi import classify_fc3, classify_reply, unreadable_reply
 
 INVOKE_BUDGET = 120.0  # seconds one event may spend being queued, throttling included
 

@@ -20,15 +20,13 @@ from headseg.function.config import Config, UrlMode
 from headseg.function.credentials import Credentials
 from headseg.function.errors import BudgetExhausted, CutoutExpired, PermanentError, RetriableError
 from headseg.function.hosts import Resolver, check_cutout_url, open_target, system_resolve
-from headseg.function.retry import Budget
+from headseg.function.retry import CALL_TIMEOUT, CONNECT_TIMEOUT, Budget
 from headseg.function.segmenters import Head, Segmentation, SegmentInput, Takes, max_cutout_bytes
 from headseg.function.segmenters.replies import ask, decode_reply, read_reply
 
 log = logging.getLogger(__name__)
 
 MAX_CUTOUT_BYTES = 64 * 1024 * 1024  # an uncompressed RGBA PNG of 2000x2000 is 16 MB
-CALL_TIMEOUT = 10.0  # the SDK's default read timeout, capped by the budget
-CONNECT_TIMEOUT = 5.0
 
 
 class CloudSegmenter:

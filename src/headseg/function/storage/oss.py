@@ -25,7 +25,7 @@ from headseg.function.config import OssSignature
 from headseg.function.credentials import Credentials
 from headseg.function.errors import AccessDenied, BudgetExhausted, HeadsegError, ObjectNotFound, PermanentError, RetriableError
 from headseg.function.events import normalize_etag
-from headseg.function.retry import Budget
+from headseg.function.retry import CALL_TIMEOUT, Budget
 from headseg.function.storage import ObjectInfo
 
 _TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "QpsLimitExceeded"})
@@ -33,7 +33,6 @@ _AUTH_CODES = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "SecurityTokenExpired"}
 )
 _CONTENT_RANGE = re.compile(r"bytes \d+-\d+/(\d+)")
-TIMEOUT = 10.0  # seconds per socket operation (oss2's default), capped by the budget
 BLOCK = 1 << 16  # a body is read this much at a time, the deadline checked between blocks
 
 
@@ -59,7 +58,7 @@ class OssStorage:
 
     def _client(self, budget: Budget | None) -> oss2.Bucket:
         """A client whose socket timeout ends no later than the budget (clients share one connection pool)."""
-        timeout = budget.timeout(TIMEOUT) if budget else TIMEOUT
+        timeout = budget.timeout(CALL_TIMEOUT) if budget else CALL_TIMEOUT
         return oss2.Bucket(
             self._auth, self._endpoint, self.bucket, region=self._region, session=self._session, connect_timeout=timeout
         )
