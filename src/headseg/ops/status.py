@@ -133,8 +133,8 @@ def _verdict(info: ObjectInfo, previous: Previous | None, config: Config) -> Ver
     done = settled(previous, info, config.return_form)
     sidecar, error = previous.sidecar, previous.error
     if done is not None and done.code == "AlreadyDone" and sidecar is not None:
-        folder = f"{config.output_prefix}{info.key}/"
-        cutouts = [h.key for h in sidecar.heads if isinstance(h.key, str) and h.key.startswith(folder)]  # never a key it does not own
+        layout = config.layout(info.key)
+        cutouts = [h.key for h in sidecar.heads if layout.owns(h.key)]  # never a key it does not own
         return Verdict("done", recent=(str(sidecar.created_at), info.key, cutouts[0]) if cutouts else None)
     if done is not None and error is not None:  # a permanent error for this eTag
         return Verdict("failed", failure=(str(error.code), str(error.reason)))
