@@ -45,16 +45,17 @@ class Fc3Invoker:
         qualifier: str | None = None,
         policy: RetryPolicy = RetryPolicy(max_attempts=8),
         region: str = "cn-shanghai",
+        seconds: float = INVOKE_BUDGET,
     ) -> None:
         from headseg.ops.fcapi import fc3_client
 
         self.endpoint = endpoint
         self._client = fc3_client(endpoint, credentials, region)
-        self.function, self.qualifier, self.policy = function, qualifier or None, policy
+        self.function, self.qualifier, self.policy, self.seconds = function, qualifier or None, policy, seconds
 
     def invoke(self, event: dict[str, Any]) -> str:
         payload = json.dumps(event, ensure_ascii=False).encode("utf-8")
-        budget = Budget.seconds(INVOKE_BUDGET)
+        budget = Budget.seconds(self.seconds)
         return retry(lambda: self._invoke_once(payload, budget), what="InvokeFunction", budget=budget, policy=self.policy)
 
     def _invoke_once(self, payload: bytes, budget: Budget) -> str:
@@ -90,7 +91,10 @@ class Fc2Invoker:
         function: str,
         qualifier: str | None = None,
         policy: RetryPolicy = RetryPolicy(max_attempts=8),
+        seconds: float = INVOKE_BUDGET,
     ) -> None:
+        """`seconds`: what one event's hand-over may take, fc2's own retries included (it retries a connection
+        that fails five times with backoff, about 30 s, and no public setting changes that)."""
         try:
             import fc2
         except ImportError:
@@ -101,11 +105,11 @@ class Fc2Invoker:
             accessKeySecret=credentials.access_key_secret,
             securityToken=credentials.security_token or "",
         )
-        self.service, self.function, self.qualifier, self.policy = service, function, qualifier, policy
+        self.service, self.function, self.qualifier, self.policy, self.seconds = service, function, qualifier, policy, seconds
 
     def invoke(self, event: dict[str, Any]) -> str:
         payload = json.dumps(event, ensure_ascii=False).encode("utf-8")
-        return retry(lambda: self._invoke_once(payload), what="InvokeFunction", budget=Budget.seconds(INVOKE_BUDGET), policy=self.policy)
+        return retry(lambda: self._invoke_once(payload), what="InvokeFunction", budget=Budget.seconds(self.seconds), policy=self.policy)
 
     def _invoke_once(self, payload: bytes) -> str:
         import requests
