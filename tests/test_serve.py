@@ -108,7 +108,7 @@ def client(server: SegmentHeadServer, secret: str = SECRET, key: str = KEY, toke
 
 def segment(server: SegmentHeadServer, url: str | None, **credentials: str | None) -> models.SegmentHeadResponse:
     request = models.SegmentHeadRequest(image_url=url)
-    return client(server, **credentials).segment_head_with_options(request, RuntimeOptions())  # type: ignore[arg-type]
+    return client(server, **credentials).segment_head_with_options(request, RuntimeOptions())
 
 
 def plain(url: str, data: bytes | None = None, method: str = "POST") -> tuple[int, dict]:
