@@ -205,8 +205,7 @@ BROKEN_BODIES = {
 @pytest.fixture
 def result_url(segmentable) -> str:
     fake, _ = segmentable
-    fake.results["x.png"] = PNG
-    return fake._result_url("x.png")
+    return fake.publish(PNG)
 
 
 @pytest.mark.parametrize("name", BROKEN_BODIES)

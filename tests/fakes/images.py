@@ -1,4 +1,5 @@
-"""Generated test images for the imageseg fake: plain backgrounds with heads drawn in the fake's marker colour.
+"""Generated test images for the imageseg fake: plain backgrounds with heads drawn in the fake's marker colour,
+and `ImageHost`, a server that hands them out by URL.
 
 Nothing binary lives in the repository; tests build what they need, in whatever format Pillow can write
 (JPEG/PNG/BMP for valid input; GIF, WEBP and friends to exercise the format check).
@@ -10,9 +11,10 @@ import io
 
 from PIL import Image, ImageDraw
 
+from ._server import FakeServer, Request, Response
 from .imageseg import MARKER_COLOUR
 
-__all__ = ["BODY_COLOUR", "MARKER_COLOUR", "portrait"]
+__all__ = ["BODY_COLOUR", "MARKER_COLOUR", "ImageHost", "portrait"]
 
 BODY_COLOUR = (40, 90, 200)  # far from the marker in every channel that matters: never detected as a head
 
@@ -39,3 +41,22 @@ def portrait(
     out = io.BytesIO()
     image.save(out, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return out.getvalue()
+
+
+class ImageHost(FakeServer):
+    """Serves input images by path; anything else is a 404 (tests use that on purpose)."""
+
+    name = "image-host"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[str, bytes] = {}
+
+    def put(self, name: str, data: bytes) -> str:
+        self.files[f"/{name}"] = data
+        return f"{self.url}/{name}"
+
+    def handle(self, request: Request) -> Response:
+        if request.method == "GET" and request.path in self.files:
+            return Response(200, self.files[request.path], {"Content-Type": "application/octet-stream"})
+        return Response(404, b"<Error><Code>NoSuchKey</Code></Error>", {"Content-Type": "application/xml"})

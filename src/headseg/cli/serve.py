@@ -1,20 +1,39 @@
-"""`headseg serve`: SegmentHead on 127.0.0.1, backed by the local engine, for the real SDK to talk to offline."""
+"""`headseg serve`: SegmentHead on 127.0.0.1, backed by the local engine, for the real SDK (or curl) to talk to offline."""
 
 from __future__ import annotations
 
 import argparse
 
+EPILOG = """\
+It takes what the imageseg SDK sends (set IMAGESEG_ENDPOINT=http://127.0.0.1:8080), and, unless
+--verify-signatures, a plain request: POST / with Action=SegmentHead, Version=2019-12-30 and ImageURL
+(http(s) or file://), optionally ReturnForm=mask, as query or form fields:
+
+  curl -X POST 'http://127.0.0.1:8080/?Action=SegmentHead&Version=2019-12-30&ImageURL=file:///tmp/photo.jpg'
+  curl http://127.0.0.1:8080/ -d Action=SegmentHead -d Version=2019-12-30 --data-urlencode ImageURL=https://...
+
+It answers SegmentHead's JSON: {"RequestId": ..., "Data": {"Elements": [{"X", "Y", "Width", "Height",
+"ImageURL"}]}}, each ImageURL a cutout PNG it serves for 30 minutes; or an error {"Code", "Message", ...}
+with the service's code: an image outside SegmentHead's input limits (the function's own) gets
+InvalidImage.Format, InvalidImage.Size or InvalidImage.Resolution, naming the limit.
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="serve the SegmentHead API locally", description=__doc__)
+    parser = subparsers.add_parser(
+        "serve", help="serve the SegmentHead API locally", description=__doc__, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument(
         "--verify-signatures",
         action="store_true",
-        help="check ACS3 signatures against ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        help="require the SDK's ACS3 signature, by ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET "
+        "(and ALIBABA_CLOUD_SECURITY_TOKEN when set)",
     )
     parser.add_argument("--no-file-urls", action="store_true", help="refuse file:// image URLs")
+    parser.add_argument("--qps", type=float, help="answer Throttling.User beyond this many calls a second (SegmentHead's quota is 2)")
     parser.set_defaults(run=run)
 
 
@@ -22,13 +41,16 @@ def run(args: argparse.Namespace) -> int:
     from headseg.local.segmenter import LocalSegmenter
     from headseg.local.serve import SegmentHeadServer
 
-    credentials = None
+    credentials = tokens = None
     if args.verify_signatures:
         from headseg.function.credentials import Credentials
 
         creds = Credentials.resolve()
         credentials = {creds.access_key_id: creds.access_key_secret}
-    server = SegmentHeadServer((args.host, args.port), LocalSegmenter().cut, credentials, not args.no_file_urls)
+        tokens = {creds.access_key_id: creds.security_token} if creds.security_token else None
+    server = SegmentHeadServer(
+        (args.host, args.port), LocalSegmenter().cut, credentials, not args.no_file_urls, tokens=tokens, qps=args.qps
+    )
     print(f"SegmentHead (local engine) on {server.url}: IMAGESEG_ENDPOINT={server.url}", flush=True)
     try:
         server.serve_forever()
