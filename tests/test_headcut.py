@@ -10,7 +10,7 @@ from types import SimpleNamespace as Ns
 import numpy as np
 import pytest
 
-from headseg.function.segmenters import faces, headcut, mattes
+from headseg.local import faces, headcut, mattes
 from headseg.local.faces import Face
 
 
