@@ -29,10 +29,9 @@ def handle(app: App, event: bytes | str, context: Any) -> str:
     """Process one invocation's event with `app`; the result is the outcomes as JSON."""
     budget = app.budget(context)
     request_id = str(getattr(context, "request_id", "") or "")
-    with logs.bound(request_id=request_id):
-        credentials = app.credentials(context)
-        if credentials is not None:
-            logs.add_secrets(credentials.secrets())
+    credentials = app.credentials(context)
+    secrets = credentials.secrets() if credentials else ()
+    with logs.bound(request_id=request_id), logs.scrubbing(secrets):  # this invocation's, for it alone
         try:
             records = parse_event(event)
         except MalformedEvent as exc:

@@ -1,0 +1,163 @@
+"""No hidden state: what one invocation knows travels with it and ends with it.
+
+The secrets scrubbed from log lines and written records are the invocation's own credentials, bound for its scope
+(`logs.scrubbing`) and carried into its pool threads and worker children; the next invocation, with other
+credentials, scrubs its own and nothing it inherited. Unit ring: twins and an injected clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from types import SimpleNamespace
+from urllib.parse import quote
+
+import pytest
+
+from headseg.function import logs, worker
+from headseg.function.app import App
+from headseg.function.config import Config
+from headseg.function.errors import PermanentError
+from headseg.function.events import object_created_event
+from headseg.function.handler import handle
+from headseg.function.retry import Budget
+from headseg.function.segmenters import SegmentInput
+from tests.fakes.images import portrait
+from tests.test_scrub import reappears
+from tests.twins import Clock, MemoryStorage, ScriptedSegmenter
+
+KEY = "incoming/a.jpg"
+BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+
+@dataclass(frozen=True)
+class Role:
+    """The function role's STS credentials, as FC's python3.10 context carries them."""
+
+    access_key_id: str
+    access_key_secret: str
+    security_token: str
+
+    @classmethod
+    def drawn(cls, rng: random.Random) -> "Role":
+        """Credentials shaped like real ones: base64 secret and token (`+`, `/` and `=` included)."""
+        return cls("STS." + "".join(rng.choices(BASE64[:62], k=24)), "".join(rng.choices(BASE64, k=30)), "CAIS" + "".join(rng.choices(BASE64, k=40)))
+
+
+def context(role: Role, n: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(request_id=f"req-{n}", function=None, credentials=role)
+
+
+class Function:
+    """An App that needs credentials (the cloud engine's), wired to the twins; `invoke` runs `handle` on it."""
+
+    def __init__(self) -> None:
+        self.storage = MemoryStorage()
+        self.segmenter = ScriptedSegmenter(boxes=[(10, 20, 30, 40), (60, 20, 30, 40)])
+        self.clock = Clock()
+        self.app = App(
+            Config(input_prefix="incoming/", output_prefix="heads/"),
+            make_segmenter=lambda config, credentials: self.segmenter,
+            make_storage=lambda config, credentials, bucket: self.storage,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+        )
+
+    def upload(self, n: int = 0) -> None:
+        """A new version of KEY (the `n`th): an invocation for it has the work to do again."""
+        self.storage.put(KEY, portrait(200, 120 + n, [(10, 20, 30, 40)]), "image/jpeg")
+
+    def invoke(self, role: Role, key: str = KEY, n: int = 0) -> dict:
+        etag = self.storage.head(key).etag if key in self.storage.objects else "E"
+        return json.loads(handle(self.app, json.dumps(object_created_event("twin", key, etag)), context(role, n)))
+
+
+@pytest.fixture
+def function():
+    logs.configure()
+    function = Function()
+    function.upload()
+    yield function
+    function.app.close()
+
+
+def lines(caplog) -> list[dict]:
+    return [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+
+
+def test_two_invocations_with_other_credentials_each_scrub_their_own_from_log_and_error_record(function, caplog):
+    first, second = Role.drawn(random.Random(1)), Role.drawn(random.Random(2))
+    said = []
+
+    def refuse(image: SegmentInput) -> None:  # the service quotes both secrets, in JSON and URL encodings
+        said.append(f"refused: {json.dumps(first.access_key_secret)} {quote(first.security_token, safe='')} "
+                    f"then {second.access_key_secret} {quote(quote(second.security_token, safe=''), safe='')}")
+        raise PermanentError(said[-1], code="InvalidImage.Refused")
+
+    function.segmenter.on_segment = refuse
+    records = {}
+    for n, role in enumerate((first, second)):
+        function.upload(n)
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            assert function.invoke(role, n=n)["outcomes"][0]["outcome"] == "failed"
+        records[role] = function.storage.objects["heads/incoming/a.jpg/error.json"][0].decode("utf-8")
+        [line] = [line for line in lines(caplog) if line["message"] == "failed"]
+        records[role, "log"] = line["reason"]
+
+    own = {first: first, second: second}
+    other = {first: second, second: first}
+    for role in (first, second):
+        for text in (json.loads(records[role])["reason"], records[role, "log"]):
+            assert logs.REDACTED in text and "refused:" in text
+            assert not reappears(own[role].access_key_secret, text) and not reappears(own[role].security_token, text)
+            # the other invocation's credentials are not this one's to know: nothing of theirs lingers or leaks in
+            assert other[role].access_key_secret in text
+
+
+def test_the_secrets_in_force_do_not_grow_over_a_thousand_invocations(function, caplog):
+    rng = random.Random(7)
+    previous = Role.drawn(rng)
+    caplog.set_level(logging.INFO)
+    for n in range(1000):
+        role = Role.drawn(rng)
+        key = f"elsewhere/{role.access_key_secret}/{previous.security_token}.jpg"  # skipped: outside INPUT_PREFIX
+        caplog.clear()
+        assert function.invoke(role, key, n)["outcomes"][0]["outcome"] == "skipped"
+        [line] = [line for line in lines(caplog) if line["message"] == "skipped"]
+        assert line["key"] == f"elsewhere/{logs.REDACTED}/{previous.security_token}.jpg", n
+        previous = role
+    assert logs.scrub(previous.access_key_secret) == previous.access_key_secret  # the last one ended with it too
+
+
+def test_a_line_logged_by_a_pool_thread_is_scrubbed_with_its_invocations_credentials(function, caplog):
+    first, second = Role.drawn(random.Random(3)), Role.drawn(random.Random(4))
+    function.invoke(first)  # an earlier invocation, with other credentials
+    note = logging.getLogger("tests.pool")
+
+    def on_put(operation: str, key: str) -> None:  # a cutout's upload runs on the App's pool
+        if operation == "put" and key.endswith(".png"):
+            thread = threading.current_thread().name
+            note.warning("uploading", extra={"fields": {"thread": thread, "said": f"{second.security_token} {first.security_token}"}})
+
+    function.storage.hook = on_put
+    function.upload(1)  # a new version to process
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert function.invoke(second)["outcomes"][0]["outcome"] == "done"
+
+    pooled = [line for line in lines(caplog) if line["message"] == "uploading"]
+    assert len(pooled) == 2 and all(line["thread"].startswith("headseg") for line in pooled)
+    assert all(line["said"] == f"{logs.REDACTED} {first.security_token}" for line in pooled)
+
+
+def test_a_worker_child_scrubs_with_the_invocations_secrets_and_none_after_it():
+    secret = Role.drawn(random.Random(5)).access_key_secret
+    text = f"quoted {quote(secret, safe='')}"
+    with logs.scrubbing([secret]):
+        assert worker.run(lambda: logs.scrub(text), Budget.seconds(30), "scrub in the child") == f"quoted {logs.REDACTED}"
+    assert worker.run(lambda: logs.scrub(text), Budget.seconds(30), "scrub in the child") == text
+
