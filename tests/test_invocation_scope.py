@@ -2,7 +2,9 @@
 
 The secrets scrubbed from log lines and written records are the invocation's own credentials, bound for its scope
 (`logs.scrubbing`) and carried into its pool threads and worker children; the next invocation, with other
-credentials, scrubs its own and nothing it inherited. Unit ring: twins and an injected clock.
+credentials, scrubs its own and nothing it inherited. The App is built by the composition root (`build_app`) for
+an `Instance` of the caller's: two functions in one process keep their own settings, and no test resets anything.
+Unit ring (twins, injected clock) but for the last test, which drives the real SDKs against the fakes.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from headseg.function.app import App
 from headseg.function.config import Config
 from headseg.function.errors import PermanentError
 from headseg.function.events import object_created_event
-from headseg.function.handler import handle
+from headseg.function.handler import Instance, build_app, handle
 from headseg.function.retry import Budget
 from headseg.function.segmenters import SegmentInput
+from tests.conftest import Cloud, fc_context, oss_event
 from tests.fakes.images import portrait
 from tests.test_scrub import reappears
 from tests.twins import Clock, MemoryStorage, ScriptedSegmenter
@@ -160,4 +163,19 @@ def test_a_worker_child_scrubs_with_the_invocations_secrets_and_none_after_it():
     with logs.scrubbing([secret]):
         assert worker.run(lambda: logs.scrub(text), Budget.seconds(30), "scrub in the child") == f"quoted {logs.REDACTED}"
     assert worker.run(lambda: logs.scrub(text), Budget.seconds(30), "scrub in the child") == text
+
+
+def test_two_functions_in_one_process_keep_their_own_settings_and_need_no_reset(cloud: Cloud):
+    etag = cloud.upload_portrait(KEY, [(40, 50, 60, 80)])
+    mine = Instance(lambda: build_app({**cloud.env, "OUTPUT_PREFIX": "mine/"}))
+    theirs = Instance(lambda: build_app({**cloud.env, "OUTPUT_PREFIX": "theirs/"}))
+    try:
+        for function in (mine, theirs, mine):
+            assert json.loads(function.handler(oss_event((KEY, etag)), fc_context()))["outcomes"][0]["outcome"] in ("done", "skipped")
+        assert mine.app is mine.app and mine.app is not theirs.app
+    finally:
+        mine.close()
+        theirs.close()
+    assert cloud.outputs("mine/") == [f"mine/{KEY}/head-0-{etag[:8].lower()}.png", f"mine/{KEY}/heads.json"]
+    assert cloud.outputs("theirs/") == [f"theirs/{KEY}/head-0-{etag[:8].lower()}.png", f"theirs/{KEY}/heads.json"]
 

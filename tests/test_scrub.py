@@ -259,9 +259,7 @@ def test_a_service_error_echoing_the_token_in_other_encodings_reaches_neither_lo
 
 
 def cloud_handler(cloud: Cloud, key: str, etag: str) -> str:
-    import index
-
-    return index.handler(oss_event((key, etag)), fc_context(credentials=Base64Credentials()))
+    return cloud.function.handler(oss_event((key, etag)), fc_context(credentials=Base64Credentials()))
 
 
 @pytest.mark.parametrize("breaker", ["\n", "\r\n", "\x85", "\u2028", "\x1b[31m"])
