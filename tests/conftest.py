@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))  # `tests.fakes`
 from headseg.cli.invoke import FunctionMeta, LocalContext  # noqa: E402
 from headseg.function.config import Config  # noqa: E402
 from headseg.function.events import object_created_event  # noqa: E402
+from headseg.function.images import quiet_pillow  # noqa: E402
 from headseg.function.handler import Instance  # noqa: E402
 from tests.fakes._server import CanaryServer  # noqa: E402
 from tests.fakes.fc import FakeFc  # noqa: E402
@@ -42,9 +43,11 @@ _OUR_VARIABLES = (
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with none of headseg's variables set."""
+    """Each test starts with none of headseg's variables set, and Pillow's warnings filtered as every App filters
+    them for its process (pytest restores the filters after each test)."""
     for name in _OUR_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    quiet_pillow()
 
 
 @pytest.fixture

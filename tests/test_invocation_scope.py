@@ -4,6 +4,7 @@ The secrets scrubbed from log lines and written records are the invocation's own
 (`logs.scrubbing`) and carried into its pool threads and worker children; the next invocation, with other
 credentials, scrubs its own and nothing it inherited. The App is built by the composition root (`build_app`) for
 an `Instance` of the caller's: two functions in one process keep their own settings, and no test resets anything.
+Records read at once leave the process's warning filters as they found them.
 Unit ring (twins, injected clock) but for the last test, which drives the real SDKs against the fakes.
 """
 
@@ -13,13 +14,14 @@ import json
 import logging
 import random
 import threading
+import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
 
-from headseg.function import logs, worker
+from headseg.function import images, logs, worker
 from headseg.function.app import App
 from headseg.function.config import Config
 from headseg.function.errors import PermanentError
@@ -28,6 +30,7 @@ from headseg.function.handler import Instance, build_app, handle
 from headseg.function.retry import Budget
 from headseg.function.segmenters import SegmentInput
 from tests.conftest import Cloud, fc_context, oss_event
+from tests.corpus import png_claiming
 from tests.fakes.images import portrait
 from tests.test_scrub import reappears
 from tests.twins import Clock, MemoryStorage, ScriptedSegmenter
@@ -179,3 +182,20 @@ def test_two_functions_in_one_process_keep_their_own_settings_and_need_no_reset(
     assert cloud.outputs("mine/") == [f"mine/{KEY}/head-0-{etag[:8].lower()}.png", f"mine/{KEY}/heads.json"]
     assert cloud.outputs("theirs/") == [f"theirs/{KEY}/head-0-{etag[:8].lower()}.png", f"theirs/{KEY}/heads.json"]
 
+
+def test_headers_read_on_many_threads_at_once_leave_the_processs_warning_filters_as_they_were(function):
+    # (the App filtered Pillow's warnings once, when it was built)
+    samples = [portrait(64, 48, [(10, 10, 20, 20)], fmt=fmt) for fmt in ("TIFF", "GIF", "PNG")] + [png_claiming(10_000, 10_000)]
+    before = list(warnings.filters)
+
+    def read() -> None:
+        for _ in range(60):
+            for data in samples:
+                images.read_header(data, complete=True)
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert warnings.filters == before
