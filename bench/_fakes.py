@@ -16,9 +16,8 @@ KEY_ID, SECRET, TOKEN = "STS.bench", "bench-secret", "bench-token"
 
 @contextmanager
 def fake_cloud(log_level: str = "WARNING") -> Iterator[tuple[Any, Any, Any]]:
-    """Fake OSS, imageseg and FC on free ports (one STS key for all), the environment set for the function,
-    and a fresh handler instance; yields (oss, imageseg, fc)."""
-    from headseg.function import handler
+    """Fake OSS, imageseg and FC on free ports (one STS key for all) and the environment set for the function;
+    yields (oss, imageseg, fc)."""
     from tests.fakes.fc import FakeFc
     from tests.fakes.imageseg import FakeImageseg
     from tests.fakes.oss import FakeOss
@@ -31,8 +30,17 @@ def fake_cloud(log_level: str = "WARNING") -> Iterator[tuple[Any, Any, Any]]:
             ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET=SECRET,
             ALIBABA_CLOUD_SECURITY_TOKEN=TOKEN, LOG_LEVEL=log_level,
         )
-        handler.reset()
-        try:
-            yield oss, imageseg, fc
-        finally:
-            handler.reset()
+        yield oss, imageseg, fc
+
+
+@contextmanager
+def function_instance() -> Iterator[Any]:
+    """A fresh instance of the function (`headseg.function.handler.Instance`: what `index.handler` runs on FC),
+    its App built from the environment on first use; its pool stopped at the end."""
+    from headseg.function.handler import Instance
+
+    instance = Instance()
+    try:
+        yield instance
+    finally:
+        instance.close()

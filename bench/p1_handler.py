@@ -11,7 +11,7 @@ import json
 import statistics
 import time
 
-from bench._fakes import KEY_ID, SECRET, TOKEN, fake_cloud
+from bench._fakes import KEY_ID, SECRET, TOKEN, fake_cloud, function_instance
 
 LATENCY = 0.05
 REPEATS = 5
@@ -22,13 +22,12 @@ def run() -> list[str]:
 
     rows = ["| heads | handler ms | critical path ms | ratio |", "| --- | --- | --- | --- |"]
     worst = 0.0
-    with fake_cloud() as (oss, imageseg, _fc):
-        import index
+    with fake_cloud() as (oss, imageseg, _fc), function_instance() as function:
         from headseg.function.events import object_created_event
 
         def invoke(key: str, etag: str) -> float:
             started = time.perf_counter()
-            index.handler(json.dumps(object_created_event("bench", key, etag)).encode(), None)
+            function.handler(json.dumps(object_created_event("bench", key, etag)).encode(), None)
             return time.perf_counter() - started
 
         for heads in (1, 3, 5):

@@ -9,7 +9,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench._fakes import fake_cloud
+from bench._fakes import fake_cloud, function_instance
 
 QPS = 2.0
 OBJECTS = 24
@@ -18,11 +18,10 @@ OBJECTS = 24
 def run() -> list[str]:
     from tests.fakes.images import portrait
 
-    with fake_cloud(log_level="ERROR") as (oss, imageseg, fc):
+    with fake_cloud(log_level="ERROR") as (oss, imageseg, fc), function_instance() as function:
         imageseg.qps_limit = QPS
         for i in range(OBJECTS):
             oss.put("bench", f"incoming/p6/{i:03d}.jpg", portrait(200, 150, [(60, 30, 60, 80)]))
-        import index
         from headseg.cli import main
 
         outcomes: list[str] = []
@@ -30,7 +29,7 @@ def run() -> list[str]:
 
         def execute(invocation) -> None:  # type: ignore[no-untyped-def]
             try:
-                result = json.loads(index.handler(invocation.payload, None))
+                result = json.loads(function.handler(invocation.payload, None))
                 outcomes.extend(o["outcome"] for o in result["outcomes"])
             except Exception as exc:  # a raise would be FC's retry: count it as not done (yet)
                 outcomes.append(type(exc).__name__)

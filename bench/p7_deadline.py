@@ -26,7 +26,7 @@ from typing import Any, ContextManager
 from unittest import mock
 from urllib.parse import unquote
 
-from bench._fakes import fake_cloud
+from bench._fakes import fake_cloud, function_instance
 
 TIMEOUT = 6  # seconds: the function's timeout, as FC's context says it
 MARGIN = 2.0  # TIME_MARGIN
@@ -92,13 +92,12 @@ def scenario(inject: Inject, image: Image, setting: Setting) -> tuple[float, str
     from headseg.function.errors import RetriableError
     from headseg.function.events import object_created_event
 
-    with fake_cloud() as (oss, imageseg, _fc):
-        import index
+    with fake_cloud() as (oss, imageseg, _fc), function_instance() as function:
 
         def invoke(key: str, etag: str) -> str:
             event = json.dumps(object_created_event(BUCKET, key, etag)).encode()
             context = LocalContext(request_id=f"bench-{key}", function=FunctionMeta(timeout=TIMEOUT))
-            return index.handler(event, context)
+            return function.handler(event, context)
 
         invoke("incoming/warm.jpg", oss.put(BUCKET, "incoming/warm.jpg", _portrait()))  # connections, lazy imports
         etag = oss.put(BUCKET, KEY, image())

@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))  # `import index`, exactly as FC does from the code directory
 sys.path.insert(0, str(ROOT))  # `tests.fakes`
 
-from headseg.function import handler as handler_module  # noqa: E402
 from headseg.cli.invoke import FunctionMeta, LocalContext  # noqa: E402
 from headseg.function.config import Config  # noqa: E402
 from headseg.function.events import object_created_event  # noqa: E402
+from headseg.function.images import quiet_pillow  # noqa: E402
+from headseg.function.handler import Instance  # noqa: E402
 from tests.fakes._server import CanaryServer  # noqa: E402
 from tests.fakes.fc import FakeFc  # noqa: E402
 from tests.fakes.images import portrait  # noqa: E402
@@ -41,13 +42,12 @@ _OUR_VARIABLES = (
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts with none of headseg's variables set and a fresh handler instance."""
+def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with none of headseg's variables set, and Pillow's warnings filtered as every App filters
+    them for its process (pytest restores the filters after each test)."""
     for name in _OUR_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    handler_module.reset()
-    yield
-    handler_module.reset()
+    quiet_pillow()
 
 
 @pytest.fixture
@@ -118,18 +118,28 @@ def oss_event(*records: tuple[str, str | None], name: str = "ObjectCreated:PutOb
 
 @dataclass
 class Cloud:
-    """The fakes plus the function's environment: upload objects, invoke the real handler, read outputs."""
+    """The fakes plus the function's environment: upload objects, invoke the real handler, read outputs.
+
+    `function` is an FC instance of the cloud's own (what `index` runs, built by the same composition root from
+    the environment as configured); `configure` starts a new one, as a deployment of new settings does."""
 
     oss: FakeOss
     imageseg: FakeImageseg
     monkeypatch: pytest.MonkeyPatch
     env: dict[str, str] = field(default_factory=dict)
+    function: Instance = field(default_factory=Instance)
 
     def configure(self, **variables: str) -> None:
         for name, value in variables.items():
             self.env[name] = value
             self.monkeypatch.setenv(name, value)
-        handler_module.reset()
+        self.function.close()
+        self.function = Instance()
+
+    @property
+    def app(self) -> Any:
+        """The function's App (built on first use, as on FC)."""
+        return self.function.app
 
     def upload(self, key: str, data: bytes, content_type: str = "image/jpeg") -> str:
         return self.oss.put(BUCKET, key, data, content_type=content_type)
@@ -138,10 +148,7 @@ class Cloud:
         return self.upload(key, portrait(size[0], size[1], heads, fmt=fmt), f"image/{fmt.lower()}")
 
     def invoke(self, event: bytes, timeout: int = 60, request_id: str = "1-test") -> dict[str, Any]:
-        import index
-
-        result = index.handler(event, fc_context(timeout=timeout, request_id=request_id))
-        return json.loads(result)
+        return json.loads(self.function.handler(event, fc_context(timeout=timeout, request_id=request_id)))
 
     def invoke_key(self, key: str, etag: str | None, **kwargs: Any) -> dict[str, Any]:
         return self.invoke(oss_event((key, etag)), **kwargs)
@@ -158,7 +165,7 @@ class Cloud:
 
 
 @pytest.fixture
-def cloud(fake_oss: FakeOss, fake_imageseg: FakeImageseg, monkeypatch: pytest.MonkeyPatch) -> Cloud:
+def cloud(fake_oss: FakeOss, fake_imageseg: FakeImageseg, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     cloud = Cloud(fake_oss, fake_imageseg, monkeypatch)
     cloud.configure(
         INPUT_PREFIX="incoming/",
@@ -168,7 +175,8 @@ def cloud(fake_oss: FakeOss, fake_imageseg: FakeImageseg, monkeypatch: pytest.Mo
         IMAGESEG_ENDPOINT=fake_imageseg.url,
         TIME_MARGIN="1",
     )
-    return cloud
+    yield cloud
+    cloud.function.close()
 
 
 def png_image(data: bytes):

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from headseg.function import handler as handler_module
 from headseg.function.credentials import Credentials
 from tests.conftest import ACCESS_KEY_ID, Cloud, FcCredentials, fc_context, oss_event
 from tests.fakes._server import Fault
@@ -31,7 +30,7 @@ def test_rotating_credentials_mid_run_neither_breaks_it_nor_mixes_keys(cloud: Cl
     for fake in (cloud.oss, cloud.imageseg):
         fake.credentials[ROTATED.access_key_id] = ROTATED.access_key_secret
         fake.tokens[ROTATED.access_key_id] = ROTATED.security_token or ""
-    app = handler_module.load_app()
+    app = cloud.app
     rotated = []
 
     def rotate_once(request) -> bool:
@@ -51,9 +50,7 @@ def test_rotating_credentials_mid_run_neither_breaks_it_nor_mixes_keys(cloud: Cl
     assert len(puts) == 3 and {signed_by(entry) for entry in puts} == {ACCESS_KEY_ID}  # the run kept its clients
     # the next invocation runs on the rotated credentials' clients
     second = cloud.upload_portrait("incoming/b.jpg", [(40, 50, 60, 80)])
-    import index
-
-    outcome = json.loads(index.handler(oss_event(("incoming/b.jpg", second)), fc_context(credentials=RotatedCredentials())))
+    outcome = json.loads(cloud.function.handler(oss_event(("incoming/b.jpg", second)), fc_context(credentials=RotatedCredentials())))
     assert outcome["outcomes"][0]["outcome"] == "done"
     assert app.pipeline(ROTATED) is rotated[0]
     latest = cloud.oss.logged(lambda r: r.method == "PUT" and "incoming/b.jpg/" in unquote(r.path))
@@ -61,11 +58,9 @@ def test_rotating_credentials_mid_run_neither_breaks_it_nor_mixes_keys(cloud: Cl
 
 
 def test_the_initializer_builds_the_clients_for_the_function_roles_credentials(cloud: Cloud):
-    import index
-
     context = fc_context()
-    index.initialize(context)
-    app = handler_module.load_app()
+    cloud.function.initialize(context)
+    app = cloud.app
     segmenter = app.pipeline(app.credentials(context)).segmenter
     assert segmenter._client is not None and segmenter._session is not None  # the first event builds nothing
     etag = cloud.upload_portrait("incoming/a.jpg", [(40, 50, 60, 80)])
@@ -74,7 +69,5 @@ def test_the_initializer_builds_the_clients_for_the_function_roles_credentials(c
 
 
 def test_an_initializer_without_credentials_still_starts(cloud: Cloud, caplog):
-    import index
-
-    index.initialize(fc_context(credentials=None))  # python3.12 without the variables: the first event brings them
+    cloud.function.initialize(fc_context(credentials=None))  # python3.12 without the variables: the first event brings them
     assert "no credentials yet" in caplog.text

@@ -182,11 +182,9 @@ def test_throttled_invocations_are_retried(ops, fc, tmp_path):
 
 
 def test_backfill_through_the_deployed_function_then_nothing_is_left(ops, fc, tmp_path, capsys):
-    import index
-
     for i in range(4):
         ops.upload_portrait(f"incoming/e2e/{i}.jpg", [(40, 50, 60, 80)])
-    fc.fake.on_invoke = lambda inv: index.handler(inv.payload, None)  # "FC" runs the real handler
+    fc.fake.on_invoke = lambda inv: ops.function.handler(inv.payload, None)  # "FC" runs the real handler
 
     assert cli(fc, ops, "backfill", "--prefix", "incoming/e2e/", "--journal", str(tmp_path / "j1")) == 0
     assert [len(ops.read_json(f"heads/incoming/e2e/{i}.jpg/heads.json")["heads"]) for i in range(4)] == [1, 1, 1, 1]
@@ -203,8 +201,6 @@ def test_backfill_local_processes_in_this_process(ops, fc, tmp_path, capsys):
 
 
 def test_replay_hands_over_retriable_failures_only(ops, fc):
-    import index
-
     ops.imageseg.throttle(times=1000)
     transient = ops.upload_portrait("incoming/f/throttled.jpg", [(40, 50, 60, 80)])
     with pytest.raises(RetriableError):
@@ -212,7 +208,7 @@ def test_replay_hands_over_retriable_failures_only(ops, fc):
     ops.imageseg.clear_faults()
     broken = ops.upload("incoming/f/broken.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 30)
     ops.invoke_key("incoming/f/broken.jpg", broken)
-    fc.fake.on_invoke = lambda inv: index.handler(inv.payload, None)
+    fc.fake.on_invoke = lambda inv: ops.function.handler(inv.payload, None)
 
     assert cli(fc, ops, "replay", "--prefix", "incoming/f/") == 0
 

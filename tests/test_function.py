@@ -279,7 +279,6 @@ def test_a_new_upload_replaces_the_outputs_and_removes_stale_cutouts(cloud: Clou
 
 
 def test_credentials_from_environment_when_the_context_has_none(cloud: Cloud):
-    import index
     from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN, fc_context
 
     cloud.configure(
@@ -289,34 +288,31 @@ def test_credentials_from_environment_when_the_context_has_none(cloud: Cloud):
     )
     etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
     context = fc_context(credentials=None)  # python3.12: credentials only in the environment
-    result = json.loads(index.handler(oss_event(("incoming/a.jpg", etag)), context))
+    result = json.loads(cloud.function.handler(oss_event(("incoming/a.jpg", etag)), context))
     assert result["outcomes"][0]["outcome"] == "done"
 
 
 def test_wrong_credentials_are_retriable_with_a_hint(cloud: Cloud):
-    import index
     from tests.conftest import FcCredentials, fc_context
 
     etag = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
     context = fc_context(credentials=FcCredentials(access_key_secret="wrong-secret-value"))
     with pytest.raises(RetriableError):
-        index.handler(oss_event(("incoming/a.jpg", etag)), context)
+        cloud.function.handler(oss_event(("incoming/a.jpg", etag)), context)
     # refused credentials are not retried inside the invocation: one request per read, then FC's retry
     assert len(cloud.oss.logged(lambda r: r.method == "GET")) <= 3
     assert all(entry.status == 403 for entry in cloud.oss.logged())
 
 
 def test_a_looping_config_refuses_to_start(cloud: Cloud, caplog):
-    import index
-
     cloud.configure(OUTPUT_PREFIX="incoming/heads/")
     with pytest.raises(ConfigError) as error:
-        index.initialize(None)
+        cloud.function.initialize(None)
     assert "infinite loop" in error.value.message
     [line] = [line for line in log_lines(caplog) if line["message"] == "refusing to start"]
     assert "OUTPUT_PREFIX 'incoming/heads/' overlaps INPUT_PREFIX 'incoming/'" in line["reason"]
     with pytest.raises(ConfigError):
-        index.handler(oss_event(("incoming/a.jpg", "A")), None)
+        cloud.function.handler(oss_event(("incoming/a.jpg", "A")), None)
     assert cloud.oss.requests == []
 
 

@@ -7,6 +7,7 @@ Options that mirror a function setting default to the same environment variable.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import sys
 
 from headseg.cli._quiet import native_logs_hidden
@@ -23,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         command.register(subparsers)
     args = parser.parse_args(argv)
     try:
-        with native_logs_hidden(not args.verbose):
-            return int(args.run(args))
+        with native_logs_hidden(not args.verbose):  # in a context of its own: the secrets it hides end with it
+            return int(contextvars.copy_context().run(args.run, args))
     except HeadsegError as exc:
         print(f"headseg {args.command}: {exc.message}", file=sys.stderr)
         return 2

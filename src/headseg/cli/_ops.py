@@ -91,9 +91,9 @@ def open_app(args: argparse.Namespace, needs_credentials: bool = False) -> tuple
 
 
 def resolve_credentials() -> Credentials:
-    """The environment's credentials, their secrets kept out of every log line from now on."""
+    """The environment's credentials, their secrets kept out of the command's log lines from now on."""
     resolved = Credentials.resolve()
-    logs.add_secrets(resolved.secrets())
+    logs.hide(resolved.secrets())
     return resolved
 
 

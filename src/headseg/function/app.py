@@ -67,6 +67,7 @@ class App:
 
     def __post_init__(self) -> None:
         memory.release_large_buffers()  # the pool's threads would otherwise keep freed cutouts resident
+        images.quiet_pillow()
         self._pool = ThreadPoolExecutor(max_workers=self.config.download_workers, thread_name_prefix="headseg")
 
     @classmethod

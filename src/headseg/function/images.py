@@ -103,9 +103,7 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
     if fmt == "HEIF":
         register_heif()
     try:
-        with warnings.catch_warnings():  # headseg applies its own MAX_PIXELS right after
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))  # Pillow's own pixel limit warns (`quiet_pillow`): MAX_PIXELS applies after
         with image:
             width, height = stored_size(image)
             mode = image.mode
@@ -214,9 +212,7 @@ def _frames(image: object) -> int:
     """How many frames the bytes parsed so far show. Counting walks headers only (a GIF's blocks, a TIFF's IFDs);
     on a partial read it stops where the bytes end."""
     try:
-        with warnings.catch_warnings():  # Pillow warns of every truncated TIFF IFD it meets
-            warnings.simplefilter("ignore")
-            count = getattr(image, "n_frames", 1)
+        count = getattr(image, "n_frames", 1)  # Pillow warns of every truncated TIFF IFD it meets (`quiet_pillow`)
     except (EOFError, OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error):
         return 1  # a count the bytes cannot finish is informational: never fatal
     return count if isinstance(count, int) and count >= 1 else 1
@@ -234,6 +230,16 @@ def warm() -> None:
     from PIL import ExifTags, Image  # noqa: F401
 
     Image.preinit()
+
+
+def quiet_pillow() -> None:
+    """Keep Pillow's warnings out of the process's output, from now on: headseg judges what they warn of itself
+    (a header past Pillow's pixel limit meets MAX_PIXELS; a truncated TIFF IFD, corrupt EXIF).
+
+    Filtered once, by module, rather than in a `warnings.catch_warnings()` block around each call: that block
+    swaps the process's one filter list, so two threads in it at once can leave its filter installed for good.
+    """
+    warnings.filterwarnings("ignore", module=r"PIL\.")
 
 
 def register_heif() -> None:

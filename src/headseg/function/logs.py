@@ -3,9 +3,11 @@ every JSON record headseg writes) in whatever JSON or URL encoding they appear (
 a line that a reader could take for a line break.
 
 Library modules log with `logging.getLogger(__name__)` and pass structured fields as
-`extra={"fields": {...}}`; `configure()` installs the JSON formatter once, at the entry point. Fields bound
-with `bound(...)` (the request id, the record's key) join every line logged in that context, including lines
-from pool threads that run in a copy of it (`Run.submit`).
+`extra={"fields": {...}}`; `configure()` installs the JSON formatter once, at the entry point. Two things travel
+with the work, in its context: fields bound with `bound(...)` (the request id, the record's key) join every line
+logged in it, and secrets bound with `scrubbing(...)` (the invocation's credentials) are redacted from every line
+logged and every text `scrub`bed in it. Both reach pool threads that run in a copy of the context (`Run.submit`,
+`retry.within`) and the worker's forked children, and end with the block: no invocation sees another's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 import logging
 import re
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,24 +67,19 @@ class Scrubber:
     (each layer escapes the backslashes and percent signs of the ones below, so undoing both kinds at once never
     pairs an escape wrongly); the stretch of the original text it came from, whole escapes at its edges, is what
     gets redacted. Secrets and field names match ignoring ASCII case; a `+` and a space in a secret match either.
-    Safe to call from any thread.
+    Immutable, so safe to call from any thread: `with_secrets` makes another.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._lock = threading.Lock()
-        self._secrets: tuple[str, ...] = ()
-        self._pattern: re.Pattern[str] | None = None
-        self.add(secrets)
+        #: The values redacted (those shorter than MIN_SECRET are ignored), each once.
+        self.secrets: tuple[str, ...] = tuple(dict.fromkeys(s for s in secrets if s and len(s) >= MIN_SECRET))
+        ordered = sorted(self.secrets, key=len, reverse=True)  # of two that overlap, the longer wins
+        alternatives = ("".join("[ +]" if c in " +" else re.escape(c) for c in _lower(s)) for s in ordered)
+        self._pattern = re.compile("|".join(alternatives)) if ordered else None
 
-    def add(self, secrets: Iterable[str]) -> None:
-        """Redact these values from now on (values shorter than MIN_SECRET are ignored)."""
-        with self._lock:
-            known = dict.fromkeys((*self._secrets, *(s for s in secrets if s and len(s) >= MIN_SECRET)))
-            if len(known) == len(self._secrets):
-                return
-            ordered = sorted(known, key=len, reverse=True)  # of two that overlap, the longer wins
-            self._pattern = re.compile("|".join("".join("[ +]" if c in " +" else re.escape(c) for c in _lower(s)) for s in ordered))
-            self._secrets = tuple(known)
+    def with_secrets(self, secrets: Iterable[str]) -> "Scrubber":
+        """A scrubber that redacts these values as well as this one's."""
+        return Scrubber((*self.secrets, *secrets))
 
     def __call__(self, text: str) -> str:
         pattern = self._pattern
@@ -193,7 +189,30 @@ def _replaced(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-_scrubber = Scrubber()
+NO_SECRETS = Scrubber()  # outside any `scrubbing` block: secret fields by name only (immutable, as every Scrubber)
+_scrubber: contextvars.ContextVar[Scrubber] = contextvars.ContextVar("headseg_scrubber", default=NO_SECRETS)
+
+
+@contextmanager
+def scrubbing(secrets: Iterable[str]) -> Iterator[None]:
+    """Redact `secrets` by value, besides those of an enclosing block, from every line logged and every text
+    `scrub`bed in this context (and in copies of it) until the block ends: one invocation's credentials."""
+    token = _scrubber.set(_scrubber.get().with_secrets(secrets))
+    try:
+        yield
+    finally:
+        _scrubber.reset(token)
+
+
+def hide(secrets: Iterable[str]) -> None:
+    """Redact `secrets` as `scrubbing` does, from now until this context ends: a command's credentials
+    (`headseg.cli.main` runs each command in a context of its own)."""
+    _scrubber.set(_scrubber.get().with_secrets(secrets))
+
+
+def scrubber() -> Scrubber:
+    """The scrubber of this context: secret fields by name, and the secrets bound here by value."""
+    return _scrubber.get()
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -202,19 +221,16 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def scrub(text: str) -> str:
-    """`text` as every log line is written: secret fields redacted by name, and the credentials known to this
-    instance by value, in whatever JSON or URL encoding they appear."""
-    return _scrubber(text)
+    """`text` as every log line is written: secret fields redacted by name, and the secrets bound in this
+    context (`scrubbing`) by value, in whatever JSON or URL encoding they appear."""
+    return _scrubber.get()(text)
 
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object on one line; fields from `extra={"fields": ...}` become top-level keys.
-    The line is scrubbed by `scrubber`, and every character a reader could take for a line break (C1 controls,
-    U+2028/U+2029) or cannot encode (a lone surrogate) is written as its JSON escape."""
-
-    def __init__(self, scrubber: Scrubber | None = None) -> None:
-        super().__init__()
-        self.scrubber = scrubber or Scrubber()
+    The line is scrubbed as `scrub` does, with the secrets bound in the context that logs it (handlers format in
+    the logging thread), and every character a reader could take for a line break (C1 controls, U+2028/U+2029)
+    or cannot encode (a lone surrogate) is written as its JSON escape."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -229,11 +245,11 @@ class JsonFormatter(logging.Formatter):
             line["error_type"] = record.exc_info[0].__name__
             line["traceback"] = self.formatException(record.exc_info)
         text = json.dumps(line, ensure_ascii=False, default=str)  # escapes C0 controls, quotes and backslashes
-        return self.scrubber(_UNSAFE_IN_LINE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+        return scrub(_UNSAFE_IN_LINE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 _UNSAFE_IN_LINE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_formatter = JsonFormatter(_scrubber)
+_formatter = JsonFormatter()
 _formatter.converter = time.gmtime
 
 
@@ -252,8 +268,3 @@ def configure(level: str = "INFO") -> JsonFormatter:
     for noisy in ("oss2", "urllib3", "alibabacloud", "darabonba", "Tea"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return _formatter
-
-
-def add_secrets(secrets: Iterable[str]) -> None:
-    """Scrub these values, in any JSON or URL encoding, from every line and written record from now on."""
-    _scrubber.add(secrets)

@@ -9,6 +9,7 @@ its reason, and the others go on.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -157,7 +158,7 @@ def hand_over(
                 else:
                     if len(in_flight) >= 2 * concurrency:  # bounded: the listing never runs far ahead
                         _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    in_flight.add(pool.submit(one, key, etag, event))
+                    in_flight.add(pool.submit(contextvars.copy_context().run, one, key, etag, event))  # with the command's secrets
                     continue
                 progress(1)
         except KeyboardInterrupt:

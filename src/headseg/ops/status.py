@@ -10,6 +10,7 @@ judged is listed under `errors` with the reason, and every other source is still
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -109,8 +110,10 @@ def survey(storage: Storage, bucket: str, prefix: str, config: Config, progress:
     status.orphans = sorted(set(results) - set(sources))
     with_results = [info for key, info in sources.items() if key in results]
 
+    command = contextvars.copy_context()  # each reader runs in a copy: its lines are scrubbed of the command's secrets
+
     def read(info: ObjectInfo) -> Previous | Failed:
-        return attempt(info.key, "reading its results", partial(_previous, storage, results[info.key]))
+        return command.copy().run(attempt, info.key, "reading its results", partial(_previous, storage, results[info.key]))
 
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="status") as pool:
         previous = dict(zip((i.key for i in with_results), pool.map(read, with_results)))
