@@ -73,6 +73,7 @@ def build_and_import(python: str, version: str, target: Path, code: Path) -> sub
     )
 
 
+@pytest.mark.timeout(900)  # builds from PyPI: ~40 s idle, several times that on a loaded 2-core machine
 def test_the_handler_imports_from_the_package_alone(tmp_path):
     version = ".".join(platform.python_version_tuple()[:2])
     base = str(Path(sys.base_prefix) / "bin" / f"python{version}")  # the interpreter behind this venv
@@ -100,6 +101,7 @@ def s_yaml_pre_deploy(runtime: str) -> tuple[list[str], str]:
     return command[3:], action["path"]
 
 
+@pytest.mark.timeout(900)  # builds from PyPI: ~40 s idle, several times that on a loaded 2-core machine
 @pytest.mark.parametrize("version", package.RUNTIMES)
 def test_each_fc_runtime_runs_what_the_pre_deploy_step_builds(tmp_path, monkeypatch, version):
     python = package.find_python(version)
