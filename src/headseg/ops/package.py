@@ -126,8 +126,6 @@ def _pythons(version: str) -> Iterator[str]:
 PROBE = """
 import sys, types
 sys.path[:0] = sys.argv[1:3]
-from headseg.function import defer
-defer.install()
 import headseg.function.handler, headseg.function.normalize
 from headseg.function.app import App
 from headseg.function.config import Config
@@ -136,8 +134,7 @@ credentials = types.SimpleNamespace(access_key_id="probe", access_key_secret="pr
 App(Config.from_env({"INPUT_PREFIX": "in/", "OUTPUT_PREFIX": "out/"})).warm(types.SimpleNamespace(credentials=credentials))
 Image.init()
 for module in list(sys.modules.values()):
-    if type(module).__name__ != "_LazyModule":  # a deferred module never ran: reading its attributes would run it
-        print(getattr(module, "__file__", None) or "")
+    print(getattr(module, "__file__", None) or "")
 """
 
 
