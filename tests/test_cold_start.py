@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, fc_context, portrait
+from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, portrait
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "tests" / "instance.py"
@@ -35,22 +35,3 @@ def fresh_instance(cloud, events: int = 3) -> dict:  # type: ignore[no-untyped-d
 def test_the_first_event_imports_nothing_the_initializer_could_have(cloud):
     report = fresh_instance(cloud)
     assert report["first_imports"] == []
-
-
-def test_the_sdk_session_the_initializer_opens_is_the_one_the_first_call_uses(cloud):
-    from darabonba.core import DaraCore
-
-    from headseg.function.app import App
-    from headseg.function.config import Config
-
-    app = App(Config.from_env())
-    host = cloud.imageseg.url.split("://")[1]
-    assert not [key for key in DaraCore._sessions if host in key]
-    app.warm(fc_context())
-    [opened] = [key for key in DaraCore._sessions if host in key]
-    session = DaraCore._sessions[opened]
-    image = portrait(640, 480, [(250, 120, 140, 180)])
-    assert cloud.invoke_key("incoming/one.jpg", cloud.oss.put(BUCKET, "incoming/one.jpg", image))["outcomes"][0]["outcome"] == "done"
-    assert [key for key in DaraCore._sessions if host in key] == [opened]  # the call found it: no second session
-    assert DaraCore._sessions[opened] is session
-    app.close()
