@@ -145,9 +145,9 @@ class Fc3Reader:
             raise classify_fc3(exc, action, self.endpoint) from None
 
 
-def classify_reply(action: str, status: int, code: str, request_id: Any = "", note: str = "") -> HeadsegError:
+def classify_reply(action: str, status: int, code: str, request_id: Any = "") -> HeadsegError:
     """An FC error reply to `action` (HTTP status and service code) as one of headseg's families."""
-    detail = f"{action}: HTTP {status} {code}".rstrip() + (f" (request id {request_id})" if request_id else "") + note
+    detail = f"{action}: HTTP {status} {code}".rstrip() + (f" (request id {request_id})" if request_id else "")
     if status == 429 or status >= 500 or "Throttl" in code:
         return RetriableError(detail, code=code or f"HTTP{status}")
     if status in (401, 403):
