@@ -6,8 +6,8 @@ portrait event (the first event) and further ones (warm events) against the wire
 events with oss2's CRC64 turned off. Median over the fresh interpreters.
 
 - **P2** = the first event ÷ a warm event (goal ≤ 1.5). Beside it: the floor, a bare
-  `import oss2, alibabacloud_imageseg20191230.client` from the same package, and the whole cold start
-  (import + initializer + first event).
+  `import oss2, alibabacloud_imageseg20191230.client` from the same package (and the same once
+  `headseg.function.defer` is installed), and the whole cold start (import + initializer + first event).
 - **P5** = a warm event's CPU ÷ the same event's CPU without CRC (goal ≤ 1.2).
 """
 
@@ -41,7 +41,8 @@ def run() -> list[str]:
         shutil.copytree(ROOT / "src", code, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "python"))
         package.install(code / "python", VERSION, code)
         samples = [instance(python, code) for _ in range(INSTANCES)]
-        floors = [floor(python, code) for _ in range(INSTANCES)]
+        floors = [floor(python, code, deferred=False) for _ in range(INSTANCES)]
+        deferred = [floor(python, code, deferred=True) for _ in range(INSTANCES)]
     median = lambda values: statistics.median(values) * 1000  # noqa: E731
     warm = median([statistics.median(w for w, _ in s["warm"]) for s in samples])
     cpu = median([statistics.median(c for _, c in s["warm"]) for s in samples])
@@ -56,7 +57,8 @@ def run() -> list[str]:
         f"| first event | {first:.0f} |",
         f"| warm event | {warm:.0f} |",
         f"| cold start: import + initializer + first event | {cold:.0f} |",
-        f"| floor: `{FLOOR}` | {median(floors):.0f} |",
+        f"| floor: `{FLOOR}` (what index.py defers runs too, uncompiled: the package compiles what the function runs) | {median(floors):.0f} |",
+        f"| the same after `headseg.function.defer.install()` (as index.py does) | {median(deferred):.0f} |",
         f"| warm event CPU | {cpu:.1f} |",
         f"| warm event CPU, oss2 CRC off | {cpu_no_crc:.1f} |",
         f"\nP2 cold start: first event ÷ warm event {first / warm:.2f} (goal ≤ 1.5); {INSTANCES} fresh interpreters.",
@@ -85,9 +87,10 @@ def instance(python: str, code: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def floor(python: str, code: Path) -> float:
-    """Seconds a fresh interpreter takes to import the two SDKs from the built package."""
-    statement = f"import sys, time; sys.path[:0] = [{str(code)!r}, {str(code / 'python')!r}]; t = time.perf_counter(); {FLOOR}; print(time.perf_counter() - t)"
+def floor(python: str, code: Path, deferred: bool) -> float:
+    """Seconds a fresh interpreter takes to import the two SDKs from the built package (with headseg's deferral)."""
+    setup = "from headseg.function import defer; defer.install(); " if deferred else ""
+    statement = f"import sys, time; sys.path[:0] = [{str(code)!r}, {str(code / 'python')!r}]; {setup}t = time.perf_counter(); {FLOOR}; print(time.perf_counter() - t)"
     result = subprocess.run([python, "-I", "-S", "-B", "-c", statement], capture_output=True, text=True, check=True)
     return float(result.stdout)
 

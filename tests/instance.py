@@ -4,7 +4,8 @@ argv: the package directory ('' for this interpreter's own site-packages), the c
 plan {"bucket", "events": [[key, etag], ...], "warm": n, "key_id", "secret", "token"}; the function's other
 settings come from the environment. It imports `index`, runs the initializer, handles the first event, then n
 warm events, then the rest with oss2's CRC64 turned off (bench P5's counterfactual), and prints one JSON line:
-the seconds each step took (wall; and CPU for the later events) and the modules the first event imported.
+the seconds each step took (wall; and CPU for the later events), the modules the first event imported, and
+which of the modules `headseg.function.defer` defers were imported and which of those never ran.
 """
 
 import json
@@ -54,7 +55,10 @@ def without_crc(self, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 oss2.Bucket.__init__ = without_crc
 no_crc = [invoke(*e) for e in events[1 + plan["warm"] :]]
+from headseg.function.defer import DEFERRED, unrun  # noqa: E402
+
 print(json.dumps({
     "import": imported - started, "initialize": initialized - imported, "first": first,
     "warm": warm, "no_crc": no_crc, "first_imports": first_imports,
+    "deferred_imported": sorted(name for name in DEFERRED if name in sys.modules), "deferred_unrun": unrun(),
 }))

@@ -27,7 +27,7 @@ WARM = (
 
 sys.path[:0] = [sys.argv[1]]
 plan = json.loads(sys.argv[2])
-index = importlib.import_module("index")
+index = importlib.import_module("index")  # first: it defers what the SDKs import and never run
 for name in WARM:
     importlib.import_module(name)
 

@@ -1,5 +1,5 @@
-"""The cold start: the initializer leaves the first event nothing to import or build; over the wire, in a fresh
-interpreter."""
+"""The cold start: the initializer leaves the first event nothing to import or build, and the modules
+`headseg.function.defer` defers never run while events are handled; each over the wire, in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from headseg.function.defer import DEFERRED
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, portrait
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,3 +36,21 @@ def fresh_instance(cloud, events: int = 3) -> dict:  # type: ignore[no-untyped-d
 def test_the_first_event_imports_nothing_the_initializer_could_have(cloud):
     report = fresh_instance(cloud)
     assert report["first_imports"] == []
+
+
+def test_the_deferred_modules_are_imported_but_never_run(cloud):
+    report = fresh_instance(cloud)
+    assert report["deferred_imported"] == sorted(DEFERRED)  # the SDKs still import them: the list is not stale
+    assert report["deferred_unrun"] == sorted(DEFERRED)
+
+
+def test_a_deferred_module_runs_when_it_is_used():
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import index, oss2, oss2.crypto; from headseg.function import defer; "
+        "before = defer.unrun(); "
+        "key = oss2.crypto.RSA.generate(1024); "  # the first attribute read runs the module
+        "print('Crypto.PublicKey.RSA' in before, 'Crypto.PublicKey.RSA' in defer.unrun(), key.size_in_bits())"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "src")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "1024"]

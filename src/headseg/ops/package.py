@@ -126,6 +126,8 @@ def _pythons(version: str) -> Iterator[str]:
 PROBE = """
 import sys, types
 sys.path[:0] = sys.argv[1:3]
+from headseg.function import defer
+defer.install()
 import headseg.function.handler, headseg.function.normalize
 from headseg.function.app import App
 from headseg.function.config import Config
@@ -133,8 +135,10 @@ from PIL import Image
 credentials = types.SimpleNamespace(access_key_id="probe", access_key_secret="probe", security_token="probe")
 App(Config.from_env({"INPUT_PREFIX": "in/", "OUTPUT_PREFIX": "out/"})).warm(types.SimpleNamespace(credentials=credentials))
 Image.init()
-for module in list(sys.modules.values()):
-    print(getattr(module, "__file__", None) or "")
+unrun = defer.unrun()  # reading a deferred module's attributes would run it
+for name, module in list(sys.modules.items()):
+    if name not in unrun:
+        print(getattr(module, "__file__", None) or "")
 """
 
 
