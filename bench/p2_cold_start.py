@@ -57,7 +57,7 @@ def run() -> list[str]:
         f"| first event | {first:.0f} |",
         f"| warm event | {warm:.0f} |",
         f"| cold start: import + initializer + first event | {cold:.0f} |",
-        f"| floor: `{FLOOR}` | {median(floors):.0f} |",
+        f"| floor: `{FLOOR}` (what index.py defers runs too, uncompiled: the package compiles what the function runs) | {median(floors):.0f} |",
         f"| the same after `headseg.function.defer.install()` (as index.py does) | {median(deferred):.0f} |",
         f"| warm event CPU | {cpu:.1f} |",
         f"| warm event CPU, oss2 CRC off | {cpu_no_crc:.1f} |",
@@ -89,7 +89,7 @@ def instance(python: str, code: Path) -> dict:  # type: ignore[type-arg]
 
 def floor(python: str, code: Path, deferred: bool) -> float:
     """Seconds a fresh interpreter takes to import the two SDKs from the built package (with headseg's deferral)."""
-    setup = "from headseg import defer; defer.install(); " if deferred else ""
+    setup = "from headseg.function import defer; defer.install(); " if deferred else ""
     statement = f"import sys, time; sys.path[:0] = [{str(code)!r}, {str(code / 'python')!r}]; {setup}t = time.perf_counter(); {FLOOR}; print(time.perf_counter() - t)"
     result = subprocess.run([python, "-I", "-S", "-B", "-c", statement], capture_output=True, text=True, check=True)
     return float(result.stdout)

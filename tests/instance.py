@@ -55,11 +55,10 @@ def without_crc(self, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 oss2.Bucket.__init__ = without_crc
 no_crc = [invoke(*e) for e in events[1 + plan["warm"] :]]
-from headseg.function.defer import DEFERRED  # noqa: E402
+from headseg.function.defer import DEFERRED, unrun  # noqa: E402
 
-imported_deferred = sorted(name for name in DEFERRED if name in sys.modules)
 print(json.dumps({
     "import": imported - started, "initialize": initialized - imported, "first": first,
-    "warm": warm, "no_crc": no_crc, "first_imports": first_imports, "deferred_imported": imported_deferred,
-    "deferred_unrun": [name for name in imported_deferred if type(sys.modules[name]).__name__ == "_LazyModule"],
+    "warm": warm, "no_crc": no_crc, "first_imports": first_imports,
+    "deferred_imported": sorted(name for name in DEFERRED if name in sys.modules), "deferred_unrun": unrun(),
 }))

@@ -308,13 +308,15 @@ RETRIED, DENIED, PERMANENT = "retried", AccessDenied, PermanentError
         (429, "ResourceThrottled", RETRIED),
         (400, "Throttling.User", RETRIED),  # throttled by its code, whatever the status
         (503, "ServiceUnavailable", RETRIED),
-        (500, None, RETRIED),  # a gateway's HTML page: fc2 raises requests' JSONDecodeError, tea-openapi a RuntimeError
-        (502, None, RETRIED),
         (403, "AccessDenied", DENIED),
-        (401, None, DENIED),
         (404, "FunctionNotFound", PERMANENT),
         (400, "EntityTooLarge", PERMANENT),
-        (418, None, PERMANENT),  # not JSON and not retriable: classified by its status, never as a connection error
+        # a page that is not FC's (a proxy's, a gateway's), its body not JSON: fc2 raises requests' JSONDecodeError,
+        # tea-openapi a RuntimeError, and neither tells the status, so it is retried whatever the status
+        (500, None, RETRIED),
+        (502, None, RETRIED),
+        (401, None, RETRIED),
+        (418, None, RETRIED),
     ],
 )
 def test_error_replies_are_classified(fc, status, code, outcome):
@@ -334,6 +336,15 @@ def test_error_replies_are_classified(fc, status, code, outcome):
         invoker.invoke(EVENT)
     assert type(error.value) is outcome and error.value.code == (code or f"HTTP{status}")
     assert len(fc.fake.logged()) == 1 and fc.fake.invocations == []  # not retried
+
+
+def test_a_reply_that_is_not_fcs_keeps_its_own_code_when_the_attempts_run_out(fc):
+    page = Response(403, b"<html><body>blocked by a proxy</body></html>", {"Content-Type": "text/html"})
+    fc.fake.script(fc.is_invocation, [page] * QUICK.max_attempts)
+    with pytest.raises(RetriableError) as error:
+        fc.invoker(QUICK).invoke(EVENT)
+    assert type(error.value) is RetriableError and error.value.code == "UnreadableReply"  # not a ConnectionError
+    assert [entry.status for entry in fc.fake.logged()] == [403] * QUICK.max_attempts and fc.fake.invocations == []
 
 
 def test_no_answer_is_retriable(fc):

@@ -98,7 +98,7 @@ def no_decoding(monkeypatch):
         raise AssertionError(f"{type(self).__name__}.load(): reading a header decoded pixel data")
 
     def decoder(*args, **kwargs):
-        raise AssertionError("Image._getdecoder(): reading a header decoded pixel data")
+        raise AssertionError("a Pillow decoder was made: reading a header decoded pixel data")
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
@@ -108,7 +108,10 @@ def no_decoding(monkeypatch):
     for cls in {ImageFile.ImageFile, *subclasses(ImageFile.ImageFile)}:
         if "load" in vars(cls):
             monkeypatch.setattr(cls, "load", refuse)
-    monkeypatch.setattr(Image, "_getdecoder", decoder)
+    for name in dir(Image.core):  # Pillow's codecs: every pixel decode outside a load() makes one of them
+        if name.endswith("_decoder"):
+            monkeypatch.setattr(Image.core, name, decoder)
+    monkeypatch.setattr(Image, "DECODERS", {})  # and of those a plugin registers (Image.register_decoder)
 
 
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:

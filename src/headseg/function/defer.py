@@ -47,3 +47,9 @@ def install() -> None:
     if not any(isinstance(finder, _Deferrer) for finder in sys.meta_path):
         sys.meta_path.insert(0, _Deferrer())
 
+
+
+def unrun() -> list[str]:
+    """The DEFERRED modules imported so far that have not run. One stays of `LazyLoader`'s own module type until
+    an attribute of it is read, which runs it: asking the module anything would, so this asks for its type."""
+    return sorted(name for name in DEFERRED if name in sys.modules and type(sys.modules[name]) is not ModuleType)

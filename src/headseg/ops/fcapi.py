@@ -2,7 +2,8 @@
 
 `classify_reply` / `classify_fc3` turn an FC error (fc2's or `alibabacloud_fc20230330`'s) into headseg's
 families, for invocations and reads alike: 429, 5xx and `Throttl*` codes are retriable, 401/403 are
-`AccessDenied`, anything else is permanent; a request that got no answer is retriable.
+`AccessDenied`, anything else is permanent; a request that got no answer is retriable, and so is a reply that
+is not the API's (`unreadable_reply`). Only what the SDKs' exceptions carry publicly is read.
 
 `Fc3Reader` answers what a deployment looks like: a function's settings, its triggers, every function's
 name, and a function's async-invocation settings, as plain values; what does not exist (HTTP 404) is None.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -144,9 +144,9 @@ class Fc3Reader:
             raise classify_fc3(exc, action, self.endpoint) from None
 
 
-def classify_reply(action: str, status: int, code: str, request_id: Any = "", note: str = "") -> HeadsegError:
+def classify_reply(action: str, status: int, code: str, request_id: Any = "") -> HeadsegError:
     """An FC error reply to `action` (HTTP status and service code) as one of headseg's families."""
-    detail = f"{action}: HTTP {status} {code}".rstrip() + (f" (request id {request_id})" if request_id else "") + note
+    detail = f"{action}: HTTP {status} {code}".rstrip() + (f" (request id {request_id})" if request_id else "")
     if status == 429 or status >= 500 or "Throttl" in code:
         return RetriableError(detail, code=code or f"HTTP{status}")
     if status in (401, 403):
@@ -160,15 +160,14 @@ def classify_fc3(exc: Exception, action: str, endpoint: str) -> HeadsegError:
     An error reply whose body is JSON raises `ClientException`/`ServerException`/`ThrottlingException` (`.code`,
     `.status_code`, the body in `.data`). Anything else the request raised comes wrapped in an
     `UnretryableException` (`.inner_exception`): darabonba's `RetryError` when no answer came (a connection
-    failure), a `RuntimeError` when an error reply's body was not JSON.
+    failure), a `RuntimeError` when a reply's body was not JSON.
     """
     inner = getattr(exc, "inner_exception", None)
     if inner is not None and not getattr(inner, "code", None):
-        status = _reply_status(inner.__traceback__)
-        if status is not None:
-            return _unreadable(action, status)
         if is_network_error(inner):
             return RetriableError(f"{action}: cannot reach {endpoint}: connection failed: {type(inner).__name__}", code="ConnectionError")
+        if isinstance(inner, RuntimeError):
+            return unreadable_reply(inner, action)
         # a failure of the SDK itself: surfaces as this object's failure (hand-overs report every HeadsegError)
         return PermanentError(f"{action}: the SDK failed: {type(inner).__name__}: {inner}", code="SdkError")
     data = getattr(exc, "data", None)
@@ -179,42 +178,19 @@ def classify_fc3(exc: Exception, action: str, endpoint: str) -> HeadsegError:
 
 
 def unreadable_reply(exc: BaseException, action: str) -> HeadsegError:
-    """An error reply to `action` whose body an SDK could not parse (fc2 raises requests' JSONDecodeError)."""
-    status = _reply_status(exc.__traceback__)
-    if status is None:  # no reply to be found: treat it as the hiccup a missing answer is
-        return RetriableError(f"{action}: unreadable reply: {type(exc).__name__}", code="UnreadableReply")
-    return _unreadable(action, status)
+    """A reply to `action` whose body an SDK could not parse (fc2 raises requests' JSONDecodeError, tea-openapi a
+    RuntimeError): not FC's answer, whose errors are JSON, but a proxy's or a gateway's page. Neither SDK tells
+    its status then, so it is retried like the passing 502 it mostly is; its code tells it from a connection
+    failure, and from the API's own errors when the attempts run out."""
+    return RetriableError(
+        f"{action}: a reply whose body is not JSON (a proxy or gateway answered?): {type(exc).__name__}", code="UnreadableReply"
+    )
 
 
 def _fc3_status(exc: Exception) -> int | None:
-    """The HTTP status of the reply behind a tea-openapi exception, when there was one."""
-    inner = getattr(exc, "inner_exception", None)
-    if inner is not None and not getattr(inner, "code", None):
-        return _reply_status(inner.__traceback__)
+    """The HTTP status of an FC error reply, as tea-openapi's exceptions carry it (none for a request that got no
+    readable reply)."""
     return int(getattr(exc, "status_code", None) or getattr(exc, "statusCode", None) or 0) or None
-
-
-def _unreadable(action: str, status: int) -> HeadsegError:
-    return classify_reply(action, status, "", note=" (a reply whose body is not JSON: a proxy or gateway answered?)")
-
-
-# (function, local) of the SDK frames that hold the HTTP response while they read an error reply's body
-_REPLY_FRAMES = {("_do_request", "r"), ("do_request", "_response")}  # fc2.Client, tea-openapi's Client
-
-
-def _reply_status(traceback: TracebackType | None) -> int | None:
-    """The HTTP status of the error reply an SDK failed to parse. Neither SDK keeps the response on the exception
-    it raises then (fc2: requests' JSONDecodeError; tea-openapi: a RuntimeError), but the SDK frame that held it
-    is still in the exception's traceback."""
-    while traceback is not None:
-        frame = traceback.tb_frame
-        for function, local in _REPLY_FRAMES:
-            if frame.f_code.co_name == function:
-                status = getattr(frame.f_locals.get(local), "status_code", None)
-                if isinstance(status, int) and status >= 400:
-                    return status
-        traceback = traceback.tb_next
-    return None
 
 
 def _split_endpoint(endpoint: str) -> tuple[str, str]:

@@ -135,8 +135,9 @@ from PIL import Image
 credentials = types.SimpleNamespace(access_key_id="probe", access_key_secret="probe", security_token="probe")
 App(Config.from_env({"INPUT_PREFIX": "in/", "OUTPUT_PREFIX": "out/"})).warm(types.SimpleNamespace(credentials=credentials))
 Image.init()
-for module in list(sys.modules.values()):
-    if type(module).__name__ != "_LazyModule":  # a deferred module never ran: reading its attributes would run it
+unrun = defer.unrun()  # reading a deferred module's attributes would run it
+for name, module in list(sys.modules.items()):
+    if name not in unrun:
         print(getattr(module, "__file__", None) or "")
 """
 

@@ -63,26 +63,15 @@ class CloudSegmenter:
         return read_reply(decode_reply(reply.get("body")))
 
     def warm(self) -> None:
-        """The SDK's modules and client, and the download session, built before the first event needs them."""
+        """The SDK's modules and client, and the download session, built before the first event needs them. (The
+        SDK's own HTTP session darabonba opens on the client's first call, an SSL context parsing a CA bundle:
+        the first event pays that, ~20 ms over HTTP and ~40 over HTTPS, as darabonba offers no public way to open
+        it sooner.)"""
         from alibabacloud_imageseg20191230 import models  # noqa: F401
         from alibabacloud_tea_util.models import RuntimeOptions  # noqa: F401
 
         self._sdk()
         self._downloads()
-        self._open_sdk_session()
-
-    def _open_sdk_session(self) -> None:
-        """darabonba opens the HTTP session a client's calls go through on its first call, with an SSL context
-        that parses the CA bundle (~40 ms; for plain HTTP too); open it now, under the key that call looks up.
-        That cache is darabonba's own (a test checks the key): if it changes shape, this only stops saving."""
-        try:
-            from darabonba.core import DEFAULT_POOL_MAXSIZE, DaraCore
-        except ImportError:
-            return
-        endpoint = urlsplit(self._config.imageseg_url)
-        # darabonba keys by protocol, Host header and port; tea-openapi never sets the port, so it stays 80
-        key = f"{endpoint.scheme}://{endpoint.netloc}:80:pool={DEFAULT_POOL_MAXSIZE}"
-        DaraCore._get_session(session_key=key, protocol=endpoint.scheme)
 
     def _downloads(self) -> Any:
         if self._session is None:
