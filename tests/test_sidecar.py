@@ -52,10 +52,11 @@ def test_a_record_without_last_modified_compares_by_etag():
     assert settled(old, CURRENT, None).code == "AlreadyDone"
 
 
-def test_a_record_of_the_announced_version_settles_an_event_overtaken_by_a_newer_upload():
-    done = Previous(sidecar=Sidecar(SOURCE, "req", None, "cloud", []))
-    assert settled(done, OTHER, None, announced="ETAG").code == "AlreadyDone"
-    assert settled(done, OTHER, None, announced="OTHER") is None
+def test_a_record_of_an_older_version_never_settles_the_current_one():
+    """Whichever event arrives (an old one redelivered after a newer upload too), it leaves the current result."""
+    assert settled(Previous(sidecar=Sidecar(SOURCE, "req", None, "cloud", [])), OTHER, None) is None
+    failed = ErrorRecord(SOURCE, "InvalidImage.Corrupt", "corrupt", False)
+    assert settled(Previous(error=failed), OTHER, None) is None
 
 
 def test_only_a_permanent_error_for_the_etag_settles_a_source():

@@ -161,6 +161,31 @@ def test_leftovers_of_other_versions_are_removed_once_a_result_stands(world, lef
     assert world.json(FOLDER + "heads.json")["source"]["etag"] == etag
 
 
+def test_a_newer_upload_done_while_the_sidecar_is_written_is_never_tidied_away(world):
+    """Run A checks its version is current, then its sidecar PUT is slow; meanwhile a newer upload is done by run
+    B (sidecar and cutouts). A's sidecar lands over B's: A must not tidy B's cutouts away as "another version",
+    and asks for the retry that settles which result stands."""
+    etag = world.upload(JPEG)
+    newer = portrait(200, 120, [(100, 20, 30, 40)])
+    landed = iter([True])
+
+    def slow_sidecar(operation, key):
+        if (operation, key) == ("put", FOLDER + "heads.json") and next(landed, False):
+            world.storage.put(KEY, newer, "image/jpeg")
+            assert world.process(etag=world.storage.head(KEY).etag).status is Status.DONE  # run B, in between
+
+    world.storage.hook = slow_sidecar
+    first = world.process(etag=etag)
+    assert (first.status, first.code) == (Status.RETRY, "SupersededWhileWriting")
+    current = world.storage.head(KEY).etag
+    b_cutouts = [key for key in world.storage.keys(FOLDER) if f"-{current[:8].lower()}." in key]
+    assert b_cutouts  # B's outputs survived A's late sidecar
+    assert world.process(etag=etag).status is Status.DONE  # FC's retry of A's event does the current version
+    sidecar = world.json(FOLDER + "heads.json")
+    assert sidecar["source"]["etag"] == current and all(h["key"] in world.storage.objects for h in sidecar["heads"])
+    assert [k for k in world.storage.keys(FOLDER) if f"-{etag[:8].lower()}." in k or k.endswith("error.json")] == []
+
+
 def test_a_missing_object_is_a_recorded_permanent_failure(world):
     outcome = world.process(etag="ABC")
     assert (outcome.status, outcome.code) == (Status.FAILED, "NoSuchKey")

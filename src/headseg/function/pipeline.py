@@ -37,7 +37,7 @@ from headseg.function.layout import Layout
 from headseg.function.logs import scrub
 from headseg.function.memory import MIB
 from headseg.function.outcome import Outcome, Status
-from headseg.function.results import Previous, Results, describes, settled, sidecar_for
+from headseg.function.results import Previous, Results, settled, sidecar_for
 from headseg.function.retry import Budget, RetryPolicy
 from headseg.function.run import Run
 from headseg.function.segmenters import Segmenter, SegmentInput, Takes
@@ -120,10 +120,10 @@ class Pipeline:
         """The object's first bytes and its previous results, read at once; skipped when settled for its eTag."""
         with run.timed("read"):
             found = self._find(run, storage, record)
-        skip = settled(found.previous, found.object, self.config.return_form, announced=record.etag)
+        skip = settled(found.previous, found.object, self.config.return_form)
         if skip is not None:
             sidecar = found.previous.sidecar
-            if skip.code == "AlreadyDone" and sidecar is not None and describes(sidecar.source, found.object):
+            if skip.code == "AlreadyDone" and sidecar is not None:
                 Results(run, storage, found.layout).tidy(sidecar, Previous())  # what a killed run left undone
             raise skip
         return found
@@ -170,7 +170,12 @@ class Pipeline:
         with run.timed("sidecar"):
             self._check_current(run, storage, results, found, stored)
             results.put_sidecar(sidecar)
-        results.tidy(sidecar, found.previous)
+        if not self._still_current(run, storage, found):  # a newer upload landed while the sidecar was written
+            raise RetriableError(
+                "a newer upload landed while the sidecar was written; the redelivery settles which result stands",
+                code="SupersededWhileWriting",
+            )
+        results.tidy(sidecar, found.previous)  # only while this version is current: a newer one's outputs stay
         return sidecar
 
     @contextmanager
@@ -197,10 +202,7 @@ class Pipeline:
     def _check_current(self, run: Run, storage: Storage, results: Results, found: Found, stored: Stored) -> None:
         """Right before the sidecar: skip, removing this run's cutouts, when a newer upload (or a deletion)
         superseded the version read, so a sidecar always describes the version current when it is written."""
-        try:
-            current: ObjectInfo | None = run.retry("head source", lambda: storage.head(found.object.key, run.budget))
-        except ObjectNotFound:
-            current = None
+        current = self._current(run, storage, found)
         if current is not None and current.is_version_of(found.object):
             return
         for key in stored.keys:
@@ -209,6 +211,17 @@ class Pipeline:
         raise Skipped(f"superseded by {now} while processing; that event does the work", code="Superseded")
 
     # -- helpers -----------------------------------------------------------------------------------------------
+    def _current(self, run: Run, storage: Storage, found: Found) -> ObjectInfo | None:
+        """The source as it is now (None: deleted)."""
+        try:
+            return run.retry("head source", lambda: storage.head(found.object.key, run.budget))
+        except ObjectNotFound:
+            return None
+
+    def _still_current(self, run: Run, storage: Storage, found: Found) -> bool:
+        current = self._current(run, storage, found)
+        return current is not None and current.is_version_of(found.object)
+
     def _record_failure(self, run: Run, record: ObjectCreated, found: Found | None, exc: HeadsegError) -> Outcome:
         """Write the error record (retried within the budget), then the outcome.
 

@@ -43,27 +43,23 @@ class Previous:
         )
 
 
-def settled(previous: Previous, current: ObjectInfo, return_form: str | None, announced: str | None = None) -> Skipped | None:
+def settled(previous: Previous, current: ObjectInfo, return_form: str | None) -> Skipped | None:
     """Why the source needs no work (done in this return form, or failed permanently), or None.
 
-    A record settles the `current` version it describes (eTag, and Last-Modified or version id where the record
-    has them: an object changed and changed back keeps its eTag, not its Last-Modified). An event that
-    `announced` another eTag than the current one is settled by a record of its own version too: the newer
-    upload's event does the newer version's work.
+    Only a record of the `current` version settles it (eTag, and Last-Modified or version id where the record
+    has them: an object changed and changed back keeps its eTag, not its Last-Modified). A record of an older
+    version never does, whichever event arrives: a delivery always leaves the result of the version current.
     """
     sidecar, error = previous.sidecar, previous.error
-    if sidecar is not None and describes(sidecar.source, current, announced) and sidecar.return_form == return_form:
+    if sidecar is not None and describes(sidecar.source, current) and sidecar.return_form == return_form:
         return Skipped("already done for this version", code="AlreadyDone")
-    if error is not None and not error.retriable and describes(error.source, current, announced):
+    if error is not None and not error.retriable and describes(error.source, current):
         return Skipped(f"already failed permanently for this version: {error.reason}", code="AlreadyFailed")
     return None
 
 
-def describes(source: Source, current: ObjectInfo, announced: str | None = None) -> bool:
-    """Whether a record's `source` is the `current` version of the object (or the version an event announced,
-    when that is no longer current)."""
-    if announced and announced != current.etag and source.etag == announced:
-        return True
+def describes(source: Source, current: ObjectInfo) -> bool:
+    """Whether a record's `source` is the `current` version of the object."""
     return source_info(source).is_version_of(current)
 
 
