@@ -66,24 +66,20 @@ class Layout:
 
     def owns(self, key: str) -> bool:
         """Whether `key` is one of this source's outputs (its folder, or its scratch copies)."""
-        return key.startswith(self.folder) or key.startswith(self._scratch_folder)
-
-    @property
-    def _scratch_folder(self) -> str:
-        return f"{self.scratch_prefix or default_scratch(self.output_prefix)}{self.source_key}/"
+        return key.startswith(self.folder) or key.startswith(self.scratch_folder)
 
     @property
     def scratch_folder(self) -> str:
-        return self._scratch_folder
+        return f"{self.scratch_prefix or default_scratch(self.output_prefix)}{self.source_key}/"
 
     def scratch(self, etag: str, extension: str) -> str:
         """The key of the normalized copy of the source at `etag` (runs on one version share it)."""
-        return f"{self._scratch_folder}{etag[:8].lower()}.{extension}"
+        return f"{self.scratch_folder}{etag[:8].lower()}.{extension}"
 
     def version_in(self, key: str) -> str | None:
         """The eTag prefix (8 hex digits, lower case) a cutout or scratch key of this source carries; None for
         any other key (the sidecar, the error record, a subfolder, a name headseg never writes)."""
-        for folder, pattern in ((self.folder, _CUTOUT), (self._scratch_folder, _SCRATCH)):
+        for folder, pattern in ((self.folder, _CUTOUT), (self.scratch_folder, _SCRATCH)):
             if key.startswith(folder) and (match := pattern.fullmatch(key[len(folder) :])):
                 return match.group(1)
         return None

@@ -23,12 +23,6 @@ class ObjectInfo:
     last_modified: int = 0
     version_id: str = ""
 
-    @property
-    def version(self) -> tuple[str, int, str]:
-        """What tells two versions of the object apart: its eTag alone repeats when an object changes and changes
-        back, its Last-Modified (or version id) does not."""
-        return (self.etag, self.last_modified, self.version_id)
-
     def is_version_of(self, other: ObjectInfo) -> bool:
         """Whether both describe the same version (a value either does not know is not compared)."""
         return self.etag == other.etag and all(
