@@ -233,10 +233,12 @@ def test_replay_passes_over_a_retriable_record_that_a_success_of_its_version_out
 
 def test_replay_of_events_from_the_on_failure_destination(ops, fc, tmp_path):
     event = {"events": [json.loads((EVENTS / "put.json").read_text())["events"][0]]}
+    failed = json.loads(json.dumps(event))
+    failed["events"][0]["oss"]["object"]["key"] = "incoming/failed-four-times.jpg"
     destination_record = {
         "timestamp": 1795000000000,
         "requestContext": {"requestId": "abc", "functionArn": "acs:fc:cn-shanghai:1:functions/headseg", "condition": "RetriesExhausted", "approximateInvokeCount": 4},
-        "requestPayload": json.dumps(event),
+        "requestPayload": json.dumps(failed),
         "responseContext": {"statusCode": 200, "functionError": "UnhandledInvocationError"},
         "responsePayload": "{}",
     }
@@ -245,7 +247,7 @@ def test_replay_of_events_from_the_on_failure_destination(ops, fc, tmp_path):
 
     assert cli(fc, ops, "replay", "--events", str(dump)) == 0
 
-    assert [json.loads(inv.payload) for inv in fc.fake.invocations] == [event, event]
+    assert [json.loads(inv.payload) for inv in fc.fake.invocations] == [event, failed]
 
 
 # -- the API: FC 3.0 by default, FC 2.0 on request ---------------------------------------------------------------------

@@ -139,13 +139,27 @@ def test_replay_hands_over_every_good_retriable_failure_past_poisoned_records(op
 
 def test_replay_of_an_event_file_goes_past_lines_it_cannot_read(ops, fc: Fc, tmp_path):
     event = {"events": [json.loads((EVENTS / "put.json").read_text())["events"][0]]}
+    other = json.loads(json.dumps(event))
+    other["events"][0]["oss"]["object"]["key"] = "incoming/after-the-junk.jpg"
     dump = tmp_path / "failures.jsonl"
     dump.write_bytes(b"\n".join([json.dumps(event).encode(), DEEP, b"\xff\xfe not utf-8 \xc3\x28", b'{"requestPayload": "' + b"[" * 50_000 + b'"}',
-                                 json.dumps({"events": [{"eventName": "ObjectCreated:PutObject", "oss": 5}]}).encode(), json.dumps(event).encode()]))
+                                 json.dumps({"events": [{"eventName": "ObjectCreated:PutObject", "oss": 5}]}).encode(), json.dumps(other).encode()]))
 
     assert cli(fc, ops, "replay", "--events", str(dump)) == 0  # lines holding no OSS event are skipped, as before
 
-    assert [json.loads(inv.payload) for inv in fc.fake.invocations] == [event, event]
+    assert [json.loads(inv.payload) for inv in fc.fake.invocations] == [event, other]
+
+
+def test_replay_hands_an_object_version_over_once_however_often_the_event_file_holds_it(ops, fc: Fc, tmp_path, capsys):
+    events = [{"events": [json.loads((EVENTS / "put.json").read_text())["events"][0]]} for _ in range(3)]
+    events[1]["events"][0]["oss"]["object"]["eTag"] = "0123456789ABCDEF0123456789ABCDEF"  # another version: handed over too
+    dump = tmp_path / "failures.jsonl"
+    dump.write_bytes(b"\n".join(json.dumps(e).encode() for e in [*events, events[0], events[1]]))
+
+    assert cli(fc, ops, "replay", "--events", str(dump)) == 0
+
+    assert [json.loads(inv.payload) for inv in fc.fake.invocations] == events[:2]
+    assert "3 repeated in the input (handed over once)" in capsys.readouterr().out
 
 
 def test_a_journal_cut_off_mid_line_resumes_the_rest(ops, fc: Fc, tmp_path):

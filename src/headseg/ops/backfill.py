@@ -38,6 +38,7 @@ class Summary:
     done_already: int = 0  # a sidecar (or a permanent error) for the object's eTag exists
     not_input: int = 0  # headseg's own output, folders
     in_journal: int = 0  # handed over by an earlier run
+    repeated: int = 0  # the same object version met again in this run's input (an event file may hold it twice)
     handed_over: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
     interrupted: bool = False
@@ -49,7 +50,7 @@ class Summary:
         text = (
             f"{self.listed} listed: {self.done_already} done already, {self.in_journal} handed over by an earlier run, "
             f"{self.not_input} not inputs; {self.handed_over} {verb}{rate}, {len(self.failed)} failed"
-        )
+        ) + (f", {self.repeated} repeated in the input (handed over once)" if self.repeated else "")
         return text + (" — interrupted: run again to resume" if self.interrupted else "")
 
 
@@ -128,9 +129,11 @@ def hand_over(
     dry_run: bool = False,
     progress: Callable[[int], None] = lambda n: None,
 ) -> Summary:
-    """Hand each item's event over, rate-limited on a bounded pool, until done or `stop` is set."""
+    """Hand each item's event over, rate-limited on a bounded pool, until done or `stop` is set. Each object
+    version is handed over at most once per run, decided when it is met, not when an earlier hand-over ends."""
     stop = stop or threading.Event()
     lock = threading.Lock()
+    met: set[tuple[str, str]] = set()
     started = time.monotonic()
 
     def one(key: str, etag: str, event: dict[str, Any]) -> None:
@@ -151,13 +154,17 @@ def hand_over(
             for key, etag, event in items:
                 if stop.is_set():
                     break
-                if (key, etag) in journal:
+                if (key, etag) in met:
+                    summary.repeated += 1
+                elif (key, etag) in journal:
                     summary.in_journal += 1
                 elif dry_run:
+                    met.add((key, etag))
                     summary.handed_over += 1
                 else:
                     if len(in_flight) >= 2 * concurrency:  # bounded: the listing never runs far ahead
                         _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    met.add((key, etag))
                     in_flight.add(pool.submit(contextvars.copy_context().run, one, key, etag, event))  # with the command's secrets
                     continue
                 progress(1)
