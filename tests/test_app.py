@@ -33,13 +33,12 @@ def test_rotating_credentials_mid_run_neither_breaks_it_nor_mixes_keys(cloud: Cl
     app = cloud.app
     rotated = []
 
-    def rotate_once(request) -> bool:
+    def rotate(request) -> bool:
         # between SegmentHead's answer and the cutout uploads, the next invocation brings rotated credentials
-        if is_result_download(request) and not rotated:
-            rotated.append(app.pipeline(ROTATED))
-        return False
+        rotated.append(app.pipeline(ROTATED))
+        return True
 
-    cloud.imageseg.inject(Fault("delay", rotate_once, times=1))
+    cloud.imageseg.inject(Fault("hook", is_result_download, hook=rotate))
     etag = cloud.upload_portrait("incoming/a.jpg", [(40, 50, 60, 80), (170, 40, 70, 90)])
     puts_before = len(cloud.oss.logged(lambda r: r.method == "PUT"))
 

@@ -11,7 +11,7 @@ import pytest
 from headseg.function.errors import ConfigError, RetriableError
 from tests.conftest import BUCKET, Cloud, load_event, oss_event, png_image
 from tests.fakes._server import Fault, Response
-from tests.fakes.imageseg import is_result_download
+from tests.fakes.imageseg import is_result_download, is_segment_call
 from tests.fakes.oss import FakeOss
 
 HEADS = [(40, 50, 60, 80), (170, 40, 70, 90), (300, 60, 50, 70)]
@@ -382,12 +382,11 @@ def test_a_run_superseded_by_a_newer_upload_removes_its_cutouts(cloud: Cloud):
     # the object is replaced while SegmentHead is working on the first version
     newer = {}
 
-    def replace_once(request) -> bool:
-        if not newer:
-            newer["etag"] = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
-        return False
+    def replace(request) -> bool:
+        newer["etag"] = cloud.upload_portrait("incoming/a.jpg", HEADS[:1])
+        return True  # then SegmentHead answers, on the first version
 
-    cloud.imageseg.inject(Fault("delay", replace_once, times=1))
+    cloud.imageseg.inject(Fault("hook", is_segment_call, hook=replace))
     outcome = cloud.invoke_key("incoming/a.jpg", first)["outcomes"][0]
     # the run read the first eTag; by the time its cutouts are stored the object is another one
     assert outcome["outcome"] == "skipped" and outcome["code"] == "Superseded"

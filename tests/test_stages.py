@@ -410,11 +410,32 @@ def test_results_remove_quietly_when_storage_refuses(world, caplog):
     assert "could not delete a leftover object" in caplog.text
 
 
-def test_tidying_never_fails_a_result_that_stands(world, caplog):
+@pytest.mark.parametrize("failing", ["list", "delete"])
+def test_unfinished_tidying_asks_for_the_retry_that_finishes_it_and_never_records_an_error(world, caplog, failing):
     etag = world.upload(JPEG)
-    world.storage.hook = lambda operation, key: (_ for _ in ()).throw(RetriableError("OSS 503", code="ServiceUnavailable")) if operation == "list" else None
-    assert world.process(etag=etag).status is Status.DONE
-    assert "could not list leftovers" in caplog.text and FOLDER + "error.json" not in world.storage.objects
+    world.storage.put(FOLDER + "error.json", b"{}", "application/json")  # an earlier attempt's record: must go
+    world.storage.put(FOLDER + "head-0-0badcafe.png", b"png", "image/png")  # another version's cutout: must go
+    world.storage.hook = lambda operation, key: (_ for _ in ()).throw(RetriableError("OSS 503", code="ServiceUnavailable")) if operation == failing else None
+
+    first = world.process(etag=etag)
+
+    assert (first.status, first.code) == (Status.RETRY, "TidyIncomplete")
+    assert world.storage.objects.get(FOLDER + "error.json", (b"{}",))[0] == b"{}"  # no record of this failure
+    assert FOLDER + "heads.json" in world.storage.objects
+    world.storage.hook = lambda operation, key: None
+    second = world.process(etag=etag)  # FC's retry: the result stands and the tidying ends
+    assert (second.status, second.code) == (Status.SKIPPED, "AlreadyDone")
+    assert sorted(k.rsplit("/", 1)[1] for k in world.storage.keys(FOLDER)) == ["head-0-" + etag[:8].lower() + ".png", "head-1-" + etag[:8].lower() + ".png", "heads.json"]
+
+
+def test_no_failure_after_the_sidecar_leaves_an_error_record_beside_it_not_even_a_bug(world):
+    etag = world.upload(JPEG)
+    world.storage.hook = lambda operation, key: (_ for _ in ()).throw(ValueError("a bug")) if operation == "list" else None
+
+    outcome = world.process(etag=etag)
+
+    assert (outcome.status, outcome.code) == (Status.RETRY, "InternalError")
+    assert FOLDER + "heads.json" in world.storage.objects and FOLDER + "error.json" not in world.storage.objects
 
 
 # -- log context -----------------------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import BUCKET, Cloud
+from headseg.function.credentials import Credentials
+from headseg.function.errors import RetriableError
+from headseg.function.storage.oss import OssStorage
+from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
 from tests.fakes._server import Fault, Request
 from tests.fakes.images import portrait
 from tests.fakes.imageseg import is_segment_call
@@ -142,3 +145,28 @@ def test_a_previous_result_that_cannot_be_read_back_is_treated_as_absent(cloud: 
     assert outcome["outcome"] == "done", outcome
     sidecar = cloud.read_json(f"heads/{KEY}/heads.json")
     assert sidecar["source"]["etag"] == etag and len(sidecar["heads"]) == 2
+
+
+_OPERATIONS = {  # each with a reply body oss2 reads after handing the response over
+    "list": lambda storage: list(storage.list("incoming/")),
+    "get": lambda storage: storage.get(KEY),
+    "location": lambda storage: storage.location(),
+    "expiry rules": lambda storage: storage.expiry_rules(),
+}
+
+
+@pytest.mark.parametrize("operation", _OPERATIONS)
+@pytest.mark.parametrize("chunk", [1, 40])
+def test_any_oss_reply_that_breaks_off_is_retriable_whichever_call_read_it(fake_oss: FakeOss, operation: str, chunk: int):
+    """One boundary classifies every call: a body cut off mid-way is a retriable BodyBrokeOff, never an
+    unclassified requests/urllib3 exception, for a listing's XML as for an object's bytes."""
+    fake_oss.put(BUCKET, KEY, SMALL)
+    fake_oss.put(BUCKET, "incoming/b.jpg", SMALL)
+    storage = OssStorage(BUCKET, endpoint=fake_oss.url, credentials=Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN), region="cn-shanghai")
+    storage.add_expiry_rule("scratch", "heads/.scratch/", 1)
+    fake_oss.inject(Fault("cut", chunk=chunk))
+
+    with pytest.raises(RetriableError) as raised:
+        _OPERATIONS[operation](storage)
+
+    assert raised.value.code in ("BodyBrokeOff", "InconsistentError")

@@ -27,6 +27,10 @@ Fault kinds (`inject(Fault(kind, match, times, ...))` applies one to the next `t
                several servers see one order of arrivals across them (a crash test numbers requests so).
 A stalled or dropped request is logged with status 0.
 
+A fault no request met by `stop()` fails the test (a test that arms a fault must see it fire, so a fault that
+stopped matching cannot leave a test passing on the happy path); `optional=True` exempts a fault that may go
+unmet by design, e.g. one arming every request of a race.
+
 `stop()` is prompt whatever is in flight: waits are cut short, every open connection (idle keep-alive ones
 too) is shut down and its handler thread joined; a thread still running `STOP_TIMEOUT` later is a failure.
 
@@ -96,7 +100,7 @@ class Fault:
     `seconds`: the wait of "delay" and "stall", the pause before each chunk of "trickle".
     `chunk`: bytes per "trickle" write. `after_auth`: a "stall" that waits for `FakeServer.authenticated()`.
     `hook`, `replied`: what a "hook" calls on arrival and after the reply. `mutate`: what "corrupt" does to a body.
-    `hits`: how many requests the fault has been applied to so far.
+    `hits`: how many requests the fault has been applied to so far. `optional`: no failure if none met it.
     """
 
     kind: FaultKind
@@ -109,6 +113,7 @@ class Fault:
     hook: Callable[[Request], bool] | None = None
     replied: Callable[[Request], None] | None = None
     mutate: Callable[[bytes], bytes] | None = None
+    optional: bool = False
     hits: int = 0
 
     def __post_init__(self) -> None:
@@ -122,6 +127,11 @@ class Fault:
             raise ValueError('only a "stall" can wait for authentication')
         if self.chunk < 1:
             raise ValueError("chunk must be at least one byte")
+
+
+    def describe(self) -> str:
+        match = getattr(self.match, "__qualname__", repr(self.match))
+        return f"{self.kind} x{self.times} matching {match}" + (f" -> {self.response.status}" if self.response else "")
 
 
 @dataclass
@@ -177,6 +187,10 @@ class FakeServer:
             httpd.server_close()
             if stuck:
                 self.fail(f"{len(stuck)} handler thread(s) still running {STOP_TIMEOUT} s after stop(): {stuck}")
+            with self._lock:
+                unmet, self._faults = [f for f in self._faults if not f.hits and not f.optional], []
+            if unmet:
+                self.fail(f"{len(unmet)} fault(s) armed but never met by a request: " + "; ".join(f.describe() for f in unmet))
         self.check()
 
     def __enter__(self) -> Self:

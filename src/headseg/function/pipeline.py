@@ -124,6 +124,7 @@ class Pipeline:
         if skip is not None:
             sidecar = found.previous.sidecar
             if skip.code == "AlreadyDone" and sidecar is not None:
+                run.standing.add(found.layout.sidecar)
                 Results(run, storage, found.layout).tidy(sidecar, Previous())  # what a killed run left undone
             raise skip
         return found
@@ -170,6 +171,7 @@ class Pipeline:
         with run.timed("sidecar"):
             self._check_current(run, storage, results, found, stored)
             results.put_sidecar(sidecar)
+            run.standing.add(found.layout.sidecar)
         if not self._still_current(run, storage, found):  # a newer upload landed while the sidecar was written
             raise RetriableError(
                 "a newer upload landed while the sidecar was written; the redelivery settles which result stands",
@@ -227,10 +229,13 @@ class Pipeline:
 
         A permanent error that cannot be recorded becomes a retry, so FC tries until it is; one that no output
         key can hold (too long, unsafe) keeps the log line as its record. A retriable error's record only helps
-        `headseg replay`: failing to write it changes nothing.
+        `headseg replay`: failing to write it changes nothing. Once this run wrote or found the version's sidecar,
+        no error record is written: the failure (e.g. unfinished tidying) is a retry the redelivery settles.
         """
         retriable = isinstance(exc, RetriableError)
         info = found.object if found else ObjectInfo(record.key_candidates[0], record.size or 0, record.etag or "")
+        if run.standing:  # this record's result stands: an error record would outlive the success
+            return self._outcome(run, record, found, Status.RETRY, exc if retriable else RetriableError(exc.message, code=exc.code))
         source = _source(record.bucket, info, None)
         error = ErrorRecord(source, exc.code, scrub(exc.message), retriable, run.invocation_id, now_iso())
         try:

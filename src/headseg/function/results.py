@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from headseg.function import logs
 from headseg.function.cutouts import Stored
-from headseg.function.errors import HeadsegError, ObjectNotFound, PermanentError, Skipped
+from headseg.function.errors import HeadsegError, ObjectNotFound, PermanentError, RetriableError, Skipped
 from headseg.function.layout import Layout
 from headseg.function.normalize import Normalized
 from headseg.function.run import Run
@@ -173,37 +173,54 @@ class Results:
         the source's folder and scratch folder, every cutout and scratch copy of another version (the eTag in
         its name): what a run that was killed, abandoned or superseded left behind. Keys of this version that
         `current` does not name are left alone: a duplicate run of this version may be about to name them.
+
+        Everything is tried; then, if a transient failure left something (a listing or a delete that failed),
+        `TidyIncomplete` asks for the retry that finishes it (a permanent refusal is only logged: no retry helps).
         """
         keep = {head.key for head in current.heads}
         mine = current.source.etag[:8].lower()
         stale = {head.key for head in previous.sidecar.heads} - keep if previous.sidecar else set()
         if previous.error_exists:
             stale.add(self.layout.error)
+        unfinished = []
         for folder in (self.layout.folder, self.layout.scratch_folder):
-            for key in self._listed(folder):
+            listed = self._listed(folder)
+            if listed is None:
+                unfinished.append(f"listing {folder!r}")
+            for key in listed or []:
                 version = self.layout.version_in(key)
                 if key == self.layout.error or (version is not None and version != mine and key not in keep):
                     stale.add(key)
-        for key in sorted(stale):
-            self.remove(key)
+        unfinished += [key for key in sorted(stale) if not self.remove(key)]
+        if unfinished:
+            raise RetriableError(
+                f"the result stands, but tidying its outputs is unfinished ({', '.join(unfinished)}): the retry finishes it",
+                code="TidyIncomplete",
+            )
 
-    def _listed(self, folder: str) -> list[str]:
-        """The keys directly in `folder`; on failure none (logged): tidying never fails a result that stands."""
+    def _listed(self, folder: str) -> list[str] | None:
+        """The keys directly in `folder`; None (logged) when a transient failure kept the listing from ending."""
         try:
             return [info.key for info in self.run.retry(f"list {folder!r}", lambda: list(self.storage.list(folder, "/")))]
+        except RetriableError as exc:
+            log.warning("could not list leftovers", extra={"fields": {"folder": folder, "error": exc.code}})
+            return None
         except HeadsegError as exc:
             log.warning("could not list leftovers", extra={"fields": {"folder": folder, "error": exc.code}})
             return []
 
-    def remove(self, key: str) -> None:
-        """Remove an output that is only clutter once the result stands; a failure is logged, not raised."""
+    def remove(self, key: str) -> bool:
+        """Remove an output that is only clutter once the result stands; a failure is logged, not raised. False
+        when a transient failure left it (a permanent refusal, or a key outside the outputs, is not retried)."""
         if not self.layout.owns(key):
             log.warning("not removing a key outside this source's outputs", extra={"fields": {"object": key}})
-            return
+            return True
         try:
             self.run.retry(f"delete {key!r}", lambda: self.storage.delete(key, self.run.budget))
         except HeadsegError as exc:
             log.warning("could not delete a leftover object", extra={"fields": {"object": key, "error": exc.code}})
+            return not isinstance(exc, RetriableError)
+        return True
 
     def _read(self, key: str) -> bytes | None:
         """A record, read bounded like `read_listed` (None when absent)."""

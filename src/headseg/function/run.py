@@ -25,6 +25,7 @@ class Run:
     invocation_id: str = ""  # FC's request id: it goes into error sidecars
     memory_mb: int = 512  # the function's memory, which decoding and cutouts in flight must fit in
     timings_ms: dict[str, float] = field(default_factory=dict)
+    standing: set[str] = field(default_factory=set)  # the sidecar keys this run wrote or found for its version
     started: float | None = None  # default: now
 
     def __post_init__(self) -> None:

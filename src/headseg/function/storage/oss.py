@@ -4,8 +4,9 @@ Each call's socket timeout comes from the budget, and a body is read in blocks a
 so a trickling server cannot hold a read past it. A read that covers the whole object is verified: oss2 computes
 the CRC64 of what it streams but never compares it (only `get_object_to_file` does), so `get` compares it with
 OSS's `x-oss-hash-crc64ecma`, and checks the length; a mismatch or a body that breaks off is retriable, never a
-verdict on the object. Whatever the HTTP stack raises while the body streams (requests, urllib3, sockets) is
-translated here too: oss2 wraps only what is raised while sending. A 404 is `ObjectNotFound` whatever its form (a HEAD's 404
+verdict on the object. Every call crosses one boundary, `_translated`: whatever the HTTP stack raises while a
+reply's body streams (requests, urllib3, sockets) is translated there too, for a listing as for a GET: oss2
+wraps only what is raised while sending. A 404 is `ObjectNotFound` whatever its form (a HEAD's 404
 has no body, so oss2 raises `NotFound`, not `NoSuchKey`). oss2's own exceptions and log lines can carry the
 string-to-sign (which includes the STS token): nothing here formats them whole; only their status, code and
 request id travel on.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import oss2
 import requests
@@ -65,18 +67,17 @@ class OssStorage:
 
     def get(self, key: str, length: int | None = None, budget: Budget | None = None) -> tuple[ObjectInfo, bytes]:
         headers = {"x-oss-range-behavior": "standard"}
-        try:
-            if length is None:
-                result = self._client(budget).get_object(key)
-            else:
-                result = self._client(budget).get_object(key, byte_range=(0, length - 1), headers=headers)
+        with _translated("GetObject", key):
+            try:
+                if length is None:
+                    result = self._client(budget).get_object(key)
+                else:
+                    result = self._client(budget).get_object(key, byte_range=(0, length - 1), headers=headers)
+            except oss_errors.ServerError as exc:
+                if exc.status != 416:
+                    raise
+                return self.head(key, budget), b""  # an empty object has no byte 0
             data = _read(result, budget, key)
-        except oss_errors.ServerError as exc:
-            if exc.status == 416:  # an empty object has no byte 0
-                return self.head(key, budget), b""
-            raise _translate(exc, "GetObject", key) from None
-        except oss_errors.OssError as exc:
-            raise _translate(exc, "GetObject", key) from None
         match = _CONTENT_RANGE.match(result.content_range or "")
         size = int(match.group(1)) if match else len(data)
         if length is None or len(data) >= size:
@@ -84,48 +85,37 @@ class OssStorage:
         return _info(key, result, size), data
 
     def head(self, key: str, budget: Budget | None = None) -> ObjectInfo:
-        try:
+        with _translated("HeadObject", key):
             result = self._client(budget).head_object(key)
-        except oss_errors.OssError as exc:
-            raise _translate(exc, "HeadObject", key) from None
         return _info(key, result, result.content_length or 0)
 
     def put(self, key: str, data: bytes, content_type: str, budget: Budget | None = None) -> None:
-        try:
+        with _translated("PutObject", key):
             self._client(budget).put_object(key, data, headers={"Content-Type": content_type})
-        except oss_errors.OssError as exc:
-            raise _translate(exc, "PutObject", key) from None
 
     def delete(self, key: str, budget: Budget | None = None) -> None:
-        try:
+        with _translated("DeleteObject", key):
             self._client(budget).delete_object(key)
-        except oss_errors.OssError as exc:
-            raise _translate(exc, "DeleteObject", key) from None
 
     def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
-        try:
+        with _translated("ListObjects", prefix):
             for item in oss2.ObjectIteratorV2(self._internal, prefix=prefix, delimiter=delimiter, max_keys=1000):
                 if not item.is_prefix():
                     yield ObjectInfo(item.key, item.size, normalize_etag(item.etag or ""), "", item.last_modified or 0)
-        except oss_errors.OssError as exc:
-            raise _translate(exc, "ListObjects", prefix) from None
 
     # -- the bucket's own settings (headseg doctor) --------------------------------------------------------------
     def location(self) -> str:
         """The bucket's region as OSS names it (`oss-cn-shanghai`)."""
-        try:
+        with _translated("GetBucketLocation", self.bucket):
             return str(self._internal.get_bucket_location().location)
-        except oss_errors.OssError as exc:
-            raise _translate(exc, "GetBucketLocation", self.bucket) from None
 
     def expiry_rules(self) -> Sequence[tuple[str, str, int | None]]:
         """The enabled lifecycle rules that expire objects, as (id, prefix, days; None for a date rule)."""
-        try:
-            rules = self._internal.get_bucket_lifecycle().rules
-        except oss_errors.NoSuchLifecycle:
-            return []
-        except oss_errors.OssError as exc:
-            raise _translate(exc, "GetBucketLifecycle", self.bucket) from None
+        with _translated("GetBucketLifecycle", self.bucket):
+            try:
+                rules = self._internal.get_bucket_lifecycle().rules
+            except oss_errors.NoSuchLifecycle:
+                return []
         return [
             (rule.id or "", rule.prefix or "", rule.expiration.days)
             for rule in rules if rule.status == oss2.models.LifecycleRule.ENABLED and rule.expiration is not None
@@ -133,7 +123,7 @@ class OssStorage:
 
     def add_expiry_rule(self, rule_id: str, prefix: str, days: int) -> None:
         """Add a rule expiring `prefix` after `days`, keeping every rule the bucket has."""
-        try:
+        with _translated("PutBucketLifecycle", self.bucket):
             try:
                 rules = self._internal.get_bucket_lifecycle().rules
             except oss_errors.NoSuchLifecycle:
@@ -142,8 +132,6 @@ class OssStorage:
                 rule_id, prefix, status=oss2.models.LifecycleRule.ENABLED, expiration=oss2.models.LifecycleExpiration(days=days)
             )
             self._internal.put_bucket_lifecycle(oss2.models.BucketLifecycle([*rules, rule]))
-        except oss_errors.OssError as exc:
-            raise _translate(exc, "PutBucketLifecycle", self.bucket) from None
 
     def signed_url(self, key: str, expires: int, public: bool = False, version_id: str = "") -> str:
         bucket = self._public if public else self._internal
@@ -153,6 +141,18 @@ class OssStorage:
 
 #: What the HTTP stack may raise while a body streams, after oss2 has handed the response over.
 _BODY_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+@contextmanager
+def _translated(operation: str, subject: str) -> Iterator[None]:
+    """The one boundary every oss2 call crosses: oss2's errors become headseg's families, and whatever the HTTP
+    stack raises while oss2 reads a reply's body (a listing's XML, a lifecycle document) is retriable."""
+    try:
+        yield
+    except oss_errors.OssError as exc:
+        raise _translate(exc, operation, subject) from None
+    except _BODY_ERRORS as exc:
+        raise RetriableError(f"OSS {operation} {subject!r}: the reply broke off ({type(exc).__name__})", code="BodyBrokeOff") from None
 
 
 def _read(result: oss2.models.GetObjectResult, budget: Budget | None, key: str) -> bytes:
