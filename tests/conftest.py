@@ -50,6 +50,39 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     quiet_pillow()
 
 
+# -- rings -------------------------------------------------------------------------------------------------------
+# A test's folder says what it may touch, and an audit hook holds it to that: `unit` runs in memory (in-memory
+# twins, an injected clock: no socket, no program started, no sleep; the function's own worker fork is a stage's),
+# `wire` drives the real SDKs over HTTP against the fakes on 127.0.0.1 (no program started), `process` runs
+# headseg and tools as programs (package builds, fresh interpreters, kills, linters, a browser).
+RINGS: dict[str, frozenset[str]] = {
+    "unit": frozenset({"socket.connect", "socket.bind", "subprocess.Popen", "time.sleep"}),
+    "wire": frozenset({"subprocess.Popen"}),
+    "process": frozenset(),
+}
+_ring: list[str] = []  # the running test's ring, while it runs
+
+
+def _ring_guard(event: str, args: tuple[Any, ...]) -> None:
+    if _ring and event in RINGS[_ring[0]] and not (event == "time.sleep" and args[0] <= 0):
+        raise RuntimeError(f"a {_ring[0]} test may not {event} ({args[:2]!r}): it belongs in another ring (tests/conftest.py)")
+
+
+sys.addaudithook(_ring_guard)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    ring = item.path.relative_to(ROOT / "tests").parts[0]
+    if ring not in RINGS:
+        raise pytest.UsageError(f"{item.nodeid}: every test lives in a ring, tests/unit, tests/wire or tests/process")
+    _ring[:] = [ring]
+    try:
+        yield
+    finally:
+        _ring.clear()
+
+
 @pytest.fixture
 def fake_oss() -> Iterator[FakeOss]:
     server = FakeOss({ACCESS_KEY_ID: ACCESS_KEY_SECRET}, tokens={ACCESS_KEY_ID: SECURITY_TOKEN})
@@ -87,6 +120,21 @@ def fake_fc3() -> Iterator[Any]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def ops(cloud: Cloud, monkeypatch, tmp_path):
+    """The tooling's environment: keys in the environment, the function's prefixes, and a working directory of
+    its own (where a backfill or replay keeps its default journal)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("FC_API", "FC_SERVICE", "FC_ENDPOINT", "FC_FUNCTION", "FC_QUALIFIER", "ALIBABA_CLOUD_ACCOUNT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    cloud.configure(
+        ALIBABA_CLOUD_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
+        ALIBABA_CLOUD_SECURITY_TOKEN=SECURITY_TOKEN,
+    )
+    return cloud
 
 
 # -- the FC side ---------------------------------------------------------------------------------------------------

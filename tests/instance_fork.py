@@ -1,4 +1,4 @@
-"""Fresh FC instances on demand, one forked per event (tests/test_crash.py): a script, never imported.
+"""Fresh FC instances on demand, one forked per event (tests/process/test_crash.py): a script, never imported.
 
 argv: the code directory (src) and a JSON plan {"key_id", "secret", "token"}; the function's settings come from
 the environment. It imports `index` and the modules the initializer would import (only to save each instance

@@ -14,7 +14,7 @@ from headseg.ops import syaml
 from headseg.function.config import Config
 from headseg.function.events import OBJECT_CREATED_KINDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rendered(environ: dict[str, str] | None = None) -> dict:

@@ -18,10 +18,7 @@ from headseg.ops.ratelimit import RateLimiter
 from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from tests.conftest import BUCKET, EVENTS, Cloud
 from tests.fakes._server import Fault, Response
-from tests import test_backfill
-from tests.test_backfill import Fc, cli, invoked
-
-ops, fc = test_backfill.ops, test_backfill.fc  # fixtures: the tooling's environment; the FC 3.0 and the FC 2.0 API
+from tests.tooling import Fc, cli, invoked
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 

@@ -10,7 +10,7 @@ from headseg.function.errors import MalformedEvent, RetriableError
 from headseg.function.events import MAX_EVENT_BYTES, EventTooLarge, ObjectCreated, OtherRecord, RejectedRecord, parse_event
 from headseg.function.storage import MAX_KEY_BYTES
 
-EVENTS = Path(__file__).parent.parent / "events"
+EVENTS = Path(__file__).parents[2] / "events"
 
 
 def load_event(name: str) -> bytes:

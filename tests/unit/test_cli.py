@@ -116,24 +116,3 @@ def test_the_local_engine_gets_normalized_images_and_boxes_map_back(tmp_path, ca
     label = [v * 5 for v in sample_labels()["astronaut.jpg"][0]]  # 512 -> 2560
     assert iou([head["x"], head["y"], head["width"], head["height"]], label) >= 0.5
     assert not (tmp_path / "out" / "heads" / ".scratch").exists()  # the normalized copy is gone
-
-
-NATIVE_LINES = ("TensorFlow Lite", "W0000", "absl::InitializeLog", "inference_feedback_manager")
-
-
-@pytest.mark.parametrize("verbose", [False, True])
-def test_native_log_lines_stay_off_the_progress_bar_unless_verbose(tmp_path, verbose):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    shutil.copy(SAMPLES / "astronaut.jpg", photos)
-    command = [str(Path(sys.executable).with_name("headseg")), *(["-v"] if verbose else []), "segment", str(photos), "--out", str(tmp_path / "out")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "1/1" in result.stderr  # the progress bar, still on stderr
-    assert "1 image(s): 1 done" in result.stdout
-    native = [line for line in result.stderr.splitlines() if any(mark in line for mark in NATIVE_LINES)]
-    assert bool(native) is verbose, native

@@ -44,7 +44,7 @@ from tests.fakes.images import portrait
 from tests.fakes.imageseg import RESULT_PREFIX, FakeImageseg
 from tests.fakes.oss import FakeOss, StoredObject
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_FORK = ROOT / "tests" / "instance_fork.py"
 INPUT_PREFIX, OUTPUT_PREFIX = "incoming/", "heads/"
 VOLATILE = ("timings_ms", "created_at", "request_id")  # sidecar fields that differ between two clean runs

@@ -13,7 +13,7 @@ from headseg.ops import syaml
 from headseg.cli import main
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, Cloud
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ["oss:ObjectCreated:PutObject", "oss:ObjectCreated:PostObject", "oss:ObjectCreated:CompleteMultipartUpload", "oss:ObjectCreated:CopyObject"]
 ARN = f"acs:oss:cn-shanghai:1234567890:{BUCKET}"
 ROLE = "acs:ram::1234567890:role/aliyunosseventnotificationrole"

@@ -7,89 +7,31 @@ import json
 import time
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from headseg.ops.backfill import Journal, Summary, hand_over, items_from, pending
 from headseg.cli import main
-from headseg.function.credentials import Credentials
 from headseg.function.errors import AccessDenied, PermanentError, RetriableError
-from headseg.function.events import ObjectCreated, parse_event
-from headseg.ops.invoker import Fc2Invoker, Fc3Invoker, Invoker
+from headseg.function.events import parse_event
+from headseg.ops.invoker import Fc3Invoker
 from headseg.ops.ratelimit import RateLimiter
 from headseg.function.layout import Layout
 from headseg.function.retry import RetryPolicy
 from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from headseg.function.storage.oss import OssStorage
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, EVENTS, SECURITY_TOKEN, Cloud
-from tests.fakes._server import Request, Response
-from tests.fakes.fc import FakeFc
-from tests.fakes.fc import is_invocation as is_fc2_invocation
-from tests.fakes.fc3 import FakeFc3
-from tests.fakes.fc3 import is_invocation as is_fc3_invocation
+from tests.conftest import ACCESS_KEY_ID, BUCKET, EVENTS, Cloud
+from tests.tooling import CREDENTIALS, cli, invoked
+from tests.fakes._server import Response
 
-CREDENTIALS = Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECURITY_TOKEN)
 QUICK = RetryPolicy(max_attempts=3, base=0.01, cap=0.02)  # retries without the waits
 
-
-@dataclass
-class Fc:
-    """The deployed function as the tooling reaches it: through FC 3.0 (the default) or FC 2.0 (`--api fc2`)."""
-
-    api: str
-    fake: Any  # FakeFc3 or FakeFc: both record `invocations` and take `throttle()`, `on_invoke`
-    options: list[str]
-
-    def invoker(self, policy: RetryPolicy = RetryPolicy(max_attempts=8), endpoint: str | None = None, seconds: float = 120) -> Invoker:
-        endpoint = endpoint or self.fake.url
-        if self.api == "fc2":
-            return Fc2Invoker(endpoint, CREDENTIALS, "default", "headseg", policy=policy, seconds=seconds)
-        return Fc3Invoker(endpoint, CREDENTIALS, "headseg", policy=policy, seconds=seconds)
-
-    def is_invocation(self, request: Request) -> bool:
-        return (is_fc2_invocation if self.api == "fc2" else is_fc3_invocation)(request)
-
-
-@pytest.fixture(params=["fc3", "fc2"])
-def fc(request: pytest.FixtureRequest) -> Fc:
-    """Each test that takes it runs against the FC 3.0 API with the CLI's defaults, and the FC 2.0 API."""
-    if request.param == "fc3":
-        fake3: FakeFc3 = request.getfixturevalue("fake_fc3")
-        return Fc("fc3", fake3, ["--fc-endpoint", fake3.url])
-    fake2: FakeFc = request.getfixturevalue("fake_fc")
-    return Fc("fc2", fake2, ["--api", "fc2", "--service", "default", "--fc-endpoint", fake2.url])
-
-
-@pytest.fixture
-def ops(cloud: Cloud, monkeypatch, tmp_path):
-    """The tooling's environment: keys in the environment, the function's prefixes, and a working directory of
-    its own (where a backfill or replay keeps its default journal)."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("FC_API", "FC_SERVICE", "FC_ENDPOINT", "FC_FUNCTION", "FC_QUALIFIER", "ALIBABA_CLOUD_ACCOUNT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    cloud.configure(
-        ALIBABA_CLOUD_ACCESS_KEY_ID=ACCESS_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
-        ALIBABA_CLOUD_SECURITY_TOKEN=SECURITY_TOKEN,
-    )
-    return cloud
-
-
-def cli(fc: Fc, cloud: Cloud, *args: str) -> int:
-    target = ["--bucket", BUCKET, "--oss-endpoint", cloud.oss.url, *fc.options, "--quiet"]
-    return main([args[0], *target, *args[1:]])
 
 
 def write_sidecar(cloud: Cloud, key: str, etag: str) -> None:
     layout = Layout("heads/", key)
     sidecar = Sidecar(Source(BUCKET, key, etag, 1), "r", None, "cloud", [HeadRecord(0, layout.cutout(0, etag), 1, 1, 1, 1)])
     cloud.oss.put(BUCKET, layout.sidecar, sidecar.to_json())
-
-
-def invoked(fc: Fc) -> list[ObjectCreated]:
-    return [record for inv in fc.fake.invocations for record in parse_event(inv.payload)]
 
 
 def test_backfill_pages_through_every_object_and_skips_what_is_done(ops, fc, tmp_path, capsys):

@@ -18,7 +18,7 @@ from headseg.function.images import ImageInfo
 from headseg.function.retry import Budget
 from tests import corpus
 from tests.conftest import Cloud
-from tests.test_worker import children
+from tests.processes import children
 from tests.twins import Clock
 
 TIMEOUT = 4  # seconds: the function's timeout

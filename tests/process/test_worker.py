@@ -7,24 +7,13 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from headseg.function import worker
 from headseg.function.errors import BudgetExhausted, InvalidImage, RetriableError
 from headseg.function.retry import Budget
-
-
-def children() -> set[int]:
-    """The processes this one started that still exist (running, or zombies nobody reaped)."""
-    found = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():  # each thread's children
-        try:
-            found |= {int(pid) for pid in (task / "children").read_text().split()}
-        except FileNotFoundError:  # a thread that has just ended
-            pass
-    return found
+from tests.processes import children
 
 
 def spin() -> None:

@@ -210,14 +210,14 @@ def test_not_an_image_is_skipped(cloud: Cloud):
 
 
 def test_an_object_under_the_output_prefix_is_skipped_without_any_request(cloud: Cloud):
-    result = cloud.invoke((Path(__file__).parent.parent / "events" / "output-prefix.json").read_bytes())
+    result = cloud.invoke((Path(__file__).parents[2] / "events" / "output-prefix.json").read_bytes())
     assert result["outcomes"][0]["code"] == "OutputPrefix"
     assert cloud.oss.requests == [] and cloud.imageseg.calls == 0
 
 
 def test_a_url_encoded_key_is_found_in_its_decoded_form(cloud: Cloud):
     etag = cloud.upload_portrait("incoming/团队 合影/张 三.jpg", HEADS[:1])
-    result = cloud.invoke((Path(__file__).parent.parent / "events" / "encoded-key.json").read_bytes())
+    result = cloud.invoke((Path(__file__).parents[2] / "events" / "encoded-key.json").read_bytes())
     outcome = result["outcomes"][0]
     assert outcome["outcome"] == "done" and outcome["key"] == "incoming/团队 合影/张 三.jpg"
     sidecar = cloud.read_json("heads/incoming/团队 合影/张 三.jpg/heads.json")

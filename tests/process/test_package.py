@@ -17,7 +17,7 @@ import pytest
 
 from headseg.ops import package
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from headseg.function.defer import DEFERRED
 from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, SECURITY_TOKEN, portrait
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INSTANCE = ROOT / "tests" / "instance.py"
 
 

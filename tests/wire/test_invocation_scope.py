@@ -32,7 +32,7 @@ from headseg.function.segmenters import SegmentInput
 from tests.conftest import Cloud, fc_context, oss_event
 from tests.corpus import png_claiming
 from tests.fakes.images import portrait
-from tests.test_scrub import reappears
+from tests.encodings import reappears
 from tests.twins import Clock, MemoryStorage, ScriptedSegmenter
 
 KEY = "incoming/a.jpg"

@@ -1,5 +1,7 @@
 """The fake FCs answer the real SDKs (fc2 for FC 2.0, alibabacloud_fc20230330 for FC 3.0), and only when their
-signature is right."""
+signature is right. Only what the product's tests cannot show is here: refusals (credentials, replays, unknown
+routes), the wire quirks the tooling depends on, and a stall that invokes nothing; invocations, qualifiers and
+throttling are proved by the backfill and replay tests."""
 
 from __future__ import annotations
 
@@ -28,34 +30,12 @@ def client(fake: FakeFc | CanaryServer, secret: str = SECRET, token: str = TOKEN
     return fc2.Client(endpoint=fake.url, accessKeyID=KEY, accessKeySecret=secret, securityToken=token, Timeout=timeout)
 
 
-def test_async_invocation_is_accepted_and_recorded(fake):
-    response = client(fake).invoke_function("default", "headseg", payload=b'{"events": []}', headers={"x-fc-invocation-type": "Async"})
-    assert response.headers["x-fc-request-id"]
-    [invocation] = fake.invocations
-    assert (invocation.service, invocation.function, invocation.invocation_type, invocation.payload) == ("default", "headseg", "Async", b'{"events": []}')
-
-
-def test_qualifier(fake):
-    client(fake).invoke_function("default", "headseg", payload=b"{}", headers={"x-fc-invocation-type": "Async"}, qualifier="LATEST")
-    assert fake.invocations[0].qualifier == "LATEST"
-
-
 @pytest.mark.parametrize("secret, token, code", [("wrong", TOKEN, "SignatureNotMatch"), (SECRET, "wrong", "InvalidSecurityToken")])
 def test_bad_credentials_are_refused(fake, secret, token, code):
     with pytest.raises(FcError) as error:
         client(fake, secret, token).invoke_function("default", "headseg", payload=b"{}", headers={"x-fc-invocation-type": "Async"})
     assert error.value.status_code == 403 and error.value.err_code == code
     assert fake.invocations == []
-
-
-def test_missing_function_and_throttling(fake):
-    with pytest.raises(FcError) as error:
-        client(fake).invoke_function("default", "nope", payload=b"{}", headers={"x-fc-invocation-type": "Async"})
-    assert error.value.err_code == "FunctionNotFound"
-    fake.throttle()
-    with pytest.raises(FcError) as error:
-        client(fake).invoke_function("default", "headseg", payload=b"{}", headers={"x-fc-invocation-type": "Async"})
-    assert (error.value.status_code, error.value.err_code) == (429, "ResourceThrottled")
 
 
 def test_stall_after_auth_times_out_and_invokes_nothing(fake):
@@ -105,20 +85,6 @@ def fc3_invoke(fake: FakeFc3, function: str = "headseg", payload: bytes = b'{"ev
     request = models.InvokeFunctionRequest(body=io.BytesIO(payload), qualifier=qualifier)
     headers = models.InvokeFunctionHeaders(x_fc_invocation_type="Async")
     return fc3_client(fake, **kwargs).invoke_function_with_options(function, request, headers, RuntimeOptions())
-
-
-def test_fc3_async_invocation_with_a_good_signature_is_accepted_and_recorded(fake_fc3):
-    response = fc3_invoke(fake_fc3, qualifier="LATEST")
-    assert response.status_code == 202 and response.headers["x-fc-request-id"]
-    [invocation] = fake_fc3.invocations
-    assert (invocation.function, invocation.qualifier, invocation.invocation_type, invocation.payload) == (
-        "headseg", "LATEST", "Async", b'{"events": []}'
-    )
-    assert invocation.request_id == response.headers["x-fc-request-id"]
-    [entry] = fake_fc3.logged()
-    assert entry.request.path == "/2023-03-30/functions/headseg/invocations" and entry.request.param("qualifier") == "LATEST"
-    signed = entry.request.header("authorization").split("SignedHeaders=")[1].split(",")[0].split(";")
-    assert {"host", "x-acs-action", "x-acs-version", "x-fc-invocation-type", "x-acs-security-token"} <= set(signed)
 
 
 def test_fc3_the_canonical_uri_is_the_percent_encoded_path(fake_fc3):
@@ -175,24 +141,3 @@ def test_fc3_unknown_route_is_404_and_a_failure(fake_fc3):
     with pytest.raises(AssertionError, match="no route for POST /2016-08-15/services/default/functions/headseg/invocations"):
         fake_fc3.check()
 
-
-def test_fc3_throttling_and_server_errors(fake_fc3):
-    from Tea.exceptions import TeaException
-
-    fake_fc3.throttle()
-    fake_fc3.server_error()
-    with pytest.raises(TeaException) as throttled:
-        fc3_invoke(fake_fc3)
-    with pytest.raises(TeaException) as unavailable:
-        fc3_invoke(fake_fc3)
-    assert (throttled.value.status_code, throttled.value.code) == (429, "ResourceThrottled")
-    assert (unavailable.value.status_code, unavailable.value.code) == (503, "ServiceUnavailable")
-    fc3_invoke(fake_fc3)
-    assert [entry.status for entry in fake_fc3.logged()] == [429, 503, 202] and len(fake_fc3.invocations) == 1
-
-
-def test_fc3_on_invoke_sees_each_accepted_payload(fake_fc3):
-    seen: list[bytes] = []
-    fake_fc3.on_invoke = lambda inv: seen.append(inv.payload)
-    fc3_invoke(fake_fc3, payload=b'{"events": [{"x": 1}]}')
-    assert seen == [b'{"events": [{"x": 1}]}']
