@@ -7,10 +7,14 @@ import json
 import math
 from urllib.parse import unquote
 
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from headseg.cli import main
 from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from tests.conftest import BUCKET, Cloud
+from tests.fakes.images import portrait
+from tests.tooling import cli, invoked
 
 CLASSES = {"done": 600, "pending": 170, "stale": 100, "failed": 80, "retriable": 50}  # 1 000 sources
 ORPHANS = 20
@@ -144,3 +148,62 @@ def test_an_unreachable_bucket_is_one_clear_line(ops, capsys):
     assert err.startswith("headseg status: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+
+
+# -- every object the function has seen ends in a class ----------------------------------------------------------
+JPEG = portrait(120, 90, [(40, 20, 30, 36)])
+SEEN = {  # what a bucket receives under INPUT_PREFIX, and the class one invocation leaves it in
+    "incoming/seen/empty.jpg": (b"", "failed"),
+    "incoming/seen/notes.txt": (b"minutes of the meeting\n", "failed"),
+    "incoming/seen/page.html": (b"<!DOCTYPE html><p>404</p>", "failed"),
+    "incoming/seen/" + "k" * 990 + ".jpg": (JPEG, "failed"),  # no key can hold its outputs: no record either
+    "incoming/seen/portrait.jpg": (JPEG, "done"),
+}
+
+
+def test_after_one_invocation_status_settles_every_object_and_backfill_hands_nothing_over(ops, fc, tmp_path, capsys):
+    for key, (data, _) in SEEN.items():
+        ops.invoke_key(key, ops.upload(key, data, "text/plain" if key.endswith(".txt") else "image/jpeg"))
+    assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/seen/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"] == {"done": 1, "pending": 0, "stale": 0, "failed": 4, "retriable": 0, "orphans": 0, "errors": 0}
+    assert report["failed"] == sorted(key for key, (_, name) in SEEN.items() if name == "failed")
+    assert {code: v["count"] for code, v in report["failed_by_code"].items()} == {"InvalidImage.NotImage": 3, "KeyTooLong": 1}
+
+    assert cli(fc, ops, "backfill", "--prefix", "incoming/seen/", "--journal", str(tmp_path / "j")) == 0
+    assert invoked(fc) == []
+    assert "5 listed: 5 done already" in capsys.readouterr().out
+
+
+NAMES = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=24),
+    st.integers(960, 1000).map(lambda n: "k" * n),  # outputs no key can hold
+)
+IMAGES = [JPEG, portrait(64, 48, [], fmt="PNG"), portrait(300, 200, [(10, 10, 40, 50), (200, 20, 40, 50)], fmt="BMP")]
+PAYLOADS = st.one_of(
+    st.just(b""),
+    st.text(max_size=200).map(str.encode),
+    st.binary(max_size=300),
+    st.sampled_from(IMAGES),
+    st.sampled_from(IMAGES).flatmap(lambda data: st.integers(0, len(data)).map(lambda n: data[:n])),  # cut short
+    st.tuples(st.sampled_from(IMAGES), st.binary(min_size=1, max_size=64)).map(lambda t: t[0][:12] + t[1]),  # magic, then noise
+)
+EXAMPLES = iter(range(10**6))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(objects=st.dictionaries(NAMES, PAYLOADS, min_size=1, max_size=3))
+def test_whatever_is_uploaded_one_invocation_settles_it_for_status_and_backfill(ops, capsys, objects):
+    """Any bytes under any key: after one invocation (no transient fault), status classes it done or failed and
+    backfill finds nothing to hand over. A verdict on a version is recorded, or made from the key alone."""
+    prefix = f"incoming/any{next(EXAMPLES)}/"
+    for name, data in objects.items():
+        key = prefix + name
+        ops.invoke_key(key, ops.upload(key, data))
+    assert main(["status", "--bucket", BUCKET, "--prefix", prefix, "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    inputs = [prefix + name for name in objects if not name.endswith("/")]  # a folder marker is no input
+    event(f"done {report['counts']['done']}, failed {report['counts']['failed']}")
+    assert report["counts"]["done"] + report["counts"]["failed"] == len(inputs), report
+    assert main(["backfill", "--bucket", BUCKET, "--prefix", prefix, "--oss-endpoint", ops.oss.url, "--local", "--dry-run", "--quiet"]) == 0
+    assert "; 0 would be queued, 0 failed" in capsys.readouterr().out

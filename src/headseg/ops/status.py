@@ -1,7 +1,7 @@
 """Where every upload stands: two listings (sources, results) and a read of each sidecar that exists.
 
 Each source under the prefix is exactly one of: done (a sidecar for its eTag and return form), failed (a
-permanent error record for its eTag), retriable (a retriable error record for its eTag: what `headseg replay`
+permanent error record for its eTag, or a key too long for any output to hold), retriable (a retriable error record for its eTag: what `headseg replay`
 hands over), stale (results, but for another version or return form) or pending (no result at all). Results
 whose source is gone are orphans. headseg's own outputs and scratch copies are never counted as sources.
 Reading and classifying each source is one `per_object.attempt`: a source whose results cannot be read or
@@ -19,6 +19,7 @@ from functools import partial
 from typing import Callable, Iterable
 
 from headseg.function.config import Config
+from headseg.function.errors import PermanentError
 from headseg.function.layout import ERROR_NAME, SIDECAR_NAME
 from headseg.ops.per_object import Failed, attempt
 from headseg.function.results import Previous, describes, read_listed, settled
@@ -131,12 +132,15 @@ def survey(storage: Storage, bucket: str, prefix: str, config: Config, progress:
 def _verdict(info: ObjectInfo, previous: Previous | None, config: Config) -> Verdict:
     """The source's class from its results; what the report keeps of it made of strings (a record's fields may
     hold anything), so adding it to the Status cannot fail."""
+    try:
+        layout = config.layout(info.key)
+    except PermanentError as exc:  # no key can hold its outputs: the function fails it for good, and can record nothing
+        return Verdict("failed", failure=(exc.code, exc.message))
     if previous is None or (previous.sidecar is None and previous.error is None):  # nothing, or cutouts alone
         return Verdict("pending")
     done = settled(previous, info, config.return_form)
     sidecar, error = previous.sidecar, previous.error
     if done is not None and done.code == "AlreadyDone" and sidecar is not None:
-        layout = config.layout(info.key)
         cutouts = [h.key for h in sidecar.heads if layout.owns(h.key)]  # never a key it does not own
         return Verdict("done", recent=(str(sidecar.created_at), info.key, cutouts[0]) if cutouts else None)
     if done is not None and error is not None:  # a permanent error for this eTag
