@@ -136,9 +136,14 @@ def test_a_directory_bucket_works_too(tmp_path, capsys):
     etag = storage.head("incoming/a.jpg").etag
     (root / "heads" / "incoming" / "a.jpg").mkdir(parents=True)
     (root / "heads" / "incoming" / "a.jpg" / "heads.json").write_bytes(sidecar("incoming/a.jpg", etag))
-    assert main(["status", "--bucket", BUCKET, "--bucket-dir", str(root), "--json", "--quiet"]) == 0
+    assert main(["status", "--bucket-dir", str(root), "--json", "--quiet"]) == 0  # a folder needs no --bucket
     report = json.loads(capsys.readouterr().out)
     assert report["counts"]["done"] == 1 and report["pending"] == ["incoming/b.jpg"]
+
+
+def test_without_a_bucket_or_a_folder_status_says_which_to_give(capsys):
+    assert main(["status", "--quiet"]) == 2
+    assert capsys.readouterr().err == "headseg status: give --bucket (the OSS bucket), or --bucket-dir (a local folder standing in for one)\n"
 
 
 def test_an_unreachable_bucket_is_one_clear_line(ops, capsys):

@@ -35,9 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = _ops.config_for(args)
-    storage = build_storage(config, _ops.credentials_if(not config.bucket_dir), args.bucket)
+    bucket = _ops.bucket(args)
+    storage = build_storage(config, _ops.credentials_if(not config.bucket_dir), bucket)
     with progress_bar(unit="object", quiet=args.quiet or args.json) as bar:
-        status = survey(storage, args.bucket, args.prefix, config, bar.update)
+        status = survey(storage, bucket, args.prefix, config, bar.update)
     if args.html is not None:
         thumbnails = []
         for key, cutout in status.recent():  # a cutout that cannot be shown is left out, the others are not
