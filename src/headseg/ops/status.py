@@ -27,8 +27,19 @@ from headseg.function.inputs import is_input
 from headseg.function.storage import ObjectInfo, Storage
 
 RECENT = 12  # the done sources whose cutouts the report shows, newest first
+SHOWN = 100  # the first keys of each class the report shows (`headseg status --list CLASS` prints them all)
 READERS = 8  # sidecars read at once (oss2 pools 10 connections a session)
 CLASSES = ("done", "pending", "stale", "failed", "retriable")
+LISTABLE = (*CLASSES, "orphans", "errors")  # what `headseg status --list` takes
+MEANINGS = {  # each class in one line, for the table and the report
+    "done": "cut out: a sidecar for the current version and RETURN_FORM",
+    "pending": "no result yet: `headseg backfill` hands them over",
+    "stale": "a result for another version or return form: `headseg backfill` redoes them",
+    "failed": "failed for good (not an image, corrupt, too small...): fix or replace the upload",
+    "retriable": "failed for a transient cause: `headseg replay` hands them over",
+    "orphans": "results whose source is gone",
+    "errors": "results that could not be read or classified (the log has each one's traceback)",
+}
 
 
 @dataclass
@@ -46,6 +57,7 @@ class Verdict:
     name: str  # one of CLASSES
     failure: tuple[str, str] | None = None  # (code, reason) of a permanent failure
     recent: tuple[str, str, str] | None = None  # (created_at, source key, first cutout) of a done source
+    detail: str = ""  # what the report says beside the key: a failure's code and reason
 
 
 @dataclass
@@ -61,13 +73,32 @@ class Status:
     errors: dict[str, str] = field(default_factory=dict)  # source key -> why it could not be classified
     sidecars_read: int = 0
     _recent: list[tuple[str, str, str]] = field(default_factory=list, repr=False)  # a heap: (created_at, key, cutout)
+    _shown: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: {name: [] for name in CLASSES}, repr=False)
 
     def recent(self) -> list[tuple[str, str]]:
         """(source key, first cutout key) of the most recently done sources, newest first."""
         return [(key, cutout) for _, key, cutout in sorted(self._recent, reverse=True)]
 
+    def first(self, name: str) -> list[tuple[str, str]]:
+        """(key, detail) of the first SHOWN keys of a class (or of the orphans, or the errors), as listed."""
+        if name == "orphans":
+            return [(key, "") for key in self.orphans[:SHOWN]]
+        if name == "errors":
+            return sorted(self.errors.items())[:SHOWN]
+        return list(self._shown[name])
+
+    def every(self, name: str) -> list[str]:
+        """Every key of a class (or the orphans, or the errors), as listed."""
+        if name == "orphans":
+            return self.orphans
+        if name == "errors":
+            return sorted(self.errors)
+        return self.keys[name]
+
     def add(self, key: str, verdict: Verdict) -> None:
         self.keys[verdict.name].append(key)
+        if len(self._shown[verdict.name]) < SHOWN:
+            self._shown[verdict.name].append((key, verdict.detail))
         if verdict.failure is not None:
             code, reason = verdict.failure
             failure = self.failures.setdefault(code, Failure())
@@ -135,7 +166,7 @@ def _verdict(info: ObjectInfo, previous: Previous | None, config: Config) -> Ver
     try:
         layout = config.layout(info.key)
     except PermanentError as exc:  # no key can hold its outputs: the function fails it for good, and can record nothing
-        return Verdict("failed", failure=(exc.code, exc.message))
+        return _failed(exc.code, exc.message)
     if previous is None or (previous.sidecar is None and previous.error is None):  # nothing, or cutouts alone
         return Verdict("pending")
     done = settled(previous, info, config.return_form)
@@ -144,10 +175,14 @@ def _verdict(info: ObjectInfo, previous: Previous | None, config: Config) -> Ver
         cutouts = [h.key for h in sidecar.heads if layout.owns(h.key)]  # never a key it does not own
         return Verdict("done", recent=(str(sidecar.created_at), info.key, cutouts[0]) if cutouts else None)
     if done is not None and error is not None:  # a permanent error for this eTag
-        return Verdict("failed", failure=(str(error.code), str(error.reason)))
+        return _failed(str(error.code), str(error.reason))
     if error is not None and error.retriable and describes(error.source, info):
-        return Verdict("retriable")
+        return Verdict("retriable", detail=f"{error.code}: {error.reason}")
     return Verdict("stale")
+
+
+def _failed(code: str, reason: str) -> Verdict:
+    return Verdict("failed", failure=(code, reason), detail=f"{code}: {reason}")
 
 
 def _listed(infos: Iterable[ObjectInfo], progress: Callable[[int], None]) -> Iterable[ObjectInfo]:
