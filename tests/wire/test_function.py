@@ -200,13 +200,18 @@ def test_a_missing_object_fails_with_no_such_key(cloud: Cloud):
     assert outcome["outcome"] == "failed" and outcome["code"] == "NoSuchKey"
 
 
-def test_not_an_image_is_skipped(cloud: Cloud):
+def test_not_an_image_fails_for_good_and_its_record_settles_it(cloud: Cloud):
     event = load_event("not-image.json")
     cloud.upload("incoming/notes.txt", b"hello", "text/plain")
     result = cloud.invoke(json.dumps(event).encode())
     outcome = result["outcomes"][0]
-    assert outcome["outcome"] == "skipped" and outcome["code"] == "NotAnImage"
-    assert cloud.outputs() == [] and cloud.imageseg.calls == 0
+    assert outcome["outcome"] == "failed" and outcome["code"] == "InvalidImage.NotImage"
+    assert "not an image" in outcome["reason"] and cloud.imageseg.calls == 0
+    record = cloud.read_json("heads/incoming/notes.txt/error.json")
+    assert record["code"] == "InvalidImage.NotImage" and record["retriable"] is False
+    assert cloud.outputs() == ["heads/incoming/notes.txt/error.json"]
+    again = cloud.invoke(json.dumps(event).encode())["outcomes"][0]  # a redelivery reads the record, not the object
+    assert again["outcome"] == "skipped" and again["code"] == "AlreadyFailed"
 
 
 def test_an_object_under_the_output_prefix_is_skipped_without_any_request(cloud: Cloud):

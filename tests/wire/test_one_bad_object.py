@@ -99,7 +99,9 @@ def test_status_table_and_page_name_what_could_not_be_classified(ops, capsys, tm
     [row] = [line.split() for line in lines if line.split()[:1] == ["errors"]]
     assert code == 1 and int(row[1]) >= 1
     assert any(line.startswith("    incoming/poisoned-broken.jpg: ") for line in lines)
-    assert f"<tr><th>errors</th><td class=n>{row[1]}</td></tr>" in page.read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
+    assert f"<tr><th>errors</th><td class=n>{row[1]}</td>" in text
+    assert '<section id="keys-errors">' in text and "<li>incoming/poisoned-broken.jpg <span>" in text
 
 
 def test_backfill_hands_over_every_good_object_and_reports_the_poisoned(ops, fc: Fc, tmp_path, capsys):

@@ -3,14 +3,22 @@ the real oss2 against the fake OSS, and a directory bucket."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
+import time
 from urllib.parse import unquote
 
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from headseg.cli import main
 from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
+from headseg.ops.status import MEANINGS, SHOWN
 from tests.conftest import BUCKET, Cloud
+from tests.fakes.images import portrait
+from tests.tooling import cli, invoked
 
 CLASSES = {"done": 600, "pending": 170, "stale": 100, "failed": 80, "retriable": 50}  # 1 000 sources
 ORPHANS = 20
@@ -132,9 +140,14 @@ def test_a_directory_bucket_works_too(tmp_path, capsys):
     etag = storage.head("incoming/a.jpg").etag
     (root / "heads" / "incoming" / "a.jpg").mkdir(parents=True)
     (root / "heads" / "incoming" / "a.jpg" / "heads.json").write_bytes(sidecar("incoming/a.jpg", etag))
-    assert main(["status", "--bucket", BUCKET, "--bucket-dir", str(root), "--json", "--quiet"]) == 0
+    assert main(["status", "--bucket-dir", str(root), "--json", "--quiet"]) == 0  # a folder needs no --bucket
     report = json.loads(capsys.readouterr().out)
     assert report["counts"]["done"] == 1 and report["pending"] == ["incoming/b.jpg"]
+
+
+def test_without_a_bucket_or_a_folder_status_says_which_to_give(capsys):
+    assert main(["status", "--quiet"]) == 2
+    assert capsys.readouterr().err == "headseg status: give --bucket (the OSS bucket), or --bucket-dir (a local folder standing in for one)\n"
 
 
 def test_an_unreachable_bucket_is_one_clear_line(ops, capsys):
@@ -144,3 +157,130 @@ def test_an_unreachable_bucket_is_one_clear_line(ops, capsys):
     assert err.startswith("headseg status: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+
+
+# -- every object the function has seen ends in a class ----------------------------------------------------------
+JPEG = portrait(120, 90, [(40, 20, 30, 36)])
+SEEN = {  # what a bucket receives under INPUT_PREFIX, and the class one invocation leaves it in
+    "incoming/seen/empty.jpg": (b"", "failed"),
+    "incoming/seen/notes.txt": (b"minutes of the meeting\n", "failed"),
+    "incoming/seen/page.html": (b"<!DOCTYPE html><p>404</p>", "failed"),
+    "incoming/seen/" + "k" * 990 + ".jpg": (JPEG, "failed"),  # no key can hold its outputs: no record either
+    "incoming/seen/portrait.jpg": (JPEG, "done"),
+}
+
+
+def test_after_one_invocation_status_settles_every_object_and_backfill_hands_nothing_over(ops, fc, tmp_path, capsys):
+    for key, (data, _) in SEEN.items():
+        ops.invoke_key(key, ops.upload(key, data, "text/plain" if key.endswith(".txt") else "image/jpeg"))
+    assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/seen/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"] == {"done": 1, "pending": 0, "stale": 0, "failed": 4, "retriable": 0, "orphans": 0, "errors": 0}
+    assert report["failed"] == sorted(key for key, (_, name) in SEEN.items() if name == "failed")
+    assert {code: v["count"] for code, v in report["failed_by_code"].items()} == {"InvalidImage.NotImage": 3, "KeyTooLong": 1}
+
+    assert cli(fc, ops, "backfill", "--prefix", "incoming/seen/", "--journal", str(tmp_path / "j")) == 0
+    assert invoked(fc) == []
+    assert "5 listed: 5 done already" in capsys.readouterr().out
+
+
+NAMES = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=24),
+    st.integers(960, 1000).map(lambda n: "k" * n),  # outputs no key can hold
+)
+IMAGES = [JPEG, portrait(64, 48, [], fmt="PNG"), portrait(300, 200, [(10, 10, 40, 50), (200, 20, 40, 50)], fmt="BMP")]
+PAYLOADS = st.one_of(
+    st.just(b""),
+    st.text(max_size=200).map(str.encode),
+    st.binary(max_size=300),
+    st.sampled_from(IMAGES),
+    st.sampled_from(IMAGES).flatmap(lambda data: st.integers(0, len(data)).map(lambda n: data[:n])),  # cut short
+    st.tuples(st.sampled_from(IMAGES), st.binary(min_size=1, max_size=64)).map(lambda t: t[0][:12] + t[1]),  # magic, then noise
+)
+EXAMPLES = iter(range(10**6))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(objects=st.dictionaries(NAMES, PAYLOADS, min_size=1, max_size=3))
+def test_whatever_is_uploaded_one_invocation_settles_it_for_status_and_backfill(ops, capsys, objects):
+    """Any bytes under any key: after one invocation (no transient fault), status classes it done or failed and
+    backfill finds nothing to hand over. A verdict on a version is recorded, or made from the key alone."""
+    prefix = f"incoming/any{next(EXAMPLES)}/"
+    for name, data in objects.items():
+        key = prefix + name
+        ops.invoke_key(key, ops.upload(key, data))
+    assert main(["status", "--bucket", BUCKET, "--prefix", prefix, "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    inputs = [prefix + name for name in objects if not name.endswith("/")]  # a folder marker is no input
+    event(f"done {report['counts']['done']}, failed {report['counts']['failed']}")
+    assert report["counts"]["done"] + report["counts"]["failed"] == len(inputs), report
+    assert main(["backfill", "--bucket", BUCKET, "--prefix", prefix, "--oss-endpoint", ops.oss.url, "--local", "--dry-run", "--quiet"]) == 0
+    assert "; 0 would be queued, 0 failed" in capsys.readouterr().out
+
+
+# -- the page and the lists --------------------------------------------------------------------------------------
+def listed_in(page: str, name: str) -> tuple[list[tuple[str, str]], str]:
+    """The (key, detail) items of a class's section of the page, and the line under them."""
+    found = re.search(f'<section id="keys-{name}">(.*?)</section>', page, re.S)
+    assert found is not None, name
+    items = re.findall(r"<li>(.*?)(?: <span>(.*?)</span>)?</li>", found.group(1))
+    line = re.sub("<[^>]+>", "", found.group(1).rpartition("<p>")[2])
+    return [(html.unescape(key), html.unescape(detail)) for key, detail in items], html.unescape(line)
+
+
+def test_the_page_says_when_it_was_made_explains_each_class_and_lists_the_first_keys_of_each(ops, tmp_path, capsys):
+    expected = seed(ops)
+    page_path = tmp_path / "report.html"
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--html", str(page_path), "--quiet"]) == 0
+    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    page = page_path.read_text(encoding="utf-8")
+
+    made = re.search(r'<time id="made" datetime="([^"]+)">([^<]+)</time>', page)
+    assert made is not None and before <= made.group(1) <= after and made.group(2).endswith(" UTC")
+    counts = re.search('<table id="counts">(.*?)</table>', page, re.S)
+    assert counts is not None
+    rows = re.findall(r"<tr><th>(\w+)</th><td class=n>(\d+)</td><td>([^<]+)</td></tr>", counts.group(1))
+    assert [(name, int(n)) for name, n, _ in rows] == [*CLASSES.items(), ("orphans", ORPHANS)]
+    assert {name: html.unescape(meaning) for name, _, meaning in rows} == {n: m for n, m in MEANINGS.items() if n != "errors"}
+    assert "headseg backfill" in MEANINGS["pending"] and "headseg replay" in MEANINGS["retriable"]
+
+    pending, more = listed_in(page, "pending")  # 170: the first 100, and how to get the rest
+    assert pending == [(key, "") for key in sorted(expected["pending"])[:SHOWN]]
+    assert more == f"… and 70 more. headseg status --bucket {BUCKET} --prefix incoming/ --list pending prints all 170, one a line (--json: every key not done)."
+    failed, more = listed_in(page, "failed")  # 80: all of them, each with its code and reason
+    assert [key for key, _ in failed] == sorted(expected["failed"]) and not more.startswith("…")
+    assert {detail.partition(":")[0] for _, detail in failed} == set(FAILURES)
+    assert ("incoming/failed/0870.jpg", "InvalidImage.Resolution: the image is 20x20 px, below SegmentHead's 32x32") in failed
+    retriable, _ = listed_in(page, "retriable")
+    assert retriable == [(key, "Throttling: SegmentHead throttled") for key in sorted(expected["retriable"])]
+    assert [key for key, _ in listed_in(page, "stale")[0]] == sorted(expected["stale"])[:SHOWN]
+    assert [key for key, _ in listed_in(page, "orphans")[0]] == sorted(f"incoming/gone/{i}.jpg" for i in range(ORPHANS))
+    assert 'id="keys-done"' not in page and "incoming/done/" not in page.partition("<h2>Recent cutouts</h2>")[0]
+    for leak in ("http://", "https://", ops.oss.url, "Signature", ops.env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]):
+        assert leak not in page, leak
+
+
+def test_the_page_stays_small_however_many_keys_are_not_done(ops, tmp_path):
+    for i in range(5000):
+        ops.oss.put(BUCKET, f"incoming/many/{i:05d}.jpg", b"x")
+    page_path = tmp_path / "report.html"
+    assert main(["status", "--bucket", BUCKET, "--oss-endpoint", ops.oss.url, "--html", str(page_path), "--quiet"]) == 0
+    page = page_path.read_text(encoding="utf-8")
+    pending, more = listed_in(page, "pending")
+    assert len(pending) == SHOWN and more.startswith(f"… and {5000 - SHOWN} more. headseg status --bucket {BUCKET} --list pending")
+    assert len(page.encode()) < 20_000
+
+
+def test_list_prints_every_key_of_a_class_one_a_line(ops, capsys):
+    expected = seed(ops)
+    ops.upload("incoming/pending/line\nbreak.jpg", b"x")
+    for name in ("pending", "failed", "orphans"):
+        assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--list", name, "--quiet"]) == 0
+        keys = capsys.readouterr().out.splitlines()
+        if name == "pending":
+            assert keys == sorted([*expected["pending"], "incoming/pending/line\\nbreak.jpg"])  # one line each, whatever a key holds
+        elif name == "failed":
+            assert keys == sorted(expected["failed"])
+        else:
+            assert keys == sorted(f"incoming/gone/{i}.jpg" for i in range(ORPHANS))

@@ -12,11 +12,12 @@ from headseg.function import logs
 from headseg.function.app import App
 from headseg.local.wiring import local_app
 from headseg.cli._progress import progress_bar
+from headseg.cli.segment import BUCKET as LOCAL_BUCKET
 from headseg.ops.backfill import Item, Journal, Summary, hand_over
 from headseg.function.config import LOCAL_PREFIXES, Config, Engine, env_default
 from headseg.ops.invoker import Fc2Invoker, Fc3Invoker, Invoker, LocalInvoker
 from headseg.function.credentials import Credentials
-from headseg.function.errors import printable
+from headseg.function.errors import HeadsegError, printable
 from headseg.ops.ratelimit import RateLimiter
 from headseg.function.storage import Storage
 
@@ -28,12 +29,23 @@ def add_bucket_options(parser: argparse.ArgumentParser, listing: bool = True) ->
     """The bucket and where it is: OSS (the default) or a directory standing in for it; with `listing`, also
     the prefix to list and the progress bar's switch."""
     env = env_default
-    parser.add_argument("--bucket", required=True, help="the OSS bucket (or, with --bucket-dir, its name)")
+    parser.add_argument("--bucket", help=f"the OSS bucket (with --bucket-dir: its name, default {LOCAL_BUCKET!r})")
     parser.add_argument("--oss-endpoint", default=env("OSS_ENDPOINT", "https://oss-cn-shanghai.aliyuncs.com"))
-    parser.add_argument("--bucket-dir", default=env("BUCKET_DIR", ""), help="a local folder standing in for the bucket")
+    parser.add_argument(
+        "--bucket-dir", default=env("BUCKET_DIR", ""), help="a local folder standing in for the bucket (`headseg segment --out`)"
+    )
     if listing:
         parser.add_argument("--prefix", default="", help="only objects under this prefix")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def bucket(args: argparse.Namespace) -> str:
+    """The bucket's name: --bucket, which a folder standing in for one (--bucket-dir) does without."""
+    if args.bucket:
+        return str(args.bucket)
+    if args.bucket_dir:
+        return LOCAL_BUCKET
+    raise HeadsegError("give --bucket (the OSS bucket), or --bucket-dir (a local folder standing in for one)")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +84,7 @@ def wire(args: argparse.Namespace) -> tuple[Config, Storage, Invoker, App]:
         check_target(args)
     config, credentials, app = open_app(args, needs_credentials=not args.local)
     pipeline = app.pipeline(credentials)
-    storage = pipeline.storage_for(args.bucket)
+    storage = pipeline.storage_for(bucket(args))
     if args.local:
         return config, storage, LocalInvoker(pipeline), app
     assert credentials is not None

@@ -24,10 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    journal = Journal(None if args.dry_run else (args.journal or Path(f".headseg-backfill-{args.bucket}.jsonl")))
+    journal = Journal(None if args.dry_run else (args.journal or Path(f".headseg-backfill-{_ops.bucket(args)}.jsonl")))
 
     def items(config: Config, storage: Storage, summary: Summary) -> list[Item]:
         todo = list(pending(storage, args.prefix, config, summary))  # listed first, so the bar has an ETA
-        return list(items_from(todo, args.bucket, config.region))
+        return list(items_from(todo, _ops.bucket(args), config.region))
 
     return _ops.execute(args, items, journal, "queued")

@@ -41,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
     config = _ops.config_for(args)
     if config.bucket_dir:
         raise SystemExit("headseg doctor: checks a deployment on OSS and FC; --bucket-dir has neither")
+    bucket = _ops.bucket(args)
     endpoint = args.fc_endpoint or (args.account_id and f"https://{args.account_id}.{config.region}.fc.aliyuncs.com")
     if not endpoint:
         raise SystemExit("headseg doctor: give --fc-endpoint or --account-id (or ALIBABA_CLOUD_ACCOUNT_ID)")
     credentials = _ops.resolve_credentials()
-    storage = build_storage(config, credentials, args.bucket)
-    checks = diagnose(Fc3Reader(endpoint, credentials, config.region), storage, args.bucket, args.function, expected(args), args.fix,
+    storage = build_storage(config, credentials, bucket)
+    checks = diagnose(Fc3Reader(endpoint, credentials, config.region), storage, bucket, args.function, expected(args), args.fix,
                     segmenthead=credentials if args.call_segmenthead else None)
     if args.json:
         print(json.dumps([{**asdict(c), "level": c.level.value} for c in checks], ensure_ascii=False, indent=2))

@@ -1,6 +1,8 @@
-"""`headseg sheet DIR -o sheet.png`: one row per source: the image with its head boxes, then its cutouts.
+"""`headseg sheet DIR [-o sheet.png]`: one row per source: the image with its head boxes, then its cutouts.
 
-Cutouts are drawn on a checkerboard so transparency shows; masks are shown as they are (white is head).
+Cutouts are drawn on a checkerboard so transparency shows; masks are shown as they are (white is head). DIR
+stands in for a bucket, so the sheet goes beside it (`sheet.png` in the folder that holds DIR), never into it,
+unless `-o` asks for that.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from headseg.function.errors import HeadsegError
 from headseg.function.layout import SIDECAR_NAME
 from headseg.function.sidecar import Sidecar
 
+SHEET_NAME = "sheet.png"
 ROW_HEIGHT = 240
 GAP = 12
 BOX_COLOURS = [(255, 64, 64), (64, 200, 64), (64, 128, 255), (255, 192, 0), (200, 64, 255), (0, 200, 200)]
@@ -20,7 +23,7 @@ BOX_COLOURS = [(255, 64, 64), (64, 200, 64), (64, 128, 255), (255, 192, 0), (200
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sheet", help="draw a contact sheet of the results", description=__doc__)
     parser.add_argument("dir", type=Path, help="a directory bucket written by `headseg segment` or `invoke`")
-    parser.add_argument("-o", "--output", type=Path, default=Path("sheet.png"))
+    parser.add_argument("-o", "--output", type=Path, help=f"default: {SHEET_NAME} beside DIR (in the folder that holds it)")
     parser.set_defaults(run=run)
 
 
@@ -29,10 +32,17 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         raise HeadsegError(f"no {SIDECAR_NAME} under {args.dir}: run `headseg segment` first")
     sheet = stack(rows)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.output)
-    print(f"{args.output}: {len(rows)} image(s), {sheet.width}x{sheet.height}")
+    output = args.output or beside(args.dir)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(output)
+    print(f"{output}: {len(rows)} image(s), {sheet.width}x{sheet.height}")
     return 0
+
+
+def beside(folder: Path) -> Path:
+    """SHEET_NAME in the folder that holds `folder` (relative to the working directory when it is under it)."""
+    path, here = folder.resolve().parent / SHEET_NAME, Path.cwd().resolve()
+    return path.relative_to(here) if path.is_relative_to(here) else path
 
 
 def stack(rows: list):

@@ -47,7 +47,9 @@ class ConfigError(HeadsegError):
 
 # -- skipped ---------------------------------------------------------------------------------------------------
 class Skipped(HeadsegError):
-    """Nothing to do for this record (not an image, headseg's own output, done already, superseded)."""
+    """Nothing to do for this record, and nothing to remember: its key is no input (headseg's own output, outside
+    INPUT_PREFIX), its version is settled already, or a newer upload superseded it. A verdict on a version's
+    content (not an image, corrupt...) is never a skip but an `InvalidImage`, recorded, so the version settles."""
 
     code = "Skipped"
 

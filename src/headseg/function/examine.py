@@ -4,6 +4,8 @@
 costly to decode), and it gives one only on bytes that verified: the whole object, which storage checks against
 OSS's CRC64. A verdict reached on the first bytes alone (a partial read has no checksum) is reached again on the
 whole object before it stands, so bytes corrupted in transfer are retried, never taken for the object's fault.
+Every verdict is an `InvalidImage`: recorded for the version it was reached on, so that version is settled for
+the function's next delivery, `status` and `backfill` alike (an empty object or a text file included).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 from headseg.function import cputime, images, memory, normalize
 from headseg.function.config import Config
-from headseg.function.errors import InvalidImage, Skipped
+from headseg.function.errors import InvalidImage
 from headseg.function.run import Run
 from headseg.function.storage import ObjectInfo, Storage
 
@@ -32,7 +34,7 @@ def examine(
     run: Run, storage: Storage, info: ObjectInfo, head: bytes, config: Config
 ) -> tuple[Inspected, normalize.Normalized | None]:
     """The object's header read from `head` (its first bytes) and, when SegmentHead cannot take it as it is, a
-    normalized copy; raises `Skipped` (not an image) or `InvalidImage` on verified bytes only."""
+    normalized copy; raises `InvalidImage` (not an image, corrupt, too small...) on verified bytes only."""
     if info.size > config.max_object_bytes:  # from the object's metadata: no byte of it needs reading
         raise InvalidImage(
             f"object is {info.size} bytes, over MAX_OBJECT_BYTES={config.max_object_bytes}: refused unread",
@@ -45,7 +47,7 @@ def examine(
             return inspected, _normalize(run, storage, info, data, inspected, config)
         except images.NeedMoreBytes:  # a partial read ended inside the header
             pass
-        except (InvalidImage, Skipped):
+        except InvalidImage:
             if len(data) >= info.size:
                 raise
             log.info("verdict on a partial read: checking it on the whole object", extra={"fields": {"size": info.size}})
@@ -66,7 +68,7 @@ def _inspect(run: Run, info: ObjectInfo, data: bytes, config: Config, in_worker:
     worker killed at the deadline (opening some images walks millions of markers). Raises `NeedMoreBytes` when
     a partial read ended inside the header."""
     if images.sniff(data) is None:
-        raise Skipped(f"not an image (Content-Type {info.content_type or 'unknown'})", code="NotAnImage")
+        raise InvalidImage(f"not an image (Content-Type {info.content_type or 'unknown'})", code="InvalidImage.NotImage")
     if in_worker:
         image = cputime.read_header(data, run.budget, config)
     else:

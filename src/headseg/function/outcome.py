@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 class Status(str, enum.Enum):
     DONE = "done"  # cutouts and sidecar written
-    SKIPPED = "skipped"  # nothing to do (not an image, headseg's own output, done already for this eTag)
+    SKIPPED = "skipped"  # nothing to do (headseg's own output, outside INPUT_PREFIX, settled already for this eTag)
     FAILED = "failed"  # permanent error, recorded in the error sidecar; FC must not retry
     RETRY = "retry"  # transient error that outlived the retries or the budget; the handler raises so FC retries
     REJECTED = "rejected"  # a malformed record (`events.RejectedRecord`): can never succeed; FC must not retry

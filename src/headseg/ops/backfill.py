@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 
 from headseg.function.config import Config
+from headseg.function.errors import PermanentError
 from headseg.function.events import normalize_etag, object_created_event
 from headseg.ops.invoker import Invoker
 from headseg.ops.per_object import Failed, attempt
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Summary:
     listed: int = 0
-    done_already: int = 0  # a sidecar (or a permanent error) for the object's eTag exists
+    done_already: int = 0  # settled for the object's eTag: a sidecar, a permanent error, or a key no output can hold
     not_input: int = 0  # headseg's own output, folders
     in_journal: int = 0  # handed over by an earlier run
     repeated: int = 0  # the same object version met again in this run's input (an event file may hold it twice)
@@ -109,8 +110,12 @@ def pending(storage: Storage, prefix: str, config: Config, summary: Summary) -> 
 
 
 def _done(storage: Storage, info: ObjectInfo, config: Config, outputs: set[str]) -> bool:
-    """Whether the object's results settle it for its eTag (`results.settled`); reads only records that exist."""
-    layout = config.layout(info.key)
+    """Whether the object's results settle it for its eTag (`results.settled`), or its key alone does (too long
+    for any output: the function fails it for good, and can record nothing); reads only records that exist."""
+    try:
+        layout = config.layout(info.key)
+    except PermanentError:
+        return True
     sidecar, error = (read_listed(storage, key if key in outputs else None) for key in (layout.sidecar, layout.error))
     return settled(Previous.parse(sidecar, error), info, config.return_form) is not None
 

@@ -1,7 +1,7 @@
 """Where every upload stands: two listings (sources, results) and a read of each sidecar that exists.
 
 Each source under the prefix is exactly one of: done (a sidecar for its eTag and return form), failed (a
-permanent error record for its eTag), retriable (a retriable error record for its eTag: what `headseg replay`
+permanent error record for its eTag, or a key too long for any output to hold), retriable (a retriable error record for its eTag: what `headseg replay`
 hands over), stale (results, but for another version or return form) or pending (no result at all). Results
 whose source is gone are orphans. headseg's own outputs and scratch copies are never counted as sources.
 Reading and classifying each source is one `per_object.attempt`: a source whose results cannot be read or
@@ -19,6 +19,7 @@ from functools import partial
 from typing import Callable, Iterable
 
 from headseg.function.config import Config
+from headseg.function.errors import PermanentError
 from headseg.function.layout import ERROR_NAME, SIDECAR_NAME
 from headseg.ops.per_object import Failed, attempt
 from headseg.function.results import Previous, describes, read_listed, settled
@@ -26,8 +27,19 @@ from headseg.function.inputs import is_input
 from headseg.function.storage import ObjectInfo, Storage
 
 RECENT = 12  # the done sources whose cutouts the report shows, newest first
+SHOWN = 100  # the first keys of each class the report shows (`headseg status --list CLASS` prints them all)
 READERS = 8  # sidecars read at once (oss2 pools 10 connections a session)
 CLASSES = ("done", "pending", "stale", "failed", "retriable")
+LISTABLE = (*CLASSES, "orphans", "errors")  # what `headseg status --list` takes
+MEANINGS = {  # each class in one line, for the table and the report
+    "done": "cut out: a sidecar for the current version and RETURN_FORM",
+    "pending": "no result yet: `headseg backfill` hands them over",
+    "stale": "a result for another version or return form: `headseg backfill` redoes them",
+    "failed": "failed for good (not an image, corrupt, too small...): fix or replace the upload",
+    "retriable": "failed for a transient cause: `headseg replay` hands them over",
+    "orphans": "results whose source is gone",
+    "errors": "results that could not be read or classified (the log has each one's traceback)",
+}
 
 
 @dataclass
@@ -45,6 +57,7 @@ class Verdict:
     name: str  # one of CLASSES
     failure: tuple[str, str] | None = None  # (code, reason) of a permanent failure
     recent: tuple[str, str, str] | None = None  # (created_at, source key, first cutout) of a done source
+    detail: str = ""  # what the report says beside the key: a failure's code and reason
 
 
 @dataclass
@@ -60,13 +73,32 @@ class Status:
     errors: dict[str, str] = field(default_factory=dict)  # source key -> why it could not be classified
     sidecars_read: int = 0
     _recent: list[tuple[str, str, str]] = field(default_factory=list, repr=False)  # a heap: (created_at, key, cutout)
+    _shown: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: {name: [] for name in CLASSES}, repr=False)
 
     def recent(self) -> list[tuple[str, str]]:
         """(source key, first cutout key) of the most recently done sources, newest first."""
         return [(key, cutout) for _, key, cutout in sorted(self._recent, reverse=True)]
 
+    def first(self, name: str) -> list[tuple[str, str]]:
+        """(key, detail) of the first SHOWN keys of a class (or of the orphans, or the errors), as listed."""
+        if name == "orphans":
+            return [(key, "") for key in self.orphans[:SHOWN]]
+        if name == "errors":
+            return sorted(self.errors.items())[:SHOWN]
+        return list(self._shown[name])
+
+    def every(self, name: str) -> list[str]:
+        """Every key of a class (or the orphans, or the errors), as listed."""
+        if name == "orphans":
+            return self.orphans
+        if name == "errors":
+            return sorted(self.errors)
+        return self.keys[name]
+
     def add(self, key: str, verdict: Verdict) -> None:
         self.keys[verdict.name].append(key)
+        if len(self._shown[verdict.name]) < SHOWN:
+            self._shown[verdict.name].append((key, verdict.detail))
         if verdict.failure is not None:
             code, reason = verdict.failure
             failure = self.failures.setdefault(code, Failure())
@@ -131,19 +163,26 @@ def survey(storage: Storage, bucket: str, prefix: str, config: Config, progress:
 def _verdict(info: ObjectInfo, previous: Previous | None, config: Config) -> Verdict:
     """The source's class from its results; what the report keeps of it made of strings (a record's fields may
     hold anything), so adding it to the Status cannot fail."""
+    try:
+        layout = config.layout(info.key)
+    except PermanentError as exc:  # no key can hold its outputs: the function fails it for good, and can record nothing
+        return _failed(exc.code, exc.message)
     if previous is None or (previous.sidecar is None and previous.error is None):  # nothing, or cutouts alone
         return Verdict("pending")
     done = settled(previous, info, config.return_form)
     sidecar, error = previous.sidecar, previous.error
     if done is not None and done.code == "AlreadyDone" and sidecar is not None:
-        layout = config.layout(info.key)
         cutouts = [h.key for h in sidecar.heads if layout.owns(h.key)]  # never a key it does not own
         return Verdict("done", recent=(str(sidecar.created_at), info.key, cutouts[0]) if cutouts else None)
     if done is not None and error is not None:  # a permanent error for this eTag
-        return Verdict("failed", failure=(str(error.code), str(error.reason)))
+        return _failed(str(error.code), str(error.reason))
     if error is not None and error.retriable and describes(error.source, info):
-        return Verdict("retriable")
+        return Verdict("retriable", detail=f"{error.code}: {error.reason}")
     return Verdict("stale")
+
+
+def _failed(code: str, reason: str) -> Verdict:
+    return Verdict("failed", failure=(code, reason), detail=f"{code}: {reason}")
 
 
 def _listed(infos: Iterable[ObjectInfo], progress: Callable[[int], None]) -> Iterable[ObjectInfo]:
