@@ -80,13 +80,13 @@ def cases() -> list[Case]:
     png = encode(photo(), "PNG")
     return [
         # not images at all: skipped
-        Case("empty.jpg", lambda: b"", "skipped", "NotAnImage", "not an image"),
-        Case("page.jpg", lambda: b"<!DOCTYPE html><html><body>404</body></html>", "skipped", "NotAnImage"),
-        Case("doc.pdf", lambda: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "skipped", "NotAnImage"),
+        Case("empty.jpg", lambda: b"", "skipped", "NotAnImage", "empty file (0 bytes)"),
+        Case("page.jpg", lambda: b"<!DOCTYPE html><html><body>404</body></html>", "skipped", "NotAnImage", "text, not an image"),
+        Case("doc.pdf", lambda: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "skipped", "NotAnImage", "a PDF document, not an image"),
         Case("archive.zip", lambda: b"PK\x03\x04" + b"\x00" * 40, "skipped", "NotAnImage"),
-        Case("notes.bmp", lambda: b"BMW owners club, minutes of the meeting", "skipped", "NotAnImage"),
+        Case("notes.bmp", lambda: b"BMW owners club, minutes of the meeting", "skipped", "NotAnImage", "text, not an image"),
         Case("vector.svg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg"/>', "skipped", "NotAnImage"),
-        Case("icon.ico", lambda: encode(photo(64, 64), "ICO"), "skipped", "NotAnImage"),
+        Case("icon.ico", lambda: encode(photo(64, 64), "ICO"), "skipped", "NotAnImage", "an ICO icon, not an image"),
         # broken images: permanent errors, recorded
         Case("header-only.jpg", lambda: jpeg[:4] + b"\x00" * 20, "failed", "InvalidImage.Corrupt", "corrupt JPEG"),
         Case("truncated.jpg", lambda: jpeg[: len(jpeg) // 2], "failed", "InvalidImage.Content"),

@@ -48,7 +48,7 @@ def test_bad_files_fail_with_one_clear_line_each(tmp_path, capsys):
     lines = captured.err.strip().splitlines()
     assert lines == [
         f"{tmp_path / 'broken.jpg'}: corrupt JPEG: the header cannot be read (its data does not parse)",
-        f"{tmp_path / 'notes.txt'}: not an image (Content-Type text/plain)",
+        f"{tmp_path / 'notes.txt'}: text, not an image",
         f"{tmp_path / 'tiny.png'}: image is 20x20 px, under SegmentHead's minimum of 33x33",
         f"{tmp_path / 'missing.jpg'}: cannot read: No such file or directory",
     ]
