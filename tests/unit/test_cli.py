@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -116,3 +117,57 @@ def test_the_local_engine_gets_normalized_images_and_boxes_map_back(tmp_path, ca
     label = [v * 5 for v in sample_labels()["astronaut.jpg"][0]]  # 512 -> 2560
     assert iou([head["x"], head["y"], head["width"], head["height"]], label) >= 0.5
     assert not (tmp_path / "out" / "heads" / ".scratch").exists()  # the normalized copy is gone
+
+
+#: Per command, options and the default their help must show (None: any default, worded by the command).
+HELP_DEFAULTS: dict[str, list[tuple[str, str | None]]] = {
+    "cut": [("--output", "the current folder")],
+    "segment": [("--engine", "local")],
+    "invoke": [("--engine", "local"), ("--timeout", "120")],
+    "sheet": [("--output", None)],
+    "serve": [("--host", "127.0.0.1"), ("--port", "8080")],
+    "backfill": [("--function", "headseg"), ("--engine", "cloud"), ("--concurrency", "4"), ("--oss-endpoint", "https://oss-cn-shanghai.aliyuncs.com")],
+    "replay": [("--function", "headseg"), ("--concurrency", "4")],
+    "doctor": [("--function", "headseg")],
+    "status": [("--oss-endpoint", "https://oss-cn-shanghai.aliyuncs.com")],
+    "package": [("--target", "src/python"), ("--code", "src")],
+}
+
+
+def _help(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+def _option_help(text: str, option: str) -> str:
+    """The help of `option` in a --help text, its lines joined."""
+    blocks = re.split(r"\n(?=  -)", text.split("options:", 1)[1])
+    [block] = [b for b in blocks if re.match(rf"\s*(-\w[^,]*, )?{option}\b", b)]
+    return " ".join(block.split())
+
+
+def test_every_commands_help_shows_its_defaults(capsys):
+    commands = re.findall(r"^    (\w+)\s", _help(capsys), flags=re.M)
+    assert sorted(commands) == sorted(HELP_DEFAULTS)  # a new command gets its line above
+    for command, options in HELP_DEFAULTS.items():
+        text = _help(capsys, command)
+        assert "(default: None)" not in text and "(default: False)" not in text, command
+        for option, default in options:
+            shown = _option_help(text, option)
+            assert (f"(default: {default})" if default else "(default: ") in shown, (command, shown)
+
+
+def test_a_wrong_setting_is_refused_naming_the_valid_values(capsys, monkeypatch, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", str(SAMPLES), "--out", str(tmp_path), "--return-form", "foo"])
+    assert exit_.value.code == 2 and "invalid choice: 'foo' (choose from 'mask')" in capsys.readouterr().err
+    for variable, value, words in [
+        ("RETURN_FORM", "msk", "RETURN_FORM 'msk' must be mask (masks), or empty for RGBA cutouts"),
+        ("ENGINE", "gpu", "ENGINE='gpu': expected one of cloud, local"),
+    ]:
+        monkeypatch.setenv(variable, value)
+        assert main(["segment", str(SAMPLES), "--out", str(tmp_path), "--quiet"]) == 2
+        assert words in capsys.readouterr().err
+        monkeypatch.delenv(variable)
+    assert not (tmp_path / "heads").exists()

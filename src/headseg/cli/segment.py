@@ -12,7 +12,7 @@ from pathlib import Path
 
 from headseg.local.wiring import local_app
 from headseg.cli._progress import progress_bar
-from headseg.function.config import LOCAL_PREFIXES, Config, Engine, env_default
+from headseg.function.config import LOCAL_PREFIXES, RETURN_FORMS, Config, Engine, env_default
 from headseg.function.errors import HeadsegError
 from headseg.function.events import ObjectCreated
 from headseg.function.outcome import Outcome, Status
@@ -32,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (a directory bucket)")
     parser.add_argument("--engine", choices=[e.value for e in Engine], default=env_default("ENGINE", "local"))
-    parser.add_argument("--return-form", default=env_default("RETURN_FORM") or None, help="'mask' for masks")
+    parser.add_argument(
+        "--return-form", type=str.lower, choices=RETURN_FORMS, default=env_default("RETURN_FORM") or None,
+        help="mask: single-channel masks instead of RGBA cutouts (env RETURN_FORM)",
+    )
     parser.add_argument(
         "--imageseg-endpoint",
         default=env_default("IMAGESEG_ENDPOINT"),
@@ -47,14 +50,10 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         print("headseg segment: no input files found", file=sys.stderr)
         return 2
-    config = Config(
-        input_prefix=INPUT_PREFIX,
-        output_prefix=OUTPUT_PREFIX,
-        return_form=args.return_form,
-        engine=Engine(args.engine),
-        bucket_dir=str(args.out),
-        imageseg_endpoint=args.imageseg_endpoint,
-    )
+    config = Config.from_env({}, defaults=LOCAL_PREFIXES, overrides={  # checked as the function checks them
+        "ENGINE": args.engine, "RETURN_FORM": args.return_form or "", "BUCKET_DIR": str(args.out),
+        "IMAGESEG_ENDPOINT": args.imageseg_endpoint,
+    })
     storage = DirectoryStorage(args.out, BUCKET)
     app = local_app(config)
     pipeline = app.pipeline(app.credentials(None))
