@@ -171,3 +171,52 @@ def test_a_wrong_setting_is_refused_naming_the_valid_values(capsys, monkeypatch,
         assert words in capsys.readouterr().err
         monkeypatch.delenv(variable)
     assert not (tmp_path / "heads").exists()
+
+
+def test_sheet_draws_a_rotated_photo_as_displayed_under_its_upright_boxes(tmp_path):
+    upright = Image.open(SAMPLES / "astronaut.jpg").convert("RGB")
+    stored = upright.rotate(-90, expand=True)  # stored sideways; EXIF orientation 8 turns it back for display
+    exif = stored.getexif()
+    exif[0x0112] = 8
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    assert main(["segment", str(tmp_path / "phone.jpg"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+
+    assert main(["sheet", str(tmp_path / "out"), "-o", str(tmp_path / "sheet.png")]) == 0
+
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB")).astype(int)
+    [head] = json.loads((tmp_path / "out" / "heads" / "incoming" / "phone.jpg" / "heads.json").read_text())["heads"]
+    scale = 240 / upright.height
+    thumb = np.asarray(upright.resize((round(upright.width * scale), 240))).astype(int)
+    x0, y0 = round((head["x"] + head["width"] / 4) * scale), round((head["y"] + head["height"] / 4) * scale)
+    x1, y1 = round((head["x"] + 3 * head["width"] / 4) * scale), round((head["y"] + 3 * head["height"] / 4) * scale)
+    drawn = sheet[12 + y0 : 12 + y1, 12 + x0 : 12 + x1]  # the thumbnail starts GAP (12 px) in
+    assert np.abs(drawn - thumb[y0:y1, x0:x1]).mean() < 12  # the head's pixels, not the sideways photo's
+
+
+def test_a_long_sheet_is_paged_and_a_shorter_rerun_removes_the_pages_it_no_longer_makes(tmp_path, capsys):
+    bucket = tmp_path / "bucket"
+    _results(bucket, 45)
+
+    assert main(["sheet", str(bucket), "-o", str(tmp_path / "s.png")]) == 0
+
+    heights = [Image.open(tmp_path / f"s-{n}.png").height for n in (1, 2, 3)]
+    assert heights == [20 * 240 + 21 * 12, 20 * 240 + 21 * 12, 5 * 240 + 6 * 12] and not (tmp_path / "s.png").exists()
+    assert capsys.readouterr().out.count(" image(s), ") == 3
+    assert main(["sheet", str(bucket), "-o", str(tmp_path / "s.png"), "--per-page", "45"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bucket", "s.png"]
+    with pytest.raises(SystemExit):
+        main(["sheet", str(bucket), "--per-page", "0"])
+    assert "--per-page: expected a whole number of sources, at least 1, not '0'" in capsys.readouterr().err
+
+
+def _results(bucket, count: int) -> None:
+    """`count` sources with a sidecar each and no head, as a directory bucket holds them."""
+    from headseg.function.sidecar import Sidecar, Source
+
+    for n in range(count):
+        key = f"incoming/{n:03}.png"
+        (bucket / "incoming").mkdir(parents=True, exist_ok=True)
+        (bucket / "heads" / key).mkdir(parents=True)
+        Image.new("RGB", (120, 90), (n, 100, 200)).save(bucket / key)
+        sidecar = Sidecar(Source("local", key, "E" * 32, 1, 120, 90), "r", None, "local", [])
+        (bucket / "heads" / key / "heads.json").write_bytes(sidecar.to_json())
