@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from headseg.function.config import LOCAL_PREFIXES, Config, Engine
+from headseg.function.errors import ConfigError
 from headseg.function.events import ObjectCreated
 from headseg.function.outcome import Status
 from headseg.function.retry import Budget
@@ -48,16 +49,19 @@ class DirectCutter:
 
     def __init__(self, return_form: str | None = None) -> None:
         self._scratch = tempfile.TemporaryDirectory(prefix="headseg-cut-")
-        config = Config(
-            input_prefix=LOCAL_PREFIXES["INPUT_PREFIX"],
-            output_prefix=LOCAL_PREFIXES["OUTPUT_PREFIX"],
-            return_form=return_form,
-            engine=Engine.LOCAL,
-            bucket_dir=self._scratch.name,
-        )
-        self.config = config
+        try:
+            self.config = Config(
+                input_prefix=LOCAL_PREFIXES["INPUT_PREFIX"],
+                output_prefix=LOCAL_PREFIXES["OUTPUT_PREFIX"],
+                return_form=return_form,
+                engine=Engine.LOCAL,
+                bucket_dir=self._scratch.name,
+            )
+        except ConfigError:  # RETURN_FORM, say: nothing is left behind
+            self._scratch.cleanup()
+            raise
         self._storage = DirectoryStorage(self._scratch.name, BUCKET)
-        self._app = local_app(config)
+        self._app = local_app(self.config)
         self._pipeline = self._app.pipeline(None)
         self._count = 0
 
