@@ -79,14 +79,14 @@ def cases() -> list[Case]:
     jpeg = encode(photo(), "JPEG", quality=90)
     png = encode(photo(), "PNG")
     return [
-        # not images at all: permanent errors, recorded (so the version is settled)
-        Case("empty.jpg", lambda: b"", "failed", "InvalidImage.NotImage", "not an image"),
-        Case("page.jpg", lambda: b"<!DOCTYPE html><html><body>404</body></html>", "failed", "InvalidImage.NotImage"),
-        Case("doc.pdf", lambda: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "failed", "InvalidImage.NotImage"),
+        # not images at all: permanent errors, recorded (so the version is settled), named for what they are
+        Case("empty.jpg", lambda: b"", "failed", "InvalidImage.NotImage", "empty file (0 bytes)"),
+        Case("page.jpg", lambda: b"<!DOCTYPE html><html><body>404</body></html>", "failed", "InvalidImage.NotImage", "text, not an image"),
+        Case("doc.pdf", lambda: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "failed", "InvalidImage.NotImage", "a PDF document, not an image"),
         Case("archive.zip", lambda: b"PK\x03\x04" + b"\x00" * 40, "failed", "InvalidImage.NotImage"),
-        Case("notes.bmp", lambda: b"BMW owners club, minutes of the meeting", "failed", "InvalidImage.NotImage"),
+        Case("notes.bmp", lambda: b"BMW owners club, minutes of the meeting", "failed", "InvalidImage.NotImage", "text, not an image"),
         Case("vector.svg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg"/>', "failed", "InvalidImage.NotImage"),
-        Case("icon.ico", lambda: encode(photo(64, 64), "ICO"), "failed", "InvalidImage.NotImage"),
+        Case("icon.ico", lambda: encode(photo(64, 64), "ICO"), "failed", "InvalidImage.NotImage", "an ICO icon, not an image"),
         # broken images: permanent errors, recorded
         Case("header-only.jpg", lambda: jpeg[:4] + b"\x00" * 20, "failed", "InvalidImage.Corrupt", "corrupt JPEG"),
         Case("truncated.jpg", lambda: jpeg[: len(jpeg) // 2], "failed", "InvalidImage.Content"),

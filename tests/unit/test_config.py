@@ -78,3 +78,15 @@ def test_scratch_defaults_inside_the_output_prefix_and_must_not_overlap_the_inpu
     assert Config.from_env({**BASE, "SCRATCH_PREFIX": "tmp/headseg/"}).scratch == "tmp/headseg/"
     with pytest.raises(ConfigError, match="SCRATCH_PREFIX 'incoming/tmp/' overlaps INPUT_PREFIX"):
         Config.from_env({**BASE, "SCRATCH_PREFIX": "incoming/tmp/"})
+
+
+@pytest.mark.parametrize("raw", ["msk", "masks", "rgba", "foo"])
+def test_return_form_is_mask_or_empty(raw):
+    """SegmentHead takes any ReturnForm but `mask` silently as RGBA, so a typo is refused, naming what is valid;
+    the same rule holds for a Config built from the environment (FC) and one built by a command."""
+    with pytest.raises(ConfigError, match=rf"RETURN_FORM '{raw}' must be mask \(masks\), or empty for RGBA cutouts"):
+        Config.from_env({**BASE, "RETURN_FORM": raw})
+    with pytest.raises(ConfigError, match=f"RETURN_FORM '{raw}' must be mask"):
+        Config(input_prefix="incoming/", output_prefix="heads/", return_form=raw)
+    assert Config.from_env({**BASE, "RETURN_FORM": "MASK"}).return_form == "mask"
+    assert Config.from_env({**BASE, "RETURN_FORM": ""}).return_form is None

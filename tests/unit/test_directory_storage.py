@@ -1,4 +1,6 @@
 import hashlib
+import os
+import stat
 
 import pytest
 
@@ -52,3 +54,17 @@ def test_delete_removes_the_folders_it_empties_but_not_the_root(tmp_path):
     assert not (tmp_path / "bucket" / "a" / "b").exists() and (tmp_path / "bucket" / "a" / "keep.txt").exists()
     storage.delete("a/keep.txt")
     assert (tmp_path / "bucket").is_dir() and list((tmp_path / "bucket").iterdir()) == []
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_are_written_with_the_users_umask(tmp_path, umask, mode):
+    storage = DirectoryStorage(tmp_path / "bucket")
+    previous = os.umask(umask)
+    try:
+        storage.put("a/new.png", b"1", "image/png")
+        storage.put("a/new.png", b"2", "image/png")  # replaced: the new file's mode, not the old one's
+    finally:
+        os.umask(previous)
+    path = tmp_path / "bucket" / "a" / "new.png"
+    assert stat.S_IMODE(path.stat().st_mode) == mode and path.read_bytes() == b"2"
+    assert [p.name for p in path.parent.iterdir()] == ["new.png"]  # no temporary file left

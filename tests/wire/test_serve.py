@@ -211,6 +211,85 @@ def test_a_plain_request_is_refused_when_signatures_are_verified(gateway, host):
     assert (status, answer["Code"]) == (400, "IncompleteSignature") and host.logged() == []
 
 
+@pytest.fixture
+def open_engine(local_segmenter):
+    """On the offline engine, as `headseg serve` runs by default: no signatures."""
+    with running(SegmentHeadServer(("127.0.0.1", 0), local_segmenter.cut)) as server:
+        yield server
+
+
+def _boxes(answer: dict) -> list[tuple[int, int, int, int]]:
+    return [(e["X"], e["Y"], e["Width"], e["Height"]) for e in answer["Data"]["Elements"]]
+
+
+def test_the_documented_curl_works_without_version_or_credentials(open_engine):
+    """`curl -X POST 'http://127.0.0.1:8080/?Action=SegmentHead&ImageURL=file:///abs/path.jpg'`, as `serve --help`
+    and the README give it."""
+    reply = requests.post(f"{open_engine.url}/?Action=SegmentHead&ImageURL={(SAMPLES / 'group.jpg').as_uri()}", timeout=30)
+
+    assert reply.status_code == 200, reply.text
+    labels = sample_labels()["group.jpg"]
+    boxes = _boxes(reply.json())
+    assert len(boxes) == len(labels) and all(max(iou(box, label) for label in labels) >= 0.5 for box in boxes)
+    cutout = png_image(requests.get(reply.json()["Data"]["Elements"][0]["ImageURL"], timeout=5).content)
+    assert cutout.mode == "RGBA" and cutout.size == boxes[0][2:]
+
+
+def test_an_upload_gets_the_same_answer_as_its_image_url(open_engine):
+    photo = SAMPLES / "group.jpg"
+    by_url = requests.post(f"{open_engine.url}/?Action=SegmentHead&ImageURL={photo.as_uri()}", timeout=30).json()
+
+    with photo.open("rb") as file:  # curl -F image=@group.jpg http://127.0.0.1:8080/segment
+        form = requests.post(f"{open_engine.url}/segment", files={"image": ("group.jpg", file, "image/jpeg")}, timeout=30)
+    body = requests.post(f"{open_engine.url}/segment?ReturnForm=mask", data=photo.read_bytes(), timeout=30)
+
+    assert form.status_code == body.status_code == 200
+    assert _boxes(form.json()) == _boxes(body.json()) == _boxes(by_url) and len(_boxes(by_url)) == 4
+    assert png_image(requests.get(form.json()["Data"]["Elements"][1]["ImageURL"], timeout=5).content).mode == "RGBA"
+    assert png_image(requests.get(body.json()["Data"]["Elements"][1]["ImageURL"], timeout=5).content).mode == "L"
+
+
+@pytest.mark.parametrize(
+    ("send", "status", "code", "words"),
+    [
+        ({"data": b""}, 400, "MissingImage", "curl -F image=@photo.jpg"),
+        ({"files": {"ReturnForm": (None, "mask")}}, 400, "MissingImage", "no file field"),
+        ({"data": b"just some notes\n"}, 400, "InvalidImage.Format", "text, not an image"),
+        ({"files": {"image": ("a.jpg", b"")}}, 400, "MissingImage", "carries no image"),
+        ({"data": b"\xff" * (4 * 1024 * 1024 + 1)}, 413, "InvalidImage.Size", "an image is at most 3145728"),
+    ],
+    ids=["empty body", "form without a file", "text", "empty file field", "over the size limit"],
+)
+def test_an_upload_that_is_no_image_is_told_what_it_is(open_server, send, status, code, words):
+    reply = requests.post(f"{open_server.url}/segment", timeout=10, **send)
+
+    assert (reply.status_code, reply.json()["Code"]) == (status, code) and words in reply.json()["Message"]
+
+
+def test_with_signatures_verified_the_api_keeps_its_shape(gateway, host):
+    """No upload route and no version left out: the SDK's API only, as the cloud's."""
+    url = host.put("a.jpg", portrait(100, 100, [(20, 20, 40, 50)]))
+
+    upload = requests.post(f"{gateway.url}/segment", data=b"\xff\xd8\xff", timeout=5)
+    status, unversioned = plain(f"{gateway.url}/?Action=SegmentHead&ImageURL={url}")
+
+    assert (upload.status_code, upload.json()["Code"]) == (404, "InvalidAction.NotFound")
+    assert (status, unversioned["Code"]) == (400, "InvalidVersion") and gateway.api.watcher.admitted == []
+
+
+def test_the_cloud_path_runs_against_serve_without_credentials(open_engine, tmp_path, capsys):
+    """The README's recipe: `headseg serve &`, then the cloud code path (the real SDK) on this machine, no keys."""
+    out = tmp_path / "out"
+    args = ["segment", str(SAMPLES / "astronaut.jpg"), "--out", str(out), "--engine", "cloud", "--quiet"]
+
+    assert main([*args, "--imageseg-endpoint", open_engine.url]) == 0, capsys.readouterr().err
+
+    sidecar = json.loads((out / "heads" / "incoming" / "astronaut.jpg" / "heads.json").read_text())
+    assert sidecar["engine"] == "cloud" and len(sidecar["heads"]) == 1
+    assert main([*args, "--imageseg-endpoint", "https://imageseg.cn-shanghai.aliyuncs.com"]) == 2
+    assert "no credentials" in capsys.readouterr().err  # only a SegmentHead on this machine goes without
+
+
 def test_serve_help_says_what_it_takes(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])

@@ -8,20 +8,49 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import copy
 import sys
+from typing import Any
 
 from headseg.cli._quiet import native_logs_hidden
 from headseg.function.errors import HeadsegError
 
 
-def main(argv: list[str] | None = None) -> int:
-    from headseg.cli import backfill, doctor, invoke, package, replay, segment, serve, sheet, status
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: every subcommand, each option's default in its help."""
+    from headseg.cli import backfill, cut, doctor, invoke, package, replay, segment, serve, sheet, status
 
     parser = argparse.ArgumentParser(prog="headseg", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="also show native libraries' log lines (mediapipe, TFLite)")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (segment, invoke, sheet, serve, backfill, replay, doctor, status, package):
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
+    for command in (cut, segment, invoke, sheet, serve, backfill, replay, doctor, status, package):
         command.register(subparsers)
+    return parser
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Adds "(default: ...)" to an option's help when a default is set and the help does not word it already
+    (argparse's ArgumentDefaultsHelpFormatter skips options without help, and shows None and False)."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        default = action.default
+        shown = action.option_strings and not (default is None or default is False or default in ("", argparse.SUPPRESS))
+        if shown and "default" not in (action.help or ""):
+            action = copy.copy(action)
+            action.help = f"{action.help or ''} (default: %(default)s)".lstrip()
+        super().add_argument(action)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: its help shows defaults, with whichever formatter the command asks for."""
+
+    def __init__(self, *, formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter, **kwargs: Any) -> None:
+        mixed: Any = type(formatter_class.__name__, (DefaultsShown, formatter_class), {})
+        super().__init__(formatter_class=mixed, **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         with native_logs_hidden(not args.verbose):  # in a context of its own: the secrets it hides end with it

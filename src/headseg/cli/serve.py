@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 
 EPILOG = """\
-It takes what the imageseg SDK sends (set IMAGESEG_ENDPOINT=http://127.0.0.1:8080), and, unless
---verify-signatures, a plain request: POST / with Action=SegmentHead, Version=2019-12-30 and ImageURL
-(http(s) or file://), optionally ReturnForm=mask, as query or form fields:
+It answers what the imageseg SDK sends (set IMAGESEG_ENDPOINT=http://127.0.0.1:8080) and, unless
+--verify-signatures, what a person sends with curl, no credentials needed:
 
-  curl -X POST 'http://127.0.0.1:8080/?Action=SegmentHead&Version=2019-12-30&ImageURL=file:///tmp/photo.jpg'
-  curl http://127.0.0.1:8080/ -d Action=SegmentHead -d Version=2019-12-30 --data-urlencode ImageURL=https://...
+  curl -X POST 'http://127.0.0.1:8080/?Action=SegmentHead&ImageURL=file:///home/me/photo.jpg'
+  curl -F image=@photo.jpg http://127.0.0.1:8080/segment
+  curl --data-binary @photo.jpg 'http://127.0.0.1:8080/segment?ReturnForm=mask'
 
-It answers SegmentHead's JSON: {"RequestId": ..., "Data": {"Elements": [{"X", "Y", "Width", "Height",
-"ImageURL"}]}}, each ImageURL a cutout PNG it serves for 30 minutes; or an error {"Code", "Message", ...}
-with the service's code: an image outside SegmentHead's input limits (the function's own) gets
-InvalidImage.Format, InvalidImage.Size or InvalidImage.Resolution, naming the limit.
+The first is SegmentHead's own call: POST / with Action=SegmentHead and ImageURL (http(s), or file:// with an
+absolute path), optionally ReturnForm=mask and Version=2019-12-30 (what the SDK sends; may be left out here), as
+query or form fields. The others upload the image itself: a form file field, or the body.
+
+Every form answers SegmentHead's JSON: {"RequestId": ..., "Data": {"Elements": [{"X", "Y", "Width", "Height",
+"ImageURL"}]}}, heads left to right, boxes in the image's pixels, each ImageURL a cutout PNG it serves for
+30 minutes (curl -o head.png URL); or an error {"Code", "Message", ...} with the service's code: an image
+outside SegmentHead's input limits (the function's own) gets InvalidImage.Format, InvalidImage.Size or
+InvalidImage.Resolution, naming the limit.
 """
 
 

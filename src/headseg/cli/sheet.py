@@ -1,8 +1,10 @@
 """`headseg sheet DIR [-o sheet.png]`: one row per source: the image with its head boxes, then its cutouts.
 
-Cutouts are drawn on a checkerboard so transparency shows; masks are shown as they are (white is head). DIR
-stands in for a bucket, so the sheet goes beside it (`sheet.png` in the folder that holds DIR), never into it,
-unless `-o` asks for that.
+Sources are drawn as displayed (EXIF orientation applied), as the boxes are recorded. Cutouts are drawn on a
+checkerboard so transparency shows; masks are shown as they are (white is head). DIR stands in for a bucket, so
+the sheet goes beside it (`sheet.png` in the folder that holds DIR), never into it, unless `-o` asks for that.
+At most --per-page sources make a page: more make sheet-1.png, sheet-2.png... beside the sheet's name (a rerun
+removes pages it no longer makes).
 """
 
 from __future__ import annotations
@@ -17,25 +19,34 @@ from headseg.function.sidecar import Sidecar
 SHEET_NAME = "sheet.png"
 ROW_HEIGHT = 240
 GAP = 12
+PER_PAGE = 20  # sources a page: 20 rows of 240 px and their gaps make a page 5,052 px tall
 BOX_COLOURS = [(255, 64, 64), (64, 200, 64), (64, 128, 255), (255, 192, 0), (200, 64, 255), (0, 200, 200)]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sheet", help="draw a contact sheet of the results", description=__doc__)
     parser.add_argument("dir", type=Path, help="a directory bucket written by `headseg segment` or `invoke`")
-    parser.add_argument("-o", "--output", type=Path, help=f"default: {SHEET_NAME} beside DIR (in the folder that holds it)")
+    parser.add_argument("-o", "--output", type=Path, help=f"the sheet, or the name its pages take (default: {SHEET_NAME} beside DIR, in the folder that holds it)")
+    parser.add_argument("--per-page", type=_at_least_one, default=PER_PAGE, help="the most sources on one page")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = render_rows(args.dir)
-    if not rows:
+    sidecars = read_sidecars(args.dir)
+    if not sidecars:
         raise HeadsegError(f"no {SIDECAR_NAME} under {args.dir}: run `headseg segment` first")
-    sheet = stack(rows)
     output = args.output or beside(args.dir)
+    pages = [sidecars[start : start + args.per_page] for start in range(0, len(sidecars), args.per_page)]
+    paths = [output] if len(pages) == 1 else [page_path(output, n) for n in range(1, len(pages) + 1)]
     output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(output)
-    print(f"{output}: {len(rows)} image(s), {sheet.width}x{sheet.height}")
+    for path, page in zip(paths, pages):
+        sheet = stack([_row(args.dir, sidecar) for sidecar in page])  # a page at a time: memory stays a page's
+        sheet.save(path)
+        print(f"{path}: {len(page)} image(s), {sheet.width}x{sheet.height}")
+    stale = len(pages) + 1 if len(pages) > 1 else 1
+    while page_path(output, stale).is_file():  # the pages an earlier, longer sheet left
+        page_path(output, stale).unlink()
+        stale += 1
     return 0
 
 
@@ -43,6 +54,17 @@ def beside(folder: Path) -> Path:
     """SHEET_NAME in the folder that holds `folder` (relative to the working directory when it is under it)."""
     path, here = folder.resolve().parent / SHEET_NAME, Path.cwd().resolve()
     return path.relative_to(here) if path.is_relative_to(here) else path
+
+
+def page_path(output: Path, number: int) -> Path:
+    """Page `number` (from 1) of a sheet named `output`: sheet.png's pages are sheet-1.png, sheet-2.png..."""
+    return output.with_name(f"{output.stem}-{number}{output.suffix}")
+
+
+def _at_least_one(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of sources, at least 1, not {raw!r}")
+    return int(raw)
 
 
 def stack(rows: list):
@@ -59,21 +81,17 @@ def stack(rows: list):
     return sheet
 
 
-def render_rows(root: Path) -> list:
-    """One rendered row per sidecar under `root`, in key order."""
-    rows = []
-    for path in sorted(root.rglob(SIDECAR_NAME)):
-        sidecar = Sidecar.from_json(path.read_bytes())
-        if sidecar is not None:
-            rows.append(_row(root, sidecar))
-    return rows
+def read_sidecars(root: Path) -> list[Sidecar]:
+    """The sidecars under `root` that read, in key order."""
+    found = (Sidecar.from_json(path.read_bytes()) for path in sorted(root.rglob(SIDECAR_NAME)))
+    return [sidecar for sidecar in found if sidecar is not None]
 
 
 def _row(root: Path, sidecar: Sidecar):
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     with Image.open(root / sidecar.source.key) as original:
-        source = original.convert("RGB")  # boxes are in the stored pixel grid
+        source = ImageOps.exif_transpose(original).convert("RGB")  # as displayed: the boxes are upright
     heads = []
     for head in sidecar.heads:
         with Image.open(root / head.key) as cutout:

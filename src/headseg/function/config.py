@@ -23,6 +23,10 @@ T = TypeVar("T")
 #: The prefixes a laptop run (the CLI) uses when the environment sets none.
 LOCAL_PREFIXES = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "heads/"}
 
+#: SegmentHead's ReturnForm values headseg passes on; unset (None) means RGBA cutouts. The service takes any other
+#: value silently as unset, so headseg refuses it: a typo would otherwise cut RGBA where masks were meant.
+RETURN_FORMS = ("mask",)
+
 #: The most DOWNLOAD_WORKERS: the bytes in flight are bounded by their budget whatever the count, but each
 #: worker also holds a thread and a connection outside it; P3 measures the function's peak at this many.
 MAX_DOWNLOAD_WORKERS = 32
@@ -142,6 +146,10 @@ class Config:
             value = getattr(self, prefix)
             if value.startswith("/"):
                 problems.append(f"{prefix.upper()} {value!r} must not start with '/' (OSS keys never do)")
+        if self.return_form is not None and self.return_form not in RETURN_FORMS:
+            problems.append(
+                f"RETURN_FORM {self.return_form!r} must be {' or '.join(RETURN_FORMS)} (masks), or empty for RGBA cutouts"
+            )
         if not 30 <= self.signed_url_expires <= 3600:
             problems.append(f"SIGNED_URL_EXPIRES={self.signed_url_expires} must be between 30 and 3600 seconds")
         if self.input_prefix and prefixes_overlap(self.scratch, self.input_prefix):
@@ -247,7 +255,7 @@ def _choice(kind: Callable[[str], T]) -> Callable[[str], T]:
 
 
 _PARSERS: dict[str, Callable[[str], object]] = {
-    "return_form": lambda raw: raw or None,
+    "return_form": lambda raw: raw.lower() or None,
     "url_mode": _choice(UrlMode),
     "engine": _choice(Engine),
     "oss_signature": _choice(OssSignature),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from headseg.function import cputime, images, memory, normalize
+from headseg.function import cputime, images, memory, nonimage, normalize
 from headseg.function.config import Config
 from headseg.function.errors import InvalidImage
 from headseg.function.run import Run
@@ -68,7 +68,7 @@ def _inspect(run: Run, info: ObjectInfo, data: bytes, config: Config, in_worker:
     worker killed at the deadline (opening some images walks millions of markers). Raises `NeedMoreBytes` when
     a partial read ended inside the header."""
     if images.sniff(data) is None:
-        raise InvalidImage(f"not an image (Content-Type {info.content_type or 'unknown'})", code="InvalidImage.NotImage")
+        raise InvalidImage(nonimage.describe(data, info.size), code="InvalidImage.NotImage")
     if in_worker:
         image = cputime.read_header(data, run.budget, config)
     else:

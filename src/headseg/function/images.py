@@ -12,6 +12,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 
+from headseg.function import nonimage
 from headseg.function.errors import InvalidImage
 from headseg.function.limits import SEGMENTHEAD_FORMATS
 
@@ -97,7 +98,7 @@ def read_header(data: bytes, *, complete: bool) -> ImageInfo:
     """
     fmt = sniff(data)
     if fmt is None:
-        raise InvalidImage("not an image: the first bytes match no image format", code="InvalidImage.NotImage")
+        raise InvalidImage(nonimage.describe(data, len(data) if complete else None), code="InvalidImage.NotImage")
     from PIL import Image, UnidentifiedImageError
 
     if fmt == "HEIF":

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from headseg.function.errors import ObjectNotFound, PermanentError
 from headseg.function.retry import Budget
 from headseg.function.storage import ObjectInfo
+
+
+TEMPORARY_PREFIX = ".tmp-"  # a file being written; listings leave it out
 
 
 class DirectoryStorage:
@@ -55,14 +58,7 @@ class DirectoryStorage:
     def put(self, key: str, data: bytes, content_type: str, budget: Budget | None = None) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, data)
 
     def delete(self, key: str, budget: Budget | None = None) -> None:
         """Delete the file, then the folders it leaves empty (a bucket has no empty folders)."""
@@ -80,7 +76,7 @@ class DirectoryStorage:
         keys = []
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
-                if name.startswith(".tmp-"):
+                if name.startswith(TEMPORARY_PREFIX):
                     continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
                 if key.startswith(prefix) and not (delimiter and delimiter in key[len(prefix) :]):
@@ -93,3 +89,17 @@ class DirectoryStorage:
 
     def signed_url(self, key: str, expires: int, public: bool = False, version_id: str = "") -> str:
         return self.path(key).as_uri()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: a hidden temporary file beside it, renamed over it. Created with mode
+    0o666 under the process's umask, as any file a program writes (tempfile.mkstemp's would be 0o600)."""
+    tmp = path.with_name(f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the kernel applies the umask
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -32,6 +32,7 @@ from headseg.function.normalize import Limits
 from headseg.function.segmenters import Head
 from headseg.local.acs3 import ApiError, Call, Gateway, HttpRequest, Reply, request_id
 from headseg.local.results import RESULT_PREFIX, ResultStore
+from headseg.local.upload import UPLOAD_PATH, read_upload
 
 API_VERSION = "2019-12-30"
 ACTION = "SegmentHead"
@@ -41,7 +42,7 @@ FETCH_TIMEOUT = 10.0
 USAGE = (
     f"POST / with Action={ACTION}, Version={API_VERSION} and ImageURL (http(s) or file://), optionally "
     "ReturnForm=mask, as query or form fields; or the x-acs-action/x-acs-version headers the SDK sends"
-)
+)  # without signatures, Version may be left out, and `upload.UPLOAD_USAGE` is served too
 #: The code SegmentHead answers for an image headseg's own checks name otherwise.
 SERVICE_CODES = {
     "InvalidImage.NotImage": "InvalidImage.Format",
@@ -128,6 +129,10 @@ class SegmentHead:
         if request.method in ("GET", "HEAD") and request.path.startswith(RESULT_PREFIX):
             return self.results.serve(request, self.watcher.authenticated)
         try:
+            if request.method == "POST" and request.path == UPLOAD_PATH and self.gateway.credentials is None:
+                image, params = read_upload(request)
+                self._throttle()
+                return json_reply(200, self._heads(_within_size(image), params.get("ReturnForm")))
             if request.method != "POST" or request.path != "/":
                 self.watcher.unexpected(f"no route for {request.method} {request.path}")
                 raise ApiError(404, "InvalidAction.NotFound", f"Specified api is not found: send {USAGE}.")
@@ -140,23 +145,29 @@ class SegmentHead:
         if call.action != ACTION:
             self.watcher.unexpected(f"unexpected action {call.action!r}: {request.method} {request.path}")
             raise ApiError(404, "InvalidAction.NotFound", f"Specified api {call.action!r} is not found: send {USAGE}.")
-        if call.version != API_VERSION:
+        if call.version != API_VERSION and (call.version or self.gateway.credentials is not None):
             self.watcher.unexpected(f"unexpected version {call.version!r} for {ACTION}")
             raise ApiError(400, "InvalidVersion", f"Specified parameter Version is not valid: send {USAGE}.")
         self.gateway.admit(request)
         self.watcher.authenticated(request)
-        if not self.quota.take():
-            raise ApiError(400, "Throttling.User", "Request was denied due to user flow control.")
+        self._throttle()
         url = call.params.get("ImageURL")
         if not url:
             raise ApiError(400, "MissingImageURL", f"ImageURL is mandatory for this action: send {USAGE}.")
-        data = self._download(url)
+        return self._heads(self._download(url), call.params.get("ReturnForm"))
+
+    def _throttle(self) -> None:
+        if not self.quota.take():
+            raise ApiError(400, "Throttling.User", "Request was denied due to user flow control.")
+
+    def _heads(self, data: bytes, return_form: str | None) -> dict:
+        """SegmentHead's answer for an image: held to its input limits, cut, each cutout published."""
         try:
             images.check_limits(
                 images.read_header(data, complete=True), len(data),
                 max_bytes=LIMITS.max_bytes, min_side=LIMITS.min_side, max_side=LIMITS.max_side,
             )
-            heads = self.cut(data, call.params.get("ReturnForm"))
+            heads = self.cut(data, return_form)
         except InvalidImage as exc:
             raise ApiError(400, SERVICE_CODES.get(exc.code, exc.code), exc.message) from exc
         except HeadsegError as exc:  # the cutter cannot run (the offline engine is not installed, say)

@@ -17,10 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from headseg.local.acs3 import ApiError, Gateway
-from headseg.local.segmenthead import Cutter, SegmentHead, Sources, error_reply
+from headseg.local.acs3 import ApiError, Gateway, Reply
+from headseg.local.segmenthead import LIMITS, Cutter, SegmentHead, Sources, error_reply
 
 log = logging.getLogger(__name__)
+
+MAX_BODY = LIMITS.max_bytes + 1024 * 1024  # an uploaded image and its form; SegmentHead's own calls have no body
 
 
 @dataclass(frozen=True)
@@ -69,20 +71,30 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _answer(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         split = urlsplit(self.path)
-        query = parse_qsl(split.query, keep_blank_values=True)
-        request = Request(self.command, split.path, query, {k.lower(): v for k, v in self.headers.items()}, body)
-        try:
-            reply = self.server.api.answer(request)
-        except Exception as exc:  # noqa: BLE001 - a bug answers 500 and is logged, the server keeps serving
-            log.exception("SegmentHead failed on %s %s", self.command, split.path)
-            reply = error_reply(ApiError(500, "InternalError", f"The request failed: {exc!r}"))
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit() or int(length) > MAX_BODY:  # not read: the connection closes after the answer
+            self.close_connection = True
+            message = f"The request body ({length} bytes) is over {MAX_BODY} bytes: an image is at most {LIMITS.max_bytes}."
+            reply = error_reply(ApiError(413, "InvalidImage.Size", message))
+        else:
+            query = parse_qsl(split.query, keep_blank_values=True)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            reply = self._reply(Request(self.command, split.path, query, headers, self.rfile.read(int(length))))
         self.send_response(reply.status)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for name, value in {**reply.headers, "Content-Length": str(len(reply.body))}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply.body)
+
+    def _reply(self, request: Request) -> Reply:
+        try:
+            return self.server.api.answer(request)
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 and is logged, the server keeps serving
+            log.exception("SegmentHead failed on %s %s", request.method, request.path)
+            return error_reply(ApiError(500, "InternalError", f"The request failed: {exc!r}"))
 
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _answer
