@@ -1,6 +1,10 @@
-"""s.yaml as Serverless Devs renders it: `${env('X', 'default')}` and `${vars.x}` resolved (PyYAML, ops extra).
+"""s.yaml as Serverless Devs renders it: `${env('X')}`, `${env('X', 'default')}` and `${vars.x}` resolved (PyYAML,
+ops extra), with the `.env` file beside s.yaml read the way the CLI reads it.
 
-`${config('AccountID')}` and other functions are left as written: what they give is the account's, not the file's.
+Measured with the real CLI (@serverless-devs/s 3.1.10, `s preview`): `${env('X')}` with X unset *or empty* stops
+every command with `env('X') not found`, and `${env('X', 'd')}` gives `d` then; a `.env` beside s.yaml supplies
+variables the environment does not set. `render` refuses the same way, naming the variable. `${config('AccountID')}`
+and other functions are left as written: what they give is the account's, not the file's.
 """
 
 from __future__ import annotations
@@ -11,22 +15,63 @@ from typing import Any, Mapping
 
 from headseg.function.errors import ConfigError
 
-_ENV = re.compile(r"\$\{env\('([A-Z_]+)',\s*'([^']*)'\)\}")
+#: The variable s.yaml reads the bucket from; it has no default.
+BUCKET_VARIABLE = "HEADSEG_BUCKET"
+_ENV = re.compile(r"\$\{env\('([A-Za-z_][A-Za-z0-9_]*)'(?:,\s*'([^']*)')?\)\}")
 _VAR = re.compile(r"\$\{vars\.(\w+)\}")
+_DOTENV_LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*?)\s*")
+
+
+def environment(path: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` over the `.env` file beside s.yaml (`KEY=value` lines, `export` and quotes allowed, `#` comments):
+    what Serverless Devs resolves `${env(...)}` against."""
+    dotenv = path.parent / ".env"
+    values: dict[str, str] = {}
+    if dotenv.is_file():
+        for line in dotenv.read_text(encoding="utf-8").splitlines():
+            match = _DOTENV_LINE.fullmatch(line)
+            if match is None:
+                continue
+            raw = match.group(2)
+            quoted = raw[:1] in ("'", '"', "`") and raw.find(raw[0], 1) > 0
+            values[match.group(1)] = raw[1:raw.find(raw[0], 1)] if quoted else raw.split("#")[0].strip()
+    return {**values, **environ}
 
 
 def render(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The whole document, rendered with `environ` standing for the environment."""
+    """The whole document, rendered with `environ` standing for the environment; a variable s.yaml requires (no
+    default) that is unset or empty is refused, as the CLI refuses it."""
     try:
         import yaml
     except ImportError:
         raise ConfigError("reading s.yaml needs PyYAML: pip install 'headseg[ops]'") from None
-    text = _ENV.sub(lambda m: environ.get(m.group(1), m.group(2)), path.read_text(encoding="utf-8"))
+
+    def env(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = environ.get(name) or default
+        if value is None:
+            raise ConfigError(
+                f"{path} needs {name}: set it in the environment or in {path.parent / '.env'} ({name}=...); it has no default"
+            )
+        return value
+
+    text = _ENV.sub(env, path.read_text(encoding="utf-8"))
     variables = yaml.safe_load(text).get("vars") or {}
-    document = yaml.safe_load(_VAR.sub(lambda m: str(variables[m.group(1)]), text))
+    document = yaml.safe_load(substitute(text, variables))
     if not isinstance(document, dict):
         raise ConfigError(f"{path} is not an s.yaml: no mapping at its top")
     return document
+
+
+def substitute(text: str, variables: Mapping[str, Any]) -> str:
+    """`text` with every `${vars.x}` replaced by s.yaml's variable `x` (an unknown one is refused)."""
+
+    def var(match: re.Match[str]) -> str:
+        if match.group(1) not in variables:
+            raise ConfigError(f"${{vars.{match.group(1)}}}: s.yaml has no such variable")
+        return str(variables[match.group(1)])
+
+    return _VAR.sub(var, text)
 
 
 def function_props(path: Path, environ: Mapping[str, str], resource: str = "headseg") -> dict[str, Any]:
