@@ -40,7 +40,8 @@ def environment(path: Path, environ: Mapping[str, str]) -> dict[str, str]:
 
 def render(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     """The whole document, rendered with `environ` standing for the environment; a variable s.yaml requires (no
-    default) that is unset or empty is refused, as the CLI refuses it."""
+    default) that is unset or empty is refused, as the CLI refuses it. Like the CLI, this resolves each value of
+    the parsed YAML, so what a variable holds is never read as YAML."""
     try:
         import yaml
     except ImportError:
@@ -55,12 +56,29 @@ def render(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
             )
         return value
 
-    text = _ENV.sub(env, path.read_text(encoding="utf-8"))
-    variables = yaml.safe_load(text).get("vars") or {}
-    document = yaml.safe_load(substitute(text, variables))
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(document, dict):
         raise ConfigError(f"{path} is not an s.yaml: no mapping at its top")
-    return document
+    variables = _resolved(document.get("vars") or {}, env, {})
+    variables = _resolved(variables, env, variables)  # a variable may name another (`${vars.region}`)
+    resolved: dict[str, Any] = _resolved(document, env, variables)
+    return resolved
+
+
+def _resolved(node: Any, env: Any, variables: Mapping[str, Any]) -> Any:
+    """`node` with `${env(...)}` and (when `variables` holds it) `${vars.x}` resolved in every string; a string that
+    is one `${vars.x}` alone takes the variable's value, whatever its type."""
+    if isinstance(node, dict):
+        return {key: _resolved(value, env, variables) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolved(item, env, variables) for item in node]
+    if not isinstance(node, str):
+        return node
+    text = _ENV.sub(env, node)
+    whole = _VAR.fullmatch(text)
+    if whole is not None and whole.group(1) in variables:
+        return variables[whole.group(1)]
+    return _VAR.sub(lambda m: str(variables[m.group(1)]) if m.group(1) in variables else m.group(0), text)
 
 
 def substitute(text: str, variables: Mapping[str, Any]) -> str:
