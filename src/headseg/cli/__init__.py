@@ -15,12 +15,12 @@ from headseg.function.errors import HeadsegError
 
 
 def main(argv: list[str] | None = None) -> int:
-    from headseg.cli import backfill, doctor, invoke, package, ram, replay, segment, serve, sheet, status
+    from headseg.cli import backfill, doctor, event, invoke, package, ram, replay, segment, serve, sheet, status
 
     parser = argparse.ArgumentParser(prog="headseg", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="also show native libraries' log lines (mediapipe, TFLite)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (segment, invoke, sheet, serve, backfill, replay, doctor, status, package, ram):
+    for command in (segment, invoke, event, sheet, serve, backfill, replay, doctor, status, package, ram):
         command.register(subparsers)
     args = parser.parse_args(argv)
     try:
