@@ -149,7 +149,7 @@ def test_a_looping_prefix_pair_in_s_yaml_would_be_refused():
 
 def test_the_code_package_leaves_metadata_and_tests_out_and_keeps_the_bytecode():
     ignored = [line for line in (ROOT / "src" / ".fcignore").read_text().splitlines() if line and not line.startswith("#")]
-    assert {"*.egg-info/", "tests/"} <= set(ignored)
+    assert {"*.egg-info/", "tests/", ".env"} <= set(ignored)  # Serverless Devs reads src/.env too: it must not ship
     # the pre-deploy step compiles for the runtime (FC's /code is read-only): nothing may drop what it wrote
     assert not [pattern for pattern in ignored if "pyc" in pattern]
 
