@@ -23,7 +23,7 @@ ETAGS = st.none() | st.from_regex(r"[0-9A-F]{32}(-[0-9]{1,3})?", fullmatch=True)
 @given(key=KEYS, etag=ETAGS, bucket=st.from_regex(r"[a-z0-9][a-z0-9-]{1,30}[a-z0-9]", fullmatch=True))
 def test_the_event_names_the_bucket_and_object_the_function_then_reads(key, etag, bucket):
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        code = main(["event", "--bucket", bucket, "--key", key, *(["--etag", f'"{etag}"'] if etag else [])])
+        code = main(["event", "--bucket", bucket, f"--key={key}", *(["--etag", f'"{etag}"'] if etag else [])])  # a key may start with -
     out = printed.getvalue()
     assert code == 0
     [record] = parse_event(out.encode("utf-8"))
