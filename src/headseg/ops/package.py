@@ -94,10 +94,10 @@ def tools() -> list[str]:
     return uv
 
 
-def _run(command: list[str], what: str, **options: object) -> None:
+def _run(command: list[str], what: str, env: dict[str, str]) -> None:
     """Run a build step (its own output shows); a failure is one line naming the step."""
     try:
-        subprocess.run(command, check=True, **options)  # type: ignore[call-overload]
+        subprocess.run(command, check=True, env=env)
     except subprocess.CalledProcessError as exc:
         raise SystemExit(f"headseg package: {what} failed (exit status {exc.returncode}); its output is above") from None
 
