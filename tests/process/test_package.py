@@ -1,21 +1,27 @@
-"""The deploy package: built from wheels without Docker, no ML libraries, and the handler imports from it alone.
+"""The deploy package: built from wheels without Docker, no ML libraries, the handler imports from it alone, two
+builds are byte-identical, and a missing tool stops the build at once in one line.
 
-Builds from PyPI (reachable here; nothing else is): about 20 s.
+Builds from PyPI (reachable here; nothing else is): about a minute each, several on a loaded machine; the
+pre-deploy builds are made once per runtime for the module and shared.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import platform
 import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from headseg.ops import package
+from headseg.ops import package, reproducible
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
@@ -104,18 +110,72 @@ def s_yaml_pre_deploy(runtime: str) -> tuple[list[str], str]:
     return command[3:], action["path"]
 
 
+def run_pre_deploy(version: str, root: Path) -> Path:
+    """Run the pre-deploy step s.yaml runs for `version`, in ./src as `s deploy` packages it (copied under `root`),
+    with `--zip root/package.zip`; returns the code directory it leaves."""
+    arguments, path = s_yaml_pre_deploy(version)
+    assert path == "./src"
+    code = code_package(root)
+    here = os.getcwd()
+    os.chdir(code)
+    try:
+        assert package.main([*arguments, "--zip", str(root / "package.zip")]) == 0
+    finally:
+        os.chdir(here)
+    return code
+
+
+@pytest.fixture(scope="module")
+def pre_deploy(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """The code directory the pre-deploy step leaves for a runtime (python3.10, python3.12), built once."""
+    built: dict[str, Path] = {}
+
+    def build(version: str) -> Path:
+        if version not in built:
+            built[version] = run_pre_deploy(version, tmp_path_factory.mktemp(f"pre-deploy-{version}"))
+        return built[version]
+
+    return build
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.timeout(1800)  # two builds from PyPI: ~2 min idle, several times that on a loaded 2-core machine
+def test_two_builds_of_the_package_are_byte_identical(pre_deploy, tmp_path):
+    """fc3 uploads the code only when its zip's checksum changed, and its zip depends on the files' paths, bytes and
+    modes: two builds in two directories, minutes apart, zip to the same bytes (bytecode included)."""
+    first = pre_deploy("3.10")
+    second = run_pre_deploy("3.10", tmp_path)
+    assert first != second and sha256(first.parent / "package.zip") == sha256(tmp_path / "package.zip")
+    with zipfile.ZipFile(tmp_path / "package.zip") as archive:
+        names = set(archive.namelist())
+    assert {"index.py", "headseg/function/handler.py", "python/oss2/api.py"} <= names
+    assert not [name for name in names if name.startswith(("headseg/ops/", "headseg/cli/", "tests/"))]  # .fcignore holds
+    assert not [name for name in names if name.endswith(reproducible.INSTALL_RECORDS)]
+    if package.find_python("3.10") is not None:  # the bytecode is part of what must not differ
+        assert "headseg/function/__pycache__/app.cpython-310.pyc" in names and "python/oss2/__pycache__/api.cpython-310.pyc" in names
+
+
+#: Run by the runtime's interpreter in the built code directory: the bytecode names the paths FC runs it from.
+COMPILED_FOR = (
+    "import marshal, sys; from importlib.util import cache_from_source as c; "
+    "print(*[marshal.loads(open(c(f), 'rb').read()[16:]).co_filename for f in sys.argv[1:]])"
+)
+
+
 @pytest.mark.timeout(900)  # builds from PyPI: ~40 s idle, several times that on a loaded 2-core machine
 @pytest.mark.parametrize("version", package.RUNTIMES)
-def test_each_fc_runtime_runs_what_the_pre_deploy_step_builds(tmp_path, monkeypatch, version):
+def test_each_fc_runtime_runs_what_the_pre_deploy_step_builds(pre_deploy, tmp_path, version):
     python = package.find_python(version)
     if python is None:
         pytest.skip(f"no python{version} on this machine")
-    arguments, path = s_yaml_pre_deploy(version)
-    assert path == "./src"
-    code = code_package(tmp_path)  # ./src, as `s deploy` packages it
-    monkeypatch.chdir(code)
-    assert package.main(arguments) == 0
+    code = tmp_path / "code"
+    shutil.copytree(pre_deploy(version), code, symlinks=True)  # the shared build, copied: this test edits it
     target = code / "python"
+    compiled = subprocess.run([python, "-I", "-c", COMPILED_FOR, "python/oss2/api.py", "headseg/function/app.py"], capture_output=True, text=True, cwd=code)
+    assert compiled.stdout.split() == ["/code/python/oss2/api.py", "/code/headseg/function/app.py"], compiled.stderr
     assert not [name for name in package.FORBIDDEN if (target / name).exists()]
     assert list(target.glob("crcmod_plus-*.dist-info")) and not list(target.glob("crcmod-*.dist-info"))
     tag = f"cpython-{version.replace('.', '')}"
@@ -130,3 +190,35 @@ def test_each_fc_runtime_runs_what_the_pre_deploy_step_builds(tmp_path, monkeypa
     result = subprocess.run([python, "-I", "-S", "-B", "-c", SHIPPED], capture_output=True, text=True, cwd=code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True"]
+
+
+def python_lacking(what: str, tmp_path: Path) -> str:
+    """An interpreter the build cannot use: a fresh venv without uv (`uv`) or without pip (`pip`), or a Python
+    older than 3.10 (`python`, skipped where there is none)."""
+    if what == "python":
+        older = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.[89].*/bin/python3.[89]")))
+        if not older:
+            pytest.skip("no Python older than 3.10 on this machine")
+        return older[-1]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", *(["--without-pip"] if what == "pip" else []), str(venv)], check=True, capture_output=True)
+    return str(venv / "bin" / "python")
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    "missing, words", [("uv", "uv is missing"), ("pip", "pip is missing"), ("python", "needs Python 3.10 or newer")]
+)
+def test_a_missing_tool_stops_the_pre_deploy_step_at_once_in_one_line(tmp_path, missing, words):
+    """Checked before anything slow: not a wheel built, not a directory made, no traceback."""
+    python = python_lacking(missing, tmp_path)
+    no_uv = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "uv").exists())
+    arguments, path = s_yaml_pre_deploy("3.10")
+    assert arguments[0] == "--target"
+    result = subprocess.run(
+        [python, "-m", "headseg.ops.package", *arguments[:1], str(tmp_path / "python"), *arguments[2:]],
+        cwd=ROOT / path, env={"PATH": no_uv, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=300,
+    )
+    [line] = result.stderr.splitlines()
+    assert result.returncode == 1 and line.startswith("headseg package: ") and words in line, result.stderr
+    assert not (tmp_path / "python").exists() and result.stdout == ""

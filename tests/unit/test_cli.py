@@ -131,6 +131,8 @@ HELP_DEFAULTS: dict[str, list[tuple[str, str | None]]] = {
     "doctor": [("--function", "headseg")],
     "status": [("--oss-endpoint", "https://oss-cn-shanghai.aliyuncs.com")],
     "package": [("--target", "src/python"), ("--code", "src")],
+    "event": [("--bucket", "s.yaml's, HEADSEG_BUCKET"), ("--output", "print it")],
+    "ram": [("--s-yaml", "./s.yaml")],
 }
 
 

@@ -12,14 +12,52 @@ import pytest
 
 from headseg.ops import syaml
 from headseg.function.config import Config
+from headseg.function.errors import ConfigError
 from headseg.function.events import OBJECT_CREATED_KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def rendered(environ: dict[str, str] | None = None) -> dict:
-    """s.yaml with `${env('X', 'default')}` and `${vars.x}` resolved the way Serverless Devs does."""
-    return syaml.render(ROOT / "s.yaml", environ or {})
+    """s.yaml with `${env('X', 'default')}` and `${vars.x}` resolved the way Serverless Devs does, for a bucket."""
+    return syaml.render(ROOT / "s.yaml", {syaml.BUCKET_VARIABLE: "my-bucket", **(environ or {})})
+
+
+REQUIRED = re.compile(r"\$\{env\('(\w+)'\)\}")  # a variable without a default
+
+
+def test_the_bucket_is_the_one_variable_without_a_default():
+    assert set(REQUIRED.findall((ROOT / "s.yaml").read_text())) == {syaml.BUCKET_VARIABLE}
+
+
+@pytest.mark.parametrize("environ", [{}, {"HEADSEG_BUCKET": ""}, {"HEADSEG_INPUT_PREFIX": "uploads/"}])
+def test_an_unset_or_empty_bucket_is_refused_in_one_line_naming_it(environ):
+    """As the real CLI does (`env('HEADSEG_BUCKET') not found` for unset and empty alike): no default bucket."""
+    with pytest.raises(ConfigError) as refused:
+        syaml.render(ROOT / "s.yaml", environ)
+    message = refused.value.message
+    assert "HEADSEG_BUCKET" in message and "no default" in message and "\n" not in message
+
+
+def test_the_bucket_flows_into_both_triggers():
+    variables = rendered({"HEADSEG_BUCKET": "portraits-of-mine"})["vars"]
+    assert variables["ossTrigger"]["sourceArn"].endswith(":portraits-of-mine")
+    assert ":portraits-of-mine/incoming/" in variables["eventbridgeTrigger"]["triggerConfig"]["eventRuleFilterPattern"]
+
+
+def test_the_dotenv_beside_s_yaml_supplies_what_the_environment_does_not(tmp_path):
+    """Serverless Devs reads `.env` beside s.yaml (measured with `s preview`), so a bucket set there survives a
+    new shell; the environment wins over it."""
+    (tmp_path / "s.yaml").write_text((ROOT / "s.yaml").read_text())
+    (tmp_path / ".env").write_text(
+        "# the deploy's settings\nHEADSEG_BUCKET=from-dotenv\nexport HEADSEG_INPUT_PREFIX='uploads/'  # quoted\n"
+        "HEADSEG_OUTPUT_PREFIX=cutouts/ # trailing comment\n"
+    )
+    props = syaml.function_props(tmp_path / "s.yaml", syaml.environment(tmp_path / "s.yaml", {}))
+    assert props["triggers"][0]["sourceArn"].endswith(":from-dotenv")
+    assert props["environmentVariables"]["INPUT_PREFIX"] == "uploads/" and props["environmentVariables"]["OUTPUT_PREFIX"] == "cutouts/"
+    environment = syaml.environment(tmp_path / "s.yaml", {"HEADSEG_BUCKET": "from-shell"})
+    assert environment["HEADSEG_BUCKET"] == "from-shell"
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +149,7 @@ def test_a_looping_prefix_pair_in_s_yaml_would_be_refused():
 
 def test_the_code_package_leaves_metadata_and_tests_out_and_keeps_the_bytecode():
     ignored = [line for line in (ROOT / "src" / ".fcignore").read_text().splitlines() if line and not line.startswith("#")]
-    assert {"*.egg-info/", "tests/"} <= set(ignored)
+    assert {"*.egg-info/", "tests/", ".env"} <= set(ignored)  # Serverless Devs reads src/.env too: it must not ship
     # the pre-deploy step compiles for the runtime (FC's /code is read-only): nothing may drop what it wrote
     assert not [pattern for pattern in ignored if "pyc" in pattern]
 

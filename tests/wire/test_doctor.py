@@ -90,6 +90,7 @@ def test_the_checklist_reads_as_lines(deployed, capsys):
         ("other timeout", "function", "fail", "timeout is 60, s.yaml sets 120"),
         ("looping prefixes", "prefixes", "fail", "infinite loop"),
         ("no function", "function", "fail", "no function 'headseg' in FC 3.0"),
+        ("trigger on another bucket", "trigger", "fail", "no trigger on headseg-demo watches INPUT_PREFIX 'incoming/': portraits watches old-portraits/incoming/"),
     ],
 )
 def test_each_broken_setup_fails_with_its_line(deployed, capsys, breakage, name, level, words):
@@ -122,6 +123,8 @@ def test_each_broken_setup_fails_with_its_line(deployed, capsys, breakage, name,
         fc3.functions["headseg"]["environmentVariables"]["OUTPUT_PREFIX"] = "incoming/heads/"
     elif breakage == "no function":
         del fc3.functions["headseg"]
+    elif breakage == "trigger on another bucket":  # deployed before HEADSEG_BUCKET changed: a redeploy kept its sourceArn
+        portraits["sourceArn"] = "acs:oss:cn-shanghai:1234567890:old-portraits"
     portraits["triggerConfig"] = json.dumps(config)
     code, checks = doctor(deployed, capsys)
     assert checks[name]["level"] == level and words in checks[name]["message"], checks[name]
@@ -129,6 +132,30 @@ def test_each_broken_setup_fails_with_its_line(deployed, capsys, breakage, name,
     assert code == (1 if level == "fail" else 0)
     others = {n: c["level"] for n, c in checks.items() if n != name}
     assert set(others.values()) <= {"pass"}, others  # the breakage shows where it is, and only there
+
+
+def test_a_trigger_left_on_the_old_bucket_is_named_with_the_commands_that_move_it(deployed, capsys):
+    """fc3's UpdateTrigger cannot change sourceArn, so `s deploy` after a new HEADSEG_BUCKET leaves the trigger on
+    the old bucket: the fix is to remove it and deploy again, never "deploy s.yaml's trigger"."""
+    deployed.fc3.triggers["headseg"][0]["sourceArn"] = "acs:oss:cn-shanghai:1234567890:old-portraits"
+    code, checks = doctor(deployed, capsys)
+    assert code == 1 and checks["trigger"]["level"] == "fail"
+    assert "`s remove --trigger portraits`, then `s deploy`" in checks["trigger"]["fix"], checks["trigger"]
+
+
+def test_the_bucket_s_yaml_names_is_the_one_checked(deployed, capsys, monkeypatch, tmp_path):
+    """s.yaml's bucket comes from the environment or the `.env` beside it, as Serverless Devs reads it; one other
+    than --bucket fails the trigger check, and with neither, --bucket stands for it."""
+    monkeypatch.delenv("HEADSEG_BUCKET")
+    (tmp_path / "s.yaml").write_text((ROOT / "s.yaml").read_text())
+    arguments = ["doctor", "--bucket", BUCKET, "--oss-endpoint", deployed.oss.url, "--fc-endpoint", deployed.fc3.url, "--json"]
+    assert main([*arguments, "--s-yaml", str(tmp_path / "s.yaml")]) == 0
+    assert {c["name"]: c["level"] for c in json.loads(capsys.readouterr().out)}["trigger"] == "pass"
+    (tmp_path / ".env").write_text("HEADSEG_BUCKET=new-portraits\n")
+    assert main([*arguments, "--s-yaml", str(tmp_path / "s.yaml")]) == 1
+    [trigger] = [c for c in json.loads(capsys.readouterr().out) if c["name"] == "trigger"]
+    assert trigger["level"] == "fail" and trigger["message"] == f"s.yaml names bucket 'new-portraits', not '{BUCKET}'"
+    assert "--bucket new-portraits" in trigger["fix"]
 
 
 def test_fix_adds_the_scratch_rule_and_keeps_the_others(deployed, capsys):

@@ -18,7 +18,7 @@ from headseg.cli import _ops
 from headseg.function.config import env_default
 from headseg.ops.doctor import Check, Expected, Level, diagnose
 from headseg.ops.fcapi import Fc3Reader
-from headseg.ops.syaml import function_props
+from headseg.ops import syaml
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,16 +57,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def expected(args: argparse.Namespace) -> Expected:
-    """What s.yaml sets for the function, when there is an s.yaml to read."""
+    """What s.yaml sets for the function, when there is an s.yaml to read: rendered as Serverless Devs renders it
+    (the environment over the `.env` beside it), with --bucket for the bucket when neither sets one."""
     if not args.s_yaml.is_file():
         return Expected()
     import os
 
-    props = function_props(args.s_yaml, os.environ)
+    environ = {syaml.BUCKET_VARIABLE: args.bucket, **syaml.environment(args.s_yaml, os.environ)}
+    document = syaml.render(args.s_yaml, environ)
+    props = syaml.function_props(args.s_yaml, environ)
     initializer = ((props.get("instanceLifecycleConfig") or {}).get("initializer") or {}).get("handler", "")
     return Expected(
         runtime=props.get("runtime"), handler=props.get("handler", "index.handler"), initializer=initializer,
-        timeout=props.get("timeout"), memory_mb=props.get("memorySize"),
+        timeout=props.get("timeout"), memory_mb=props.get("memorySize"), bucket=(document.get("vars") or {}).get("bucket"),
     )
 
 

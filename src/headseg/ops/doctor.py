@@ -8,7 +8,6 @@ lifecycle rule with `fix=True`, and the probe objects the write and SegmentHead 
 
 from __future__ import annotations
 
-import json
 import uuid
 from importlib import resources
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ class Expected:
     initializer: str = "index.initialize"
     timeout: int | None = None
     memory_mb: int | None = None
+    bucket: str | None = None  # the bucket s.yaml's trigger watches
 
 
 def check_function(function: Function | None, name: str, expected: Expected) -> Check:
@@ -80,36 +80,24 @@ def check_prefixes(environment: dict[str, str]) -> tuple[Check, Config | None]:
     return Check("prefixes", Level.PASS, message), config
 
 
-def watches(trigger: Trigger) -> tuple[str, str, frozenset[str]] | None:
-    """(bucket, key prefix, ObjectCreated event names) of an OSS or EventBridge-on-OSS trigger, else None."""
-    config = trigger.config
-    if trigger.type == "oss":
-        events = _created(config.get("events", []))
-        prefix = ((config.get("filter") or {}).get("key") or {}).get("prefix") or ""
-        return trigger.source_arn.rpartition(":")[2], prefix, events
-    if trigger.type == "eventbridge":
-        try:
-            pattern = json.loads(config.get("eventRuleFilterPattern") or "{}")
-        except ValueError:
-            return None
-        if "acs.oss" not in pattern.get("source", []):
-            return None
-        subjects = [s.get("prefix", "") for s in pattern.get("subject", []) if isinstance(s, dict)] or [""]
-        bucket, _, prefix = subjects[0].rpartition(":")[2].partition("/")
-        events = _created(pattern.get("type", []))
-        return bucket, prefix, events
-    return None
+#: A trigger keeps the bucket it was created with: fc3's UpdateTrigger cannot change `sourceArn`.
+MOVE_FIX = "a redeploy cannot move a trigger to another bucket: `s remove --trigger {name}`, then `s deploy` creates it anew"
 
 
-def _created(names: list[str]) -> frozenset[str]:
-    """The ObjectCreated event names among a trigger's (`oss:ObjectCreated:PutObject` -> `PutObject`)."""
-    prefix = "oss:ObjectCreated:"
-    return frozenset(name.removeprefix(prefix) for name in names if name.startswith(prefix))
-
-
-def check_trigger(triggers: list[Trigger], bucket: str, config: Config) -> Check:
-    mine = [(t, w) for t in triggers if (w := watches(t)) is not None and w[0] == bucket]
+def check_trigger(triggers: list[Trigger], bucket: str, config: Config, named: str | None = None) -> Check:
+    """One of the function's triggers must watch exactly INPUT_PREFIX on `bucket`, which must be the bucket s.yaml
+    names (`named`, when known); one that watches another bucket is named, with how to move it."""
+    if named is not None and named != bucket:
+        return Check("trigger", Level.FAIL, f"s.yaml names bucket {named!r}, not {bucket!r}", f"check --bucket {named}, the bucket s.yaml deploys for")
+    mine = [(t, w) for t in triggers if (w := t.watches()) is not None and w[0] == bucket]
     exact = [(t, w) for t, w in mine if w[1] == config.input_prefix]
+    away = [(t, w) for t in triggers if (w := t.watches()) is not None and w[0] != bucket and w[1] == config.input_prefix]
+    if not exact and away:
+        trigger, (elsewhere, prefix, _) = away[0]
+        return Check(
+            "trigger", Level.FAIL, f"no trigger on {bucket} watches INPUT_PREFIX {prefix!r}: {trigger.name} watches {elsewhere}/{prefix}",
+            MOVE_FIX.format(name=trigger.name),
+        )
     if not exact:
         seen = ", ".join(f"{t.name} ({w[1]!r})" for t, w in mine) or "none"
         return Check(
@@ -132,7 +120,7 @@ def check_loops(triggers: list[Trigger], bucket: str, config: Config) -> Check:
     output = config.output_prefix
     looping = [
         f"{t.function}/{t.name} ({w[1]!r})"
-        for t in triggers if (w := watches(t)) is not None and w[0] == bucket and prefixes_overlap(output, w[1])
+        for t in triggers if (w := t.watches()) is not None and w[0] == bucket and prefixes_overlap(output, w[1])
     ]
     if looping:
         return Check(
@@ -267,7 +255,7 @@ def diagnose(
             prefixes, config = check_prefixes(deployed.environment)
             checks.append(prefixes)
     if config is not None:
-        checks += _deployment_checks(reader, function, bucket, config)
+        checks += _deployment_checks(reader, function, bucket, config, expected.bucket)
     checks.append(guarded("bucket", OSS_FIX, lambda: check_region(storage.location())))
     if config is not None:
         checks += [probe_write(storage, config), guarded("lifecycle", OSS_FIX, lambda: _expiry(storage, config, fix))]
@@ -276,12 +264,12 @@ def diagnose(
     return checks
 
 
-def _deployment_checks(reader: Fc3Reader, function: str, bucket: str, config: Config) -> list[Check]:
+def _deployment_checks(reader: Fc3Reader, function: str, bucket: str, config: Config, named: str | None) -> list[Check]:
     def every_trigger() -> list[Trigger]:
         return [trigger for name in reader.function_names() for trigger in reader.triggers(name)]
 
     return [
-        guarded("trigger", FC_FIX, lambda: check_trigger(reader.triggers(function), bucket, config)),
+        guarded("trigger", FC_FIX, lambda: check_trigger(reader.triggers(function), bucket, config, named)),
         guarded("no loop", FC_FIX, lambda: check_loops(every_trigger(), bucket, config)),
         guarded("async", FC_FIX, lambda: check_async(reader.async_config(function))),
     ]

@@ -66,6 +66,30 @@ class Trigger:
     invocation_role: str
     config: dict[str, Any] = field(default_factory=dict)  # triggerConfig, parsed
 
+    def watches(self) -> tuple[str, str, frozenset[str]] | None:
+        """(bucket, key prefix, ObjectCreated event names) of an OSS or EventBridge-on-OSS trigger, else None."""
+        config = self.config
+        if self.type == "oss":
+            prefix = ((config.get("filter") or {}).get("key") or {}).get("prefix") or ""
+            return self.source_arn.rpartition(":")[2], prefix, _created(config.get("events", []))
+        if self.type == "eventbridge":
+            try:
+                pattern = json.loads(config.get("eventRuleFilterPattern") or "{}")
+            except ValueError:
+                return None
+            if "acs.oss" not in pattern.get("source", []):
+                return None
+            subjects = [s.get("prefix", "") for s in pattern.get("subject", []) if isinstance(s, dict)] or [""]
+            bucket, _, prefix = subjects[0].rpartition(":")[2].partition("/")
+            return bucket, prefix, _created(pattern.get("type", []))
+        return None
+
+
+def _created(names: list[str]) -> frozenset[str]:
+    """The ObjectCreated event names among a trigger's (`oss:ObjectCreated:PutObject` -> `PutObject`)."""
+    prefix = "oss:ObjectCreated:"
+    return frozenset(name.removeprefix(prefix) for name in names if name.startswith(prefix))
+
 
 @dataclass(frozen=True)
 class AsyncConfig:

@@ -14,12 +14,20 @@ read-only and Python would otherwise recompile ~880 modules on every cold start.
 unchecked-hash (the directory is rebuilt whole, never edited); headseg's own (`--code`) is checked-hash, so a
 stale file is never run, wherever the tree is used. Without an interpreter of the runtime's version on this
 machine the package ships without bytecode, and says so.
+
+Before anything slow, `tools` checks what the build needs (Python 3.10+, pip, uv) and stops with one line naming
+what is missing; a step that fails later is one line too. Two builds from the same sources and wheels are
+byte-identical (`headseg.ops.reproducible`), so `s deploy` uploads nothing when nothing changed; `--zip` writes
+the package as fc3 zips it and prints its SHA-256, to compare two builds.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +35,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Iterator
+
+from headseg.ops import reproducible
 
 PLATFORM = "x86_64-manylinux2014"
 PYTHON_VERSION = "3.10"
@@ -60,38 +70,68 @@ TRIM = (
 SWAPS = {"crcmod": "crcmod-plus>=2.3.6,<3"}
 #: What must never ship in the function: the offline engine's libraries (and what drags them in).
 FORBIDDEN = ("mediapipe", "numpy", "jax", "jaxlib", "scipy", "cv2", "tensorflow", "torch", "matplotlib")
+UV_MINIMUM = (0, 5)
+#: Where FC runs the code from: the path compiled into the bytecode (and shown in its tracebacks).
+RUNTIME_CODE = "/code"
+
+
+def tools() -> list[str]:
+    """The uv command, after checking every tool the build needs; a missing one stops the build at once with one
+    line saying what to install (never two minutes later with a traceback)."""
+    here = f"{sys.executable} (Python {platform.python_version()})"
+    if sys.version_info < (3, 10):
+        raise SystemExit(f"headseg package: needs Python 3.10 or newer to run; {here} is older")
+    if importlib.util.find_spec("pip") is None:
+        raise SystemExit(f"headseg package: pip is missing from {here}: `{sys.executable} -m ensurepip` or install python3-pip")
+    uv = [sys.executable, "-m", "uv"] if importlib.util.find_spec("uv") is not None else [shutil.which("uv") or ""]
+    if not uv[0]:
+        raise SystemExit(f"headseg package: uv is missing (it resolves wheels for FC's runtime): `{sys.executable} -m pip install 'uv>=0.5'`")
+    found = subprocess.run([*uv, "--version"], capture_output=True, text=True)
+    version = re.match(r"uv (\d+)\.(\d+)", found.stdout)
+    if found.returncode != 0 or version is None or tuple(map(int, version.groups())) < UV_MINIMUM:
+        said = (found.stdout or found.stderr).strip() or f"exit status {found.returncode}"
+        raise SystemExit(f"headseg package: uv {'.'.join(map(str, UV_MINIMUM))} or newer is needed; `{' '.join(uv)} --version` says: {said}")
+    return uv
+
+
+def _run(command: list[str], what: str, env: dict[str, str]) -> None:
+    """Run a build step (its own output shows); a failure is one line naming the step."""
+    try:
+        subprocess.run(command, check=True, env=env)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"headseg package: {what} failed (exit status {exc.returncode}); its output is above") from None
 
 
 def build(target: Path, requirements: list[str], python_version: str = PYTHON_VERSION, tuned: bool = True) -> int:
     """Install `requirements` for FC's Python on x86_64 into `target`, tuned (the SWAPS made, what the function
     never uses left out) unless `tuned` is off; returns the installed size in bytes."""
+    uv = tools()
     pip = [sys.executable, "-m", "pip"]
-    uv = [sys.executable, "-m", "uv"]
     target = target.resolve()
     if target.exists():
         shutil.rmtree(target)
     with tempfile.TemporaryDirectory(prefix="headseg-wheels-") as wheelhouse:
         env = {**os.environ, "CC": "false", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-        subprocess.run(
-            [*pip, "wheel", "--quiet", "--no-cache-dir", "--wheel-dir", wheelhouse, *requirements], check=True, env=env
-        )
+        _run([*pip, "wheel", "--quiet", "--no-cache-dir", "--wheel-dir", wheelhouse, *requirements], "building wheels with pip", env=env)
         overrides = Path(wheelhouse) / "overrides.txt"  # a requirement whose marker never holds drops the package
         overrides.write_text("".join(f'{name} ; python_version < "0"\n' for name in SWAPS if tuned))
-        subprocess.run(
+        _run(
             [
                 *uv, "pip", "install", "--quiet", "--target", str(target), "--python-platform", PLATFORM,
                 "--python-version", python_version, "--only-binary", ":all:", "--find-links", wheelhouse,
                 "--override", str(overrides), *requirements, *(SWAPS.values() if tuned else ()),
             ],
-            check=True,
+            "installing for the runtime with uv",
             env=env,
         )
+    reproducible.drop_install_records(target)
     trimmed = (p for pattern in TRIM for p in target.glob(pattern)) if tuned else ()
     for junk in [*target.rglob("__pycache__"), target / "bin", *trimmed]:
         if junk.is_dir():
             shutil.rmtree(junk)
         else:
             junk.unlink(missing_ok=True)
+    reproducible.normalize_modes(target)
     shipped = sorted(name for name in FORBIDDEN if (target / name).exists())
     if shipped:
         raise SystemExit(f"headseg package: {', '.join(shipped)} must not ship in the function; check the requirements")
@@ -157,32 +197,43 @@ def imported_modules(python: str, target: Path) -> list[Path]:
 def compile_bytecode(python: str, target: Path, code: Path | None) -> int:
     """Compile, with the runtime's `python`, the dependencies' modules the function runs (unchecked-hash: the
     rest stays source, compiled only if some rare path imports it) and headseg's code in `code` (its index.py
-    and headseg/, checked-hash, after removing whatever bytecode was there); returns the number of modules."""
+    and headseg/, checked-hash, after removing whatever bytecode was there); returns the number of modules.
+    The bytecode is the same on every build: compiled with PYTHONHASHSEED=0 (frozensets are marshalled in hash
+    order) and for the path FC runs it from (RUNTIME_CODE), not this machine's."""
+    target = target.resolve()
     modules = imported_modules(python, target)
+    code = code.resolve() if code is not None else None
+    inside = code is not None and code in target.parents
+    runtime_target = f"{RUNTIME_CODE}/{target.relative_to(code).as_posix()}" if code is not None and inside else f"{RUNTIME_CODE}/python"
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("PYTHON")}
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
         listing.write("".join(f"{module}\n" for module in modules))
         listing.flush()
-        sources = [(["-i", listing.name], "unchecked-hash")]
+        sources = [(["-i", listing.name], "unchecked-hash", target, runtime_target)]
         if code is not None:
             for cache in [code / "__pycache__", *(code / "headseg").rglob("__pycache__")]:
                 shutil.rmtree(cache, ignore_errors=True)
-            sources.append(([str(code / "index.py"), str(code / "headseg")], "checked-hash"))
-        for paths, mode in sources:
+            sources.append(([str(code / "index.py"), str(code / "headseg")], "checked-hash", code, RUNTIME_CODE))
+        for paths, mode, here, there in sources:
             result = subprocess.run(
-                [python, "-I", "-m", "compileall", "-qq", "-j", "0", "--invalidation-mode", mode, *paths],
-                capture_output=True, text=True,
+                [python, "-s", "-m", "compileall", "-qq", "-j", "0", "--invalidation-mode", mode, "-s", str(here), "-p", there, *paths],
+                capture_output=True, text=True, cwd="/", env={**environment, "PYTHONHASHSEED": "0"},
             )
             if result.returncode != 0:
                 raise SystemExit(f"headseg package: {python} could not compile {paths}:\n{result.stdout}{result.stderr}")
+    reproducible.normalize_modes(target)
+    if code is not None:
+        for cache in [code / "__pycache__", *(code / "headseg").rglob("__pycache__")]:
+            reproducible.normalize_modes(cache)
     return len(modules) + (len(list((code / "headseg").rglob("*.py"))) + 1 if code is not None else 0)
 
 
 def install(target: Path, python_version: str = PYTHON_VERSION, code: Path | None = None) -> str:
     """Build the function's dependencies into `target` and compile them, with the code in `code`, for the
     runtime; returns what was installed (and, when there is no interpreter to compile with, the warning)."""
+    python = find_python(python_version)
     size = build(target, requirements(), python_version)
     line = f"installed {', '.join(requirements())} for python{python_version} {PLATFORM} into {target}: {size / 1e6:.1f} MB"
-    python = find_python(python_version)
     if python is None:
         return (
             f"{line}\nWARNING: no python{python_version} on this machine, so the package ships without bytecode and "
@@ -201,6 +252,10 @@ def add_arguments(parser: argparse.ArgumentParser, target: str, code: str | None
     )
     parser.add_argument("--python-version", default=PYTHON_VERSION, help=f"the runtime's Python (default {PYTHON_VERSION})")
     parser.add_argument("--runtime", help="FC's runtime name instead, e.g. python3.12 (what s.yaml's runtime says)")
+    parser.add_argument(
+        "--zip", type=Path, metavar="OUT.zip",
+        help="also zip the code directory as fc3 does (what .fcignore keeps, fixed times) and print its SHA-256",
+    )
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -210,7 +265,13 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(f"runtime python{version} is not one headseg supports: {', '.join('python' + v for v in RUNTIMES)}")
     if args.code is not None and not (args.code / "index.py").is_file():
         parser.error(f"--code {args.code}: no index.py there; give the function's code directory")
+    if args.zip is not None and args.code is None:
+        parser.error("--zip zips the code directory: give --code")
+    tools()
     print(install(args.target, version, args.code))
+    if args.zip is not None:
+        count, digest = reproducible.write_zip(args.code, args.zip)
+        print(f"zipped {count} files of {args.code} into {args.zip} ({args.zip.stat().st_size / 1e6:.1f} MB): sha256 {digest}")
     return 0
 
 
