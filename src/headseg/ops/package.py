@@ -59,7 +59,7 @@ TRIM = (
 #: Pure-Python sdists replaced in the package by a fork with C wheels: {dropped: replacement}.
 SWAPS = {"crcmod": "crcmod-plus>=2.3.6,<3"}
 #: What must never ship in the function: the offline engine's libraries (and what drags them in).
-FORBIDDEN = ("mediapipe", "numpy", "jax", "jaxlib", "scipy", "cv2", "tensorflow", "torch", "matplotlib")
+FORBIDDEN = ("ai_edge_litert", "mediapipe", "numpy", "jax", "jaxlib", "scipy", "cv2", "tensorflow", "torch", "matplotlib")
 
 
 def build(target: Path, requirements: list[str], python_version: str = PYTHON_VERSION, tuned: bool = True) -> int:
