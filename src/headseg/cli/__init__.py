@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     from headseg.cli import backfill, doctor, invoke, package, replay, segment, serve, sheet, status
 
     parser = argparse.ArgumentParser(prog="headseg", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="also show native libraries' log lines (mediapipe, TFLite)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show native libraries' log lines (LiteRT)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (segment, invoke, sheet, serve, backfill, replay, doctor, status, package):
         command.register(subparsers)
