@@ -114,9 +114,9 @@ class FaceDetector:
         found = []
         for score, box, keypoints in weighted_nms(scores[keep], boxes, points):
             # from the letterboxed square back onto the image, relative to its width and height
-            box = (box * side + [left, top, left, top]) / [width, height, width, height]
+            x0, y0, x1, y1 = map(float, (box * side + [left, top, left, top]) / [width, height, width, height])
             keypoints = (keypoints * side + [left, top]) / [width, height]
-            found.append(Detection(score, tuple(map(float, box)), tuple((float(x), float(y)) for x, y in keypoints)))  # type: ignore[arg-type]
+            found.append(Detection(score, (x0, y0, x1, y1), tuple((float(x), float(y)) for x, y in keypoints)))
         return found
 
 
