@@ -1,8 +1,9 @@
-"""Local engine: time per image ÷ the time of the mediapipe model calls alone (goal ≤ 1.5), and heads found.
+"""Local engine: time per image ÷ the time of its LiteRT model calls alone (goal ≤ 1.5), and heads found.
 
 Side by side in one run: the engine cuts each sample while a recorder notes every model call it makes (the
-exact input arrays); then the same model calls are replayed alone. What the engine adds on top (decoding,
-tiling, NMS, mattes, PNG encoding) is the difference.
+exact input tensors); then the same model calls are replayed alone (set the input, invoke, read the outputs).
+What the engine adds on top (decoding, sampling the models' inputs, decoding their outputs, tiling, NMS,
+mattes, PNG encoding) is the difference.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ REPEATS = 7
 
 @dataclass
 class Recorder:
-    """Forwards `process` to a mediapipe graph, keeping each input for the replay."""
+    """Forwards `run` to a model (`tflite.Model`), keeping each input tensor for the replay."""
 
-    graph: Any
+    model: Any
     calls: list[np.ndarray] = field(default_factory=list)
 
-    def process(self, image: np.ndarray) -> Any:
-        self.calls.append(image.copy())
-        return self.graph.process(image)
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        self.calls.append(tensor.copy())
+        return self.model.run(tensor)
 
 
 def run() -> list[str]:
@@ -40,29 +41,30 @@ def run() -> list[str]:
     labels = {k: v for k, v in json.loads((SAMPLES / "labels.json").read_text()).items() if not k.startswith("_")}
     segmenter = LocalSegmenter()
     cutter = segmenter._engine()
+    holders = [cutter._full, cutter._short, cutter._segmenter]  # each holds its interpreter as `model`
     rows = ["| sample | size | heads found / labelled | engine ms | model calls ms | ratio |", "| --- | --- | --- | --- | --- | --- |"]
     ratios = []
     for name in sorted(labels):
         data = (SAMPLES / name).read_bytes()
         segmenter.cut(data, None)  # warm up
-        graphs = {"_full": cutter._full, "_short": cutter._short, "_segmenter": cutter._segmenter}
-        recorders = {attr: Recorder(graph) for attr, graph in graphs.items()}
-        for attr, recorder in recorders.items():
-            setattr(cutter, attr, recorder)
+        models = [holder.model for holder in holders]
+        recorders = [Recorder(model) for model in models]
+        for holder, recorder in zip(holders, recorders):
+            holder.model = recorder
         try:
             heads = segmenter.cut(data, None)
         finally:
-            for attr, graph in graphs.items():
-                setattr(cutter, attr, graph)
+            for holder, model in zip(holders, models):
+                holder.model = model
         engine_times, model_times = [], []
         for _ in range(REPEATS):  # interleaved, so both see the same machine
             started = time.perf_counter()
             segmenter.cut(data, None)
             engine_times.append(time.perf_counter() - started)
             started = time.perf_counter()
-            for attr, recorder in recorders.items():
-                for image in recorder.calls:
-                    graphs[attr].process(image)
+            for model, recorder in zip(models, recorders):
+                for tensor in recorder.calls:
+                    model.run(tensor)
             model_times.append(time.perf_counter() - started)
         engine, model = statistics.median(engine_times) * 1000, statistics.median(model_times) * 1000
         ratios.append(engine / model)

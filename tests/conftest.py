@@ -255,7 +255,7 @@ def iou(a, b) -> float:
 
 @pytest.fixture(scope="session")
 def local_segmenter():
-    """One offline engine for the session: mediapipe's graphs take a moment to build."""
+    """One offline engine for the session: its LiteRT interpreters take a moment to build."""
     from headseg.local.segmenter import LocalSegmenter
 
     return LocalSegmenter()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from types import SimpleNamespace as Ns
 
 import numpy as np
 import pytest
 
 from headseg.local import faces, headcut, mattes
 from headseg.local.faces import Face
+from headseg.local.tflite import Detection
 
 
 @pytest.mark.parametrize("size", [(800, 533), (1024, 819), (2000, 1250), (1332, 2000), (2000, 2000)])
@@ -106,13 +106,12 @@ class _Detector:
     def __init__(self, answer: Callable[[tuple[int, ...]], Box | None], score: float) -> None:
         self.answer, self.score = answer, score
 
-    def process(self, rgb: np.ndarray) -> Ns:
+    def process(self, rgb: np.ndarray) -> list[Detection]:
         box = self.answer(rgb.shape[:2])
         if box is None:
-            return Ns(detections=None)
+            return []
         x, y, w, h = box
-        location = Ns(relative_bounding_box=Ns(xmin=x, ymin=y, width=w, height=h), relative_keypoints=[])
-        return Ns(detections=[Ns(score=[self.score], location_data=location)])
+        return [Detection(self.score, (x, y, x + w, y + h), ())]
 
 
 @pytest.mark.parametrize(("found_up_close", "turns"), [(True, 1), (False, 0)])

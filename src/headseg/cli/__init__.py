@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from headseg.cli import backfill, cut, doctor, event, invoke, package, ram, replay, segment, serve, sheet, status
 
     parser = argparse.ArgumentParser(prog="headseg", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="also show native libraries' log lines (mediapipe, TFLite)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show native libraries' log lines (LiteRT)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for command in (cut, segment, invoke, event, sheet, serve, backfill, replay, doctor, status, package, ram):
         command.register(subparsers)

@@ -1,4 +1,5 @@
-"""Keep native libraries' log lines (mediapipe, TFLite, absl) off the terminal unless `-v` asks for them.
+"""Keep native libraries' log lines (LiteRT's "Created TensorFlow Lite XNNPACK delegate", absl) off the terminal
+unless `-v` asks for them.
 
 Those libraries write to file descriptor 2 directly, under the progress bar. For the command's run, fd 2 is
 pointed at /dev/null and Python's `sys.stderr` (progress bars, warnings, log lines) at a duplicate of the

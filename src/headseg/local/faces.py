@@ -4,9 +4,11 @@ face, and the head boxes around a face. Pure geometry on numpy arrays, apart fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
+
+from headseg.local.tflite import NOSE, Detection
 
 NMS_IOU = 0.3
 PREVIEW_SIDE = 1024  # the orientation search (and the whole-image pass) look at the image shrunk to this
@@ -20,6 +22,10 @@ HEAD_SIDE = 0.3  # ears and hair each side, in face widths
 REACH_TOP = 0.85  # hair may reach this far above the face box, in face heights
 REACH_SIDE = 0.4  # and this far each side of it, in face widths
 YAW_SHIFT = 1.0  # a turned face's head lies behind it: shift the head box away from the nose by this much
+
+
+class Detector(Protocol):
+    def process(self, rgb: np.ndarray) -> list[Detection]: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ def grid(width: int, height: int, side: int, overlap: int) -> list[tuple[int, in
 
 
 def crop(rgb: np.ndarray, tile: tuple[int, int, int, int]) -> np.ndarray:
-    """The tile's view of `rgb` (`detect` copies what it hands the detector)."""
+    """The tile's view of `rgb` (the detector samples views as they are)."""
     x0, y0, x1, y1 = tile
     return rgb[y0:y1, x0:x1]
 
@@ -119,22 +125,21 @@ def preview(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     return small, width / size[0]
 
 
-def detect(detector: Any, rgb: np.ndarray, dx: int, dy: int, scale: float = 1.0) -> list[Face]:
-    """Faces found by a mediapipe detector in `rgb`, in the coordinates of the image it was cut from (at
-    `dx`, `dy`) or shrunk from (by `scale`)."""
+def detect(detector: Detector, rgb: np.ndarray, dx: int, dy: int, scale: float = 1.0) -> list[Face]:
+    """Faces a detector (`tflite.FaceDetector`) finds in `rgb`, in the coordinates of the image it was cut from
+    (at `dx`, `dy`) or shrunk from (by `scale`)."""
     height, width = rgb.shape[0] * scale, rgb.shape[1] * scale
-    result = detector.process(np.ascontiguousarray(rgb))
     faces = []
-    for detection in result.detections or []:
-        box = detection.location_data.relative_bounding_box
-        x0 = max(0.0, box.xmin * width) + dx
-        y0 = max(0.0, box.ymin * height) + dy
-        x1 = min(float(width), (box.xmin + box.width) * width) + dx
-        y1 = min(float(height), (box.ymin + box.height) * height) + dy
-        keypoints = detection.location_data.relative_keypoints
-        nose = (keypoints[2].x * width + dx, keypoints[2].y * height + dy) if len(keypoints) > 2 else None
+    for detection in detector.process(rgb):
+        left, top, right, bottom = detection.box
+        x0 = max(0.0, left * width) + dx
+        y0 = max(0.0, top * height) + dy
+        x1 = min(float(width), right * width) + dx
+        y1 = min(float(height), bottom * height) + dy
+        keypoints = detection.keypoints
+        nose = (keypoints[NOSE][0] * width + dx, keypoints[NOSE][1] * height + dy) if len(keypoints) > NOSE else None
         if x1 - x0 >= 4 and y1 - y0 >= 4:
-            faces.append(Face((x0, y0, x1, y1), float(detection.score[0]), nose))
+            faces.append(Face((x0, y0, x1, y1), detection.score, nose))
     return faces
 
 

@@ -1,4 +1,5 @@
-"""The offline engine: find every head and cut out head and hair, with the models mediapipe's wheel ships.
+"""The offline engine: find every head and cut out head and hair, with mediapipe 0.10.21's face detection and
+person segmentation models, run on LiteRT as that release ran them (`tflite`).
 
 1. Faces: full-range detection on the whole image, on fine tiles (small heads: the detector sees a tile of
    about FINE_SIDE pixels at its own resolution) and short-range detection on coarser tiles (faces too
@@ -22,7 +23,7 @@
    finds its surest face again on a crop around it, steps 1-3 run on that turned copy and every box and
    matte is turned back onto the image's own pixels.
 
-Everything here works on numpy arrays; mediapipe is imported when the engine is built.
+Everything here works on numpy arrays; LiteRT is imported when the engine is built.
 """
 
 from __future__ import annotations
@@ -38,9 +39,8 @@ from headseg.local.faces import (
 from headseg.local.mattes import (
     ALPHA_FLOOR, HeadCut, head_region, nearest_head, on_body, overlaps, soften, turn_back,
 )
+from headseg.local.tflite import FULL_RANGE, SHORT_RANGE, FaceDetector, PersonSegmenter
 
-FULL_RANGE_MIN_SCORE = 0.5
-TILE_MIN_SCORE = 0.6
 VERIFY_MIN_SCORE = 0.5
 FINE_MIN_SCORE = 0.7  # a face only fine tiles see (no other pass confirms it) must be this sure
 DARK_MEAN = 80  # an image darker than this (mean luminance, 0-255) is brightened before detection
@@ -56,14 +56,13 @@ MIN_OPAQUE = 0.5  # a matte with fewer opaque pixels than this share of its face
 
 
 class HeadCutter:
-    """Finds heads and cuts them out. Holds mediapipe graphs: one instance, used by one thread at a time."""
+    """Finds heads and cuts them out. Holds LiteRT interpreters: one instance, used by one thread at a time.
+    Full-range detection keeps faces scoring 0.6, short-range 0.5 (`tflite.FULL_RANGE`, `tflite.SHORT_RANGE`)."""
 
     def __init__(self) -> None:
-        from mediapipe.python.solutions import face_detection, selfie_segmentation
-
-        self._full = face_detection.FaceDetection(model_selection=1, min_detection_confidence=FULL_RANGE_MIN_SCORE)
-        self._short = face_detection.FaceDetection(model_selection=0, min_detection_confidence=TILE_MIN_SCORE)
-        self._segmenter = selfie_segmentation.SelfieSegmentation(model_selection=0)
+        self._full = FaceDetector(FULL_RANGE)
+        self._short = FaceDetector(SHORT_RANGE)
+        self._segmenter = PersonSegmenter()
         self._lock = threading.Lock()
 
     def cut(self, rgb: np.ndarray) -> list[HeadCut]:
@@ -143,7 +142,7 @@ class HeadCutter:
         (cx, cy), reach = face.centre, BODY_CONTEXT * size
         x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
         x1, y1 = min(width, int(cx + reach)), min(height, int(cy + reach + 0.5 * size))
-        person = self._segmenter.process(np.ascontiguousarray(rgb[y0:y1, x0:x1])).segmentation_mask
+        person = self._segmenter.process(rgb[y0:y1, x0:x1])
         return on_body(face, person, x0, y0)
 
     # -- heads -----------------------------------------------------------------------------------------------
@@ -153,8 +152,7 @@ class HeadCutter:
         cw, ch = (reach[2] - reach[0]) * CONTEXT, (reach[3] - reach[1]) * CONTEXT
         cx0, cy0 = max(0, int((reach[0] + reach[2] - cw) / 2)), max(0, int((reach[1] + reach[3] - ch) / 2))
         cx1, cy1 = min(width, int((reach[0] + reach[2] + cw) / 2)), min(height, int((reach[1] + reach[3] + ch) / 2) + 1)
-        crop = np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1])
-        person = self._segmenter.process(crop).segmentation_mask  # float32 0..1, the crop's size
+        person = self._segmenter.process(rgb[cy0:cy1, cx0:cx1])  # float32 0..1, the crop's size
         ys, xs = np.mgrid[cy0:cy1, cx0:cx1].astype(np.float32)
         region = head_region(face, reach, xs, ys)
         neighbours = [other for other in faces if other is not face and overlaps(reach_box(other, width, height), (cx0, cy0, cx1, cy1))]

@@ -25,7 +25,7 @@ INSTALL_HINT = "the local engine needs the `local` extra: pip install 'headseg[l
 
 
 class LocalSegmenter:
-    """Heads found and cut out on this machine; the engine (mediapipe) loads on first use."""
+    """Heads found and cut out on this machine; the engine (LiteRT and its models) loads on first use."""
 
     name = "local"
     takes = Takes.BYTES
@@ -43,7 +43,7 @@ class LocalSegmenter:
         return head.png
 
     def warm(self) -> None:
-        """Build the engine (mediapipe's graphs) before the first image."""
+        """Build the engine (its LiteRT interpreters) before the first image."""
         self._engine()
 
     def cut(self, data: bytes, return_form: str | None) -> list[Head]:
@@ -68,9 +68,10 @@ class LocalSegmenter:
             if self._cutter is None:
                 try:
                     from headseg.local.headcut import HeadCutter
+
+                    self._cutter = HeadCutter()  # LiteRT is imported here
                 except ImportError as exc:
                     raise ConfigError(f"{INSTALL_HINT} ({exc.name} is missing)") from None
-                self._cutter = HeadCutter()
             return self._cutter
 
 

@@ -69,7 +69,7 @@ TRIM = (
 #: Pure-Python sdists replaced in the package by a fork with C wheels: {dropped: replacement}.
 SWAPS = {"crcmod": "crcmod-plus>=2.3.6,<3"}
 #: What must never ship in the function: the offline engine's libraries (and what drags them in).
-FORBIDDEN = ("mediapipe", "numpy", "jax", "jaxlib", "scipy", "cv2", "tensorflow", "torch", "matplotlib")
+FORBIDDEN = ("ai_edge_litert", "mediapipe", "numpy", "jax", "jaxlib", "scipy", "cv2", "tensorflow", "torch", "matplotlib")
 UV_MINIMUM = (0, 5)
 #: Where FC runs the code from: the path compiled into the bytecode (and shown in its tracebacks).
 RUNTIME_CODE = "/code"
