@@ -1,6 +1,6 @@
 """Every command block in the README runs, so no recipe can rot.
 
-A ```sh block runs in a scratch folder holding the repository's samples and events, with this interpreter's
+A ```sh block runs in a scratch folder holding the repository's samples, events and s.yaml, with this interpreter's
 `headseg` first on PATH and as `.venv/bin/`: the block's own venv and install step is dropped (CI's fresh clone
 runs that exact install, `.ci/run`), and the README's test command is CI's own. A block whose first line is
 `# needs the cloud` (a deploy, an account's bucket) is only checked to be valid shell.
@@ -44,6 +44,7 @@ def test_each_readme_block_runs(number: int, tmp_path: Path):
         return
     for folder in ("tests/samples", "events"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
+    shutil.copy(ROOT / "s.yaml", tmp_path)
     venv_bin = tmp_path / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
     for tool in Path(sys.executable).parent.iterdir():
