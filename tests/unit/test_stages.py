@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import threading
-import time
 
 import pytest
 
@@ -512,7 +511,7 @@ def test_cutouts_in_flight_stay_within_their_byte_budget(world):
         with lock:
             busy[0] += 1
             peak[0] = max(peak[0], busy[0])
-        time.sleep(0.01)  # real time: let other downloads start if the budget allowed them
+        threading.Event().wait(0.01)  # a pause, not a clock: other downloads start in it if the budget lets them
         with lock:
             busy[0] -= 1
 
