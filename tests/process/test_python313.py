@@ -18,9 +18,11 @@ TESTS = ["tests/unit/test_local_engine.py", "tests/unit/test_headcut.py", "tests
 
 
 def python313() -> str | None:
-    found = shutil.which("python3.13")
-    candidates = [found] if found else sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3.13")))
-    return candidates[-1] if candidates else None
+    """A python3.13 that runs (pyenv's shims on PATH may name one no version provides)."""
+    candidates = [shutil.which("python3.13"), *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3.13")))]
+    check = "import sys; assert sys.version_info[:2] == (3, 13)"
+    works = (c for c in candidates if c and subprocess.run([c, "-c", check], capture_output=True).returncode == 0)
+    return next(works, None)
 
 
 @pytest.mark.timeout(1800)
