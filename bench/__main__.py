@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import cutout_quality, engine_eval, local_engine, p1_handler, p2_cold_start, p3_memory, p4_package, p6_backfill, p7_deadline
+from bench import cutout_quality, engine_eval, local_engine, p1_handler, p2_cold_start, p3_memory, p4_package, p6_backfill, p7_deadline, p8_operations
 
 BENCHMARKS = [
     ("P1 handler overhead", p1_handler),
@@ -16,6 +16,7 @@ BENCHMARKS = [
     ("P4 package", p4_package),
     ("P6 backfill rate", p6_backfill),
     ("P7 deadline", p7_deadline),
+    ("P8 operations at bucket scale", p8_operations),
     ("Local engine", local_engine),
     ("Local engine on the evaluation set", engine_eval),
     ("Local engine's cutouts against outlined heads", cutout_quality),
