@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 
 from headseg.function.config import Config
-from headseg.function.errors import PermanentError
+from headseg.function.errors import HeadsegError, PermanentError, printable
 from headseg.function.events import normalize_etag, object_created_event
 from headseg.ops.invoker import Invoker
 from headseg.ops.per_object import Failed, attempt
@@ -56,19 +56,36 @@ class Summary:
 
 
 class Journal:
-    """Append-only record of what was handed over (key, eTag), so a rerun does not hand it over again."""
+    """Append-only record of what was handed over (key, eTag), so a rerun does not hand it over again.
+
+    One JSON object a line, UTF-8, each written after its hand-over. Reading it back, any line that is not a
+    whole entry (the last one of a run killed while writing it, a crash's zeros) is skipped and said: its
+    object is handed over again. The next entry starts on a line of its own, so it is read back whole."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._torn = False  # the file ends mid-line
         if path is not None and path.exists():
-            for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-                entry = _entry(line)
-                if entry is None:  # e.g. the last line of a run killed while writing it: that object is redone
-                    log.warning("skipping an unreadable journal line", extra={"fields": {"journal": str(path), "line": number}})
-                else:
-                    self.seen.add(entry)
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # a folder, no permission, a failing disk: resuming blind would redo everything
+            raise HeadsegError(f"cannot read the journal {path}: {exc.strerror or exc}") from exc
+        self._torn = not data.endswith(b"\n") and bool(data)
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            entry = _entry(line) if line else None
+            if entry is not None:
+                self.seen.add(entry)
+            elif line:
+                log.warning(
+                    "%s: line %d is not a whole journal entry (a run stopped while writing it?): skipped, so its "
+                    "object is handed over again", printable(str(path)), number,
+                    extra={"fields": {"journal": str(path), "line": number}},
+                )
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         return item in self.seen
@@ -77,15 +94,17 @@ class Journal:
         with self._lock:
             self.seen.add((key, etag))
             if self.path is not None:
+                line = json.dumps({"key": key, "etag": etag, "handle": handle}, ensure_ascii=False) + "\n"
                 with self.path.open("a", encoding="utf-8") as out:
-                    out.write(json.dumps({"key": key, "etag": etag, "handle": handle}, ensure_ascii=False) + "\n")
+                    out.write("\n" + line if self._torn else line)
+                self._torn = False
 
 
 def _entry(line: bytes) -> tuple[str, str] | None:
-    """A journal line's (key, eTag), or None when the line is not one the journal wrote."""
+    """A journal line's (key, eTag), or None when the line is not one the journal wrote (UTF-8 JSON)."""
     try:
-        entry = json.loads(line)
-    except (ValueError, RecursionError):
+        entry = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     key, etag = (entry.get("key"), entry.get("etag")) if isinstance(entry, dict) else (None, None)
     return (key, etag) if isinstance(key, str) and isinstance(etag, str) else None
