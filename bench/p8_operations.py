@@ -8,8 +8,8 @@ the fakes, which serve from threads of this process, are not in them (their CPU 
 the fakes' logs: OSS LIST pages, GET, HEAD, PUT; FC 3.0 invocations. Growth is the least-squares line through the
 sizes run, per 1 000 objects; the 100k and 10M figures are measured where run, else read off that line
 (`python -m bench.p8_operations --sizes 1000,10000,100000` runs 100k). Goals (issue 24): OSS requests ≤ 2 × N/1000
-+ the sampled reads (SAMPLE per failure code); peak RSS at 100k within 1.2 × 1k's; status on 100k under 30 s of
-wall; 10M under 15 minutes of wall.
++ the sampled reads (10 per failure code, for its reasons); peak RSS at 100k within 1.2 × 1k's; status on 100k
+under 30 s of wall; 10M under 15 minutes of wall.
 """
 
 from __future__ import annotations
