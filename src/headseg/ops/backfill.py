@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -60,13 +61,14 @@ class Journal:
 
     One JSON object a line, UTF-8, each written after its hand-over. Reading it back, any line that is not a
     whole entry (the last one of a run killed while writing it, a crash's zeros) is skipped and said: its
-    object is handed over again. The next entry starts on a line of its own, so it is read back whole."""
+    object is handed over again. A torn last line is cut off before the next entry is written, so that entry
+    is read back whole and the next run does not warn again."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
-        self._torn = False  # the file ends mid-line
+        self._mend: tuple[int, str] | None = None  # (size to cut the file to, text to write) before the next entry
         if path is not None and path.exists():
             self._load(path)
 
@@ -75,7 +77,9 @@ class Journal:
             data = path.read_bytes()
         except OSError as exc:  # a folder, no permission, a failing disk: resuming blind would redo everything
             raise HeadsegError(f"cannot read the journal {path}: {exc.strerror or exc}") from exc
-        self._torn = not data.endswith(b"\n") and bool(data)
+        whole = data.rfind(b"\n") + 1  # the bytes in whole lines
+        if whole < len(data):  # the last line has no end: an entry gets one, anything else is cut off
+            self._mend = (len(data), "\n") if _entry(data[whole:]) else (whole, "")
         for number, line in enumerate(data.split(b"\n"), start=1):
             entry = _entry(line) if line else None
             if entry is not None:
@@ -95,9 +99,12 @@ class Journal:
             self.seen.add((key, etag))
             if self.path is not None:
                 line = json.dumps({"key": key, "etag": etag, "handle": handle}, ensure_ascii=False) + "\n"
+                if self._mend is not None:
+                    size, ending = self._mend
+                    os.truncate(self.path, size)
+                    line, self._mend = ending + line, None
                 with self.path.open("a", encoding="utf-8") as out:
-                    out.write("\n" + line if self._torn else line)
-                self._torn = False
+                    out.write(line)
 
 
 def _entry(line: bytes) -> tuple[str, str] | None:
