@@ -177,12 +177,18 @@ def libtiff_chunk(image: object) -> int:
     from an open TIFF's tags, as the decoder sizes it: a tile's width and length, or the image's width and its
     rows per strip (absent: every row; libtiff fills at most the image's), at the file's bits per pixel (32 when
     libtiff converts YCbCr to RGBA). A compressed TIFF's strip is often the whole image (measured: 3 B/px more
-    than the image for a one-strip RGB LZW TIFF). 0 when Pillow reads the pixels itself (uncompressed: a
-    64 KB block at a time). Tags it cannot read count as the whole image at 8 bytes a pixel."""
-    if not getattr(image, "use_load_libtiff", True):
-        return 0
+    than the image for a one-strip RGB LZW TIFF). When Pillow reads the pixels itself (uncompressed) it reads a
+    64 KB block at a time, but an image of several tiles is decoded a tile at a time into a tile of its own (measured:
+    a 1024-px tile of a 16-bit RGB TIFF added 8 B/px of the tile): counted at 8 bytes a pixel; one tile, or strips,
+    add nothing. Tags it cannot read count as the whole image at 8 bytes a pixel."""
     tags = getattr(image, "tag_v2", {})
     width, height = stored_size(image)
+    if not getattr(image, "use_load_libtiff", True):
+        try:
+            columns, rows = int(tags.get(322, width)), int(tags.get(323, height))
+        except (TypeError, ValueError):
+            return width * height * 8
+        return columns * rows * 8 if columns < width or rows < height else 0
     try:
         bits = tuple(tags.get(258, (1,)))  # BitsPerSample: one per sample, or one for all
         per_pixel = sum(bits) if len(bits) > 1 else int(bits[0]) * int(tags.get(277, 1))  # SamplesPerPixel
