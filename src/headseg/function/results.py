@@ -202,12 +202,9 @@ class Results:
         """The keys directly in `folder`; None (logged) when a transient failure kept the listing from ending."""
         try:
             return [info.key for info in self.run.retry(f"list {folder!r}", lambda: list(self.storage.list(folder, "/")))]
-        except RetriableError as exc:
-            log.warning("could not list leftovers", extra={"fields": {"folder": folder, "error": exc.code}})
-            return None
         except HeadsegError as exc:
             log.warning("could not list leftovers", extra={"fields": {"folder": folder, "error": exc.code}})
-            return []
+            return None if isinstance(exc, RetriableError) else []
 
     def remove(self, key: str) -> bool:
         """Remove an output that is only clutter once the result stands; a failure is logged, not raised. False
