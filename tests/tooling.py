@@ -3,6 +3,7 @@ and the command line run against the fakes."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,3 +45,16 @@ def cli(fc: Fc, cloud: Cloud, *args: str) -> int:
 
 def invoked(fc: Fc) -> list[ObjectCreated]:
     return [record for inv in fc.fake.invocations for record in parse_event(inv.payload)]
+
+
+def status_report(out: str) -> dict[str, Any]:
+    """`headseg status --json`'s lines as one document: the summary (the last line), and under each class not
+    done its keys, sorted (`errors`: key -> reason)."""
+    assert out.isascii()  # a key's U+2028 or U+0085 would end a line for some readers
+    *lines, summary = [json.loads(line) for line in out.split("\n") if line.strip()]
+    report: dict[str, Any] = {**summary, "errors": {}}
+    for name in ("pending", "stale", "failed", "retriable", "orphans"):
+        report[name] = sorted(line["key"] for line in lines if line["class"] == name)
+    report["errors"] = {line["key"]: line["detail"] for line in lines if line["class"] == "errors"}
+    assert all(line["class"] != "done" for line in lines)
+    return report

@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from headseg.cli import main
+from tests.tooling import status_report
 
 SAMPLES = Path(__file__).parents[1] / "samples"
 
@@ -24,7 +25,7 @@ def test_segment_then_sheet_leaves_the_bucket_folder_a_bucket_and_status_reads_i
     assert sorted(p.relative_to("out").as_posix() for p in Path("out").rglob("*") if p.is_file()) == bucket
 
     assert main(["status", "--bucket-dir", "out", "--json", "--quiet"]) == 0  # no --bucket for a folder
-    report = json.loads(capsys.readouterr().out)
+    report = status_report(capsys.readouterr().out)
     assert report["bucket"] == "out"  # a folder goes by its path
     assert report["counts"] == {"done": 3, "pending": 0, "stale": 0, "failed": 0, "retriable": 0, "orphans": 0, "errors": 0}
 

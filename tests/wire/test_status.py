@@ -18,7 +18,7 @@ from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from headseg.ops.status import MEANINGS, SHOWN
 from tests.conftest import BUCKET, Cloud
 from tests.fakes.images import portrait
-from tests.tooling import cli, invoked
+from tests.tooling import cli, invoked, status_report
 
 CLASSES = {"done": 600, "pending": 170, "stale": 100, "failed": 80, "retriable": 50}  # 1 000 sources
 ORPHANS = 20
@@ -76,15 +76,15 @@ def test_status_accounts_for_every_object_within_two_listings_and_one_read_per_r
     expected = seed(ops)
     ops.oss.requests.clear()
     assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = status_report(capsys.readouterr().out)
     assert report["counts"] == {**CLASSES, "orphans": ORPHANS, "errors": 0}
     for name in ("pending", "stale", "failed", "retriable"):
         assert report[name] == sorted(expected[name]), name
     assert report["orphans"] == sorted(f"incoming/gone/{i}.jpg" for i in range(ORPHANS))
     assert report["failed_by_code"] == {
-        "InvalidImage.Resolution": {"count": 50, "reasons": [[FAILURES["InvalidImage.Resolution"][0][0], 40], [FAILURES["InvalidImage.Resolution"][1][0], 10]]},
-        "InvalidImage.NotImage": {"count": 25, "reasons": [[FAILURES["InvalidImage.NotImage"][0][0], 25]]},
-        "ObjectNotFound": {"count": 5, "reasons": [["the object is gone", 5]]},
+        "InvalidImage.Resolution": {"count": 50, "reasons": [[FAILURES["InvalidImage.Resolution"][0][0], 40], [FAILURES["InvalidImage.Resolution"][1][0], 10]], "reasons_of": 50},
+        "InvalidImage.NotImage": {"count": 25, "reasons": [[FAILURES["InvalidImage.NotImage"][0][0], 25]], "reasons_of": 25},
+        "ObjectNotFound": {"count": 5, "reasons": [["the object is gone", 5]], "reasons_of": 5},
     }
     # the requests: each listing once (paginated), then one GET per record that exists, for sources that exist
     lists = [e.request for e in ops.oss.logged(lambda r: r.param("list-type") == "2")]
@@ -94,8 +94,8 @@ def test_status_accounts_for_every_object_within_two_listings_and_one_read_per_r
     assert len(by_prefix["incoming/"]) == 1 and len(by_prefix["heads/incoming/"]) == math.ceil(len(results) / 1000)
     records = [k for k in results if k.endswith((".json")) and not k.startswith("heads/incoming/gone/")]
     gets = [e.request for e in ops.oss.logged(lambda r: r.method == "GET" and r.param("list-type") is None)]
-    assert sorted(unquote(r.path.split("/", 2)[-1]) for r in gets) == sorted(records)
-    assert report["sidecars_read"] == len(records)
+    assert sorted(unquote(r.path.split("/", 2)[-1]) for r in gets) == sorted([*records, "heads/.settled.json"])  # and the stamp
+    assert report["records_read"] == len(records)
 
 
 def test_status_over_the_whole_bucket_counts_only_what_the_function_processes(ops, capsys):
@@ -103,7 +103,7 @@ def test_status_over_the_whole_bucket_counts_only_what_the_function_processes(op
     for key in ("incoming/s/a.jpg", "elsewhere/a.jpg", "incoming-not/b.jpg", "incoming/s/folder/"):
         ops.upload(key, b"x")
     assert main(["status", "--bucket", BUCKET, "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = status_report(capsys.readouterr().out)
     assert report["pending"] == ["incoming/s/a.jpg"] and report["counts"]["pending"] == 1
 
 
@@ -111,7 +111,10 @@ def test_the_table_names_the_classes_and_the_commonest_reasons(ops, capsys):
     seed(ops)
     assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"{BUCKET}/incoming/: 1000 sources, {600 + 100 + 25 + 80 + 50} result records read"
+    assert lines[0] == (
+        f"{BUCKET}/incoming/: 1000 sources, {600 + 100 + 25 + 80 + 50} result records read "
+        "(results read the old way: `headseg migrate` makes it two listings)"
+    )
     rows = {line.split()[0]: line.split()[1] for line in lines[1:] if line.startswith("  ") and not line.startswith("    ")}
     assert rows == {"done": "600", "pending": "170", "stale": "100", "failed": "80", "retriable": "50", "orphans": "20"}
     [resolution] = [line for line in lines if "InvalidImage.Resolution" in line]
@@ -124,7 +127,7 @@ def test_a_result_the_function_wrote_counts_as_done(ops, capsys):
     assert ops.invoke_key("incoming/real.jpg", etag)["outcomes"][0]["outcome"] == "done"
     ops.upload("incoming/new.jpg", b"not yet")
     assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = status_report(capsys.readouterr().out)
     assert report["counts"] == {"done": 1, "pending": 1, "stale": 0, "failed": 0, "retriable": 0, "orphans": 0, "errors": 0}
     assert report["pending"] == ["incoming/new.jpg"]
 
@@ -141,7 +144,7 @@ def test_a_directory_bucket_works_too(tmp_path, capsys):
     (root / "heads" / "incoming" / "a.jpg").mkdir(parents=True)
     (root / "heads" / "incoming" / "a.jpg" / "heads.json").write_bytes(sidecar("incoming/a.jpg", etag))
     assert main(["status", "--bucket-dir", str(root), "--json", "--quiet"]) == 0  # a folder needs no --bucket
-    report = json.loads(capsys.readouterr().out)
+    report = status_report(capsys.readouterr().out)
     assert report["counts"]["done"] == 1 and report["pending"] == ["incoming/b.jpg"]
 
 
@@ -174,7 +177,7 @@ def test_after_one_invocation_status_settles_every_object_and_backfill_hands_not
     for key, (data, _) in SEEN.items():
         ops.invoke_key(key, ops.upload(key, data, "text/plain" if key.endswith(".txt") else "image/jpeg"))
     assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/seen/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = status_report(capsys.readouterr().out)
     assert report["counts"] == {"done": 1, "pending": 0, "stale": 0, "failed": 4, "retriable": 0, "orphans": 0, "errors": 0}
     assert report["failed"] == sorted(key for key, (_, name) in SEEN.items() if name == "failed")
     assert {code: v["count"] for code, v in report["failed_by_code"].items()} == {"InvalidImage.NotImage": 3, "KeyTooLong": 1}
@@ -210,7 +213,7 @@ def test_whatever_is_uploaded_one_invocation_settles_it_for_status_and_backfill(
         key = prefix + name
         ops.invoke_key(key, ops.upload(key, data))
     assert main(["status", "--bucket", BUCKET, "--prefix", prefix, "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = status_report(capsys.readouterr().out)
     inputs = [prefix + name for name in objects if not name.endswith("/")]  # a folder marker is no input
     event(f"done {report['counts']['done']}, failed {report['counts']['failed']}")
     assert report["counts"]["done"] + report["counts"]["failed"] == len(inputs), report
@@ -247,7 +250,7 @@ def test_the_page_says_when_it_was_made_explains_each_class_and_lists_the_first_
 
     pending, more = listed_in(page, "pending")  # 170: the first 100, and how to get the rest
     assert pending == [(key, "") for key in sorted(expected["pending"])[:SHOWN]]
-    assert more == f"… and 70 more. headseg status --bucket {BUCKET} --prefix incoming/ --list pending prints all 170, one a line (--json: every key not done)."
+    assert more == f"… and 70 more. headseg status --bucket {BUCKET} --prefix incoming/ --list pending prints all 170, one a line (--json: every key not done, a JSON document a line)."
     failed, more = listed_in(page, "failed")  # 80: all of them, each with its code and reason
     assert [key for key, _ in failed] == sorted(expected["failed"]) and not more.startswith("…")
     assert {detail.partition(":")[0] for _, detail in failed} == set(FAILURES)

@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from headseg.function import logs
 from headseg.function.app import App
@@ -19,7 +19,8 @@ from headseg.ops.invoker import Fc2Invoker, Fc3Invoker, Invoker, LocalInvoker
 from headseg.function.credentials import Credentials
 from headseg.function.errors import HeadsegError, printable
 from headseg.ops.ratelimit import RateLimiter
-from headseg.function.storage import Storage
+from headseg.function.storage import ObjectInfo, Storage
+from headseg.ops.listing import listing
 
 
 APIS = ("fc3", "fc2")
@@ -37,6 +38,22 @@ def add_bucket_options(parser: argparse.ArgumentParser, listing: bool = True) ->
     if listing:
         parser.add_argument("--prefix", default="", help="only objects under this prefix")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--workers", type=_positive, default=4,
+            help="key ranges listed at once (default 4; each keeps a page or two in memory)",
+        )
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
+def lister(args: argparse.Namespace, storage: Storage) -> Callable[[str], Iterator[ObjectInfo]]:
+    """How the command lists a prefix: `--workers` key ranges at once, in key order."""
+    return lambda prefix: listing(storage, prefix, args.workers)
 
 
 def bucket(args: argparse.Namespace) -> str:

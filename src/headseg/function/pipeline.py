@@ -126,8 +126,18 @@ class Pipeline:
             if skip.code == "AlreadyDone" and sidecar is not None:
                 run.standing.add(found.layout.sidecar)
                 Results(run, storage, found.layout).tidy(sidecar, Previous())  # what a killed run left undone
+            elif skip.code == "AlreadyFailed" and found.previous.error is not None:
+                self._remark(run, storage, found.layout, found.previous.error)
             raise skip
         return found
+
+    def _remark(self, run: Run, storage: Storage, layout: Layout, error: ErrorRecord) -> None:
+        """Mark a source the error record settles (a run that wrote the record may have died before its mark);
+        a failure is logged: the record stands either way, and the next delivery marks it."""
+        try:
+            Results(run, storage, layout).settle_failure(error)
+        except HeadsegError as exc:
+            log.warning("could not mark the recorded failure", extra={"fields": {"error": exc.code}})
 
     def _find(self, run: Run, storage: Storage, record: ObjectCreated) -> Found:
         """The object under the event's key as given or, when that is missing or of another eTag, URL-decoded:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from headseg.function import logs
 from headseg.function.cutouts import Stored
 from headseg.function.errors import HeadsegError, ObjectNotFound, PermanentError, RetriableError, Skipped
-from headseg.function.layout import Layout
+from headseg.function.layout import Layout, Mark
 from headseg.function.normalize import Normalized
 from headseg.function.run import Run
 from headseg.function.sidecar import MAX_RECORD_BYTES, ErrorRecord, HeadRecord, Sidecar, Source, now_iso
@@ -56,6 +56,23 @@ def settled(previous: Previous, current: ObjectInfo, return_form: str | None) ->
     if error is not None and not error.retriable and describes(error.source, current):
         return Skipped(f"already failed permanently for this version: {error.reason}", code="AlreadyFailed")
     return None
+
+
+def done_mark(sidecar: Sidecar) -> Mark:
+    """The mark of a result: its version, its heads and its return form."""
+    source = sidecar.source
+    return Mark("done", source.etag, source.last_modified, len(sidecar.heads), sidecar.return_form or "-")
+
+
+def error_mark(record: ErrorRecord) -> Mark:
+    """The mark of a failure: its version, whether it is retriable, and its code."""
+    source = record.source
+    return Mark("retriable" if record.retriable else "failed", source.etag, source.last_modified, 0, str(record.code))
+
+
+def mark_version(mark: Mark, key: str) -> ObjectInfo:
+    """The version of the source at `key` a mark describes, comparable with what a listing reports."""
+    return ObjectInfo(key, 0, mark.etag, "", mark.last_modified)
 
 
 def describes(source: Source, current: ObjectInfo) -> bool:
@@ -148,7 +165,16 @@ class Results:
         self._put(self.layout.sidecar, sidecar.to_json(), "application/json")
 
     def put_error(self, record: ErrorRecord) -> None:
+        """The error record, then its mark; the source's other marks are removed (a failure there is logged)."""
         self._put(self.layout.error, record.to_json(), "application/json")
+        self.settle_failure(record)
+
+    def settle_failure(self, record: ErrorRecord) -> None:
+        """Mark the source as the error record says, and remove its other marks (a failure there is logged)."""
+        mark = self._put_mark(error_mark(record))
+        for key in self._listed(self.layout.marks_folder) or []:
+            if key != mark:
+                self.remove(key)
 
     @contextmanager
     def scratch_copy(self, etag: str, normalized: Normalized) -> Iterator[Callable[[], str]]:
@@ -169,27 +195,30 @@ class Results:
     def tidy(self, current: Sidecar, previous: Previous) -> None:
         """Once `current` is written (or found to stand): leave the source's outputs as exactly what it names.
 
-        Removes the error record, the cutouts `previous` named that `current` does not, and, from listings of
-        the source's folder and scratch folder, every cutout and scratch copy of another version (the eTag in
-        its name): what a run that was killed, abandoned or superseded left behind. Keys of this version that
+        First writes the result's mark (the tooling's record that it is done). Then removes the error record, the
+        cutouts `previous` named that `current` does not, every other mark, and, from listings of the source's
+        folder and scratch folder, every cutout and scratch copy of another version (the eTag in its name): what
+        a run that was killed, abandoned or superseded left behind. Keys of this version that
         `current` does not name are left alone: a duplicate run of this version may be about to name them.
 
         Everything is tried; then, if a transient failure left something (a listing or a delete that failed),
         `TidyIncomplete` asks for the retry that finishes it (a permanent refusal is only logged: no retry helps).
         """
-        keep = {head.key for head in current.heads}
+        mark = self._put_mark(done_mark(current))
+        keep = {head.key for head in current.heads} | {mark}
         mine = current.source.etag[:8].lower()
         stale = {head.key for head in previous.sidecar.heads} - keep if previous.sidecar else set()
         if previous.error_exists:
             stale.add(self.layout.error)
         unfinished = []
-        for folder in (self.layout.folder, self.layout.scratch_folder):
+        for folder in (self.layout.folder, self.layout.scratch_folder, self.layout.marks_folder):
             listed = self._listed(folder)
             if listed is None:
                 unfinished.append(f"listing {folder!r}")
             for key in listed or []:
                 version = self.layout.version_in(key)
-                if key == self.layout.error or (version is not None and version != mine and key not in keep):
+                other_mark = folder == self.layout.marks_folder and key not in keep
+                if key == self.layout.error or other_mark or (version is not None and version != mine and key not in keep):
                     stale.add(key)
         unfinished += [key for key in sorted(stale) if not self.remove(key)]
         if unfinished:
@@ -225,6 +254,12 @@ class Results:
             return self.run.retry(f"read {key!r}", lambda: self.storage.get(key, MAX_RECORD_BYTES + 1, self.run.budget)[1])
         except ObjectNotFound:
             return None
+
+    def _put_mark(self, mark: Mark) -> str:
+        """Write a mark (its name is what counts; its body repeats it for whoever opens it) and give its key."""
+        key = self.layout.mark(mark)
+        self._put(key, mark.name.encode("utf-8") + b"\n", "text/plain")
+        return key
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         if not self.layout.owns(key):

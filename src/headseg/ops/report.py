@@ -56,13 +56,14 @@ def render(status: Status, thumbnails: list[tuple[str, str]], made_at: str, list
     """The page: `thumbnails` are (source key, data URI) of recent cutouts; `made_at` is when the survey ended
     (ISO 8601, UTC); `list_command` prints every key of a class when CLASS in it is replaced by the class."""
     e = html.escape
-    names = (*CLASSES, "orphans", *(("errors",) if status.errors else ()))
+    names = (*CLASSES, "orphans", *(("errors",) if status.count("errors") else ()))
     counts = "".join(
         f"<tr><th>{name}</th><td class=n>{status.count(name)}</td><td>{e(MEANINGS[name])}</td></tr>" for name in names
     )
     failures = "".join(
-        f"<tr><th>{e(code)}</th><td class=n>{len(failure.keys)}</td><td>"
+        f"<tr><th>{e(code)}</th><td class=n>{failure.count}</td><td>"
         + "<br>".join(f"{e(reason)} ({n})" for reason, n in failure.reasons.most_common())
+        + (f"<br><span>(reasons of {failure.sampled} read)</span>" if failure.sampled < failure.count else "")
         + "</td></tr>"
         for code, failure in status.failures_by_count()
     )
@@ -75,7 +76,7 @@ def render(status: Status, thumbnails: list[tuple[str, str]], made_at: str, list
 <title>{title}</title><style>{_STYLE}</style></head>
 <body><h1>{title}</h1>
 <p>Made <time id="made" datetime="{e(made_at)}">{e(made_at.replace("T", " ").replace("Z", " UTC"))}</time>:
-{sum(status.count(n) for n in CLASSES)} sources, {status.sidecars_read} result records read.</p>
+{status.sources} sources, {status.records_read} result records read.</p>
 <h2>Where every upload stands</h2><table id="counts">{counts}</table>
 <h2>Failures</h2>{f'<table id="failures"><tr><th>code</th><th>sources</th><th>reasons</th></tr>{failures}</table>' if failures else "<p>None.</p>"}
 <h2>Keys not done</h2>{keys or "<p>None: every upload is done.</p>"}
@@ -97,7 +98,7 @@ def _keys(status: Status, name: str, list_command: str) -> str:
     return (
         f'<section id="keys-{name}"><h3>{name} ({status.count(name)})</h3><ul class="keys">{items}</ul>'
         f"<p>{more}<code>{command}</code> prints all {status.count(name)}, one a line "
-        "(<code>--json</code>: every key not done).</p></section>"
+        "(<code>--json</code>: every key not done, a JSON document a line).</p></section>"
     )
 
 
