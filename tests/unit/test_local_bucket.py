@@ -3,7 +3,6 @@ made for a person: the README's first commands leave `out/` a bucket that `statu
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

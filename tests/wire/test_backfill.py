@@ -16,6 +16,7 @@ from headseg.function.errors import AccessDenied, PermanentError, RetriableError
 from headseg.function.events import parse_event
 from headseg.ops.invoker import Fc3Invoker
 from headseg.ops.ratelimit import RateLimiter
+from headseg.ops.standing import classify
 from headseg.function.layout import Layout
 from headseg.function.retry import RetryPolicy
 from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
@@ -104,12 +105,12 @@ def test_an_interrupted_backfill_resumes_without_queueing_twice(ops, fc, tmp_pat
     fc.fake.on_invoke = lambda inv: len(fc.fake.invocations) >= 40 and stop.set()  # Ctrl-C after 40
 
     first = Summary()
-    hand_over(items_from(pending(storage, "incoming/r/", config, first), BUCKET), invoker, RateLimiter(1000), Journal(tmp_path / "j"), first, 4, stop)
+    hand_over(items_from(pending(classify(storage, "incoming/r/", config), first), BUCKET), invoker, RateLimiter(1000), Journal(tmp_path / "j"), first, 4, stop)
     assert first.interrupted and 40 <= len(fc.fake.invocations) < 120
 
     fc.fake.on_invoke = None
     second = Summary()
-    hand_over(items_from(pending(storage, "incoming/r/", config, second), BUCKET), invoker, RateLimiter(1000), Journal(tmp_path / "j"), second, 4)
+    hand_over(items_from(pending(classify(storage, "incoming/r/", config), second), BUCKET), invoker, RateLimiter(1000), Journal(tmp_path / "j"), second, 4)
     keys = [r.key for r in invoked(fc)]
     assert len(keys) == len(set(keys)) == 120  # every object once, across the two runs
     assert second.in_journal == first.handed_over and not second.interrupted

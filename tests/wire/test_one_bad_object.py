@@ -18,7 +18,7 @@ from headseg.ops.ratelimit import RateLimiter
 from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
 from tests.conftest import BUCKET, EVENTS, Cloud
 from tests.fakes._server import Fault, Response
-from tests.tooling import Fc, cli, invoked
+from tests.tooling import Fc, cli, invoked, status_report
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
@@ -77,7 +77,7 @@ def test_status_classifies_every_good_source_and_accounts_for_each_poisoned_one(
 
     code = main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"])
 
-    report = json.loads(capsys.readouterr().out)
+    report = status_report(capsys.readouterr().out)
     for name in ("pending", "stale", "failed", "retriable"):  # the good ones exactly (a poisoned record may read as absent)
         assert [key for key in report[name] if key not in poisoned] == sorted(good[name]), name
     listed = {key for name in ("pending", "stale", "failed", "retriable") for key in report[name]} | set(report["errors"])
@@ -131,8 +131,8 @@ def test_replay_hands_over_every_good_retriable_failure_past_poisoned_records(op
 
     captured = capsys.readouterr()
     assert sorted(r.key for r in invoked(fc)) == sorted(good["retriable"])
-    failed = {line.split(": ", 1)[0] for line in captured.err.splitlines() if line.startswith("heads/")}
-    assert {"heads/incoming/poisoned-broken.jpg/error.json", f"heads/{junk}/error.json"} <= failed
+    failed = {line.split(": ", 1)[0] for line in captured.err.splitlines() if line.startswith("incoming/")}
+    assert {"incoming/poisoned-broken.jpg", junk} <= failed
     assert code == 1
 
 

@@ -4,7 +4,6 @@ the real oss2 against the fake OSS, and a directory bucket."""
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 import time

@@ -178,5 +178,7 @@ def execute(
 def report(summary: Summary, verb: str) -> int:
     for key, reason in summary.failed:
         print(f"{printable(key)}: {reason}", file=sys.stderr)
+    if summary.failures > len(summary.failed):
+        print(f"... and {summary.failures - len(summary.failed)} more (the log has each)", file=sys.stderr)
     print(summary.line(verb))
-    return 1 if summary.failed else (130 if summary.interrupted else 0)
+    return 1 if summary.failures else (130 if summary.interrupted else 0)

@@ -1,6 +1,7 @@
 """`headseg replay`: hand over again what failed for a transient cause.
 
-Either the error sidecars under the output prefix that record a retriable failure (`--bucket B [--prefix P]`),
+Either the sources under the prefix whose current version failed for a transient cause (`--bucket B
+[--prefix P]`: `headseg status`'s class "retriable"),
 or the events in a file dumped from the function's onFailure destination (`--events FILE`, one JSON document
 a line: OSS events or FC destination records).
 """
@@ -17,6 +18,7 @@ from headseg.ops.backfill import Item, Journal, Summary
 from headseg.cli import _ops
 from headseg.function.config import Config
 from headseg.function.storage import Storage
+from headseg.ops.standing import classify
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     def items(config: Config, storage: Storage, summary: Summary) -> Iterable[Item]:
         if args.events:
             return replay.from_event_file(args.events, summary)
-        return replay.from_error_sidecars(storage, args.prefix, config, summary)
+        entries = classify(storage, args.prefix, config, _ops.lister(args, storage))
+        return replay.retriable(entries, _ops.bucket(args), summary, config.region)
 
     return _ops.execute(args, items, Journal(None), "replayed")

@@ -1,10 +1,9 @@
 """Backfill: find the objects under a prefix that have no result for their eTag, and hand each to an invoker.
 
-Listing is paginated (oss2's iterator); one listing of the output prefix tells which objects have a sidecar
-at all, and only those sidecars are read. Hand-overs go through a rate limiter (SegmentHead's quota) on a
-bounded pool, and every one is appended to a journal, so an interrupted run resumes where it stopped. Judging
-and handing over each object is one `per_object.attempt`: an object that fails is counted in the summary with
-its reason, and the others go on.
+What needs work comes from `standing.classify` (two listings, merged as they stream), and hand-overs start
+while the listings go on. They go through a rate limiter (SegmentHead's quota) on a bounded pool, and every one
+is appended to a journal, so an interrupted run resumes where it stopped. Handing over each object is one
+`per_object.attempt`: an object that fails is counted in the summary with its reason, and the others go on.
 """
 
 from __future__ import annotations
@@ -17,21 +16,19 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 
-from headseg.function.config import Config
-from headseg.function.errors import HeadsegError, PermanentError, printable
+from headseg.function.errors import HeadsegError, printable
 from headseg.function.events import normalize_etag, object_created_event
 from headseg.ops.invoker import Invoker
 from headseg.ops.per_object import Failed, attempt
 from headseg.ops.ratelimit import RateLimiter
-from headseg.function.results import Previous, read_listed, settled
-from headseg.function.inputs import is_input
-from headseg.function.storage import ObjectInfo, Storage
+from headseg.function.storage import ObjectInfo
+from headseg.ops.standing import Entry
 
 log = logging.getLogger(__name__)
+FAILED_KEPT = 100  # failures a summary keeps with their reason
 
 
 @dataclass
@@ -42,16 +39,23 @@ class Summary:
     in_journal: int = 0  # handed over by an earlier run
     repeated: int = 0  # the same object version met again in this run's input (an event file may hold it twice)
     handed_over: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) of the first FAILED_KEPT
+    failures: int = 0
     interrupted: bool = False
     dry_run: bool = False
     seconds: float = 0.0
+
+    def fail(self, key: str, reason: str) -> None:
+        """Count an object that failed; the first FAILED_KEPT are kept with their reason (the log has every one)."""
+        self.failures += 1
+        if len(self.failed) < FAILED_KEPT:
+            self.failed.append((key, reason))
 
     def line(self, verb: str) -> str:
         rate = "" if self.dry_run or not self.seconds else f" ({self.handed_over / self.seconds:.2f}/s)"
         text = (
             f"{self.listed} listed: {self.done_already} done already, {self.in_journal} handed over by an earlier run, "
-            f"{self.not_input} not inputs; {self.handed_over} {verb}{rate}, {len(self.failed)} failed"
+            f"{self.not_input} not inputs; {self.handed_over} {verb}{rate}, {self.failures} failed"
         ) + (f", {self.repeated} repeated in the input (handed over once)" if self.repeated else "")
         return text + (" — interrupted: run again to resume" if self.interrupted else "")
 
@@ -117,33 +121,21 @@ def _entry(line: bytes) -> tuple[str, str] | None:
     return (key, etag) if isinstance(key, str) and isinstance(etag, str) else None
 
 
-def pending(storage: Storage, prefix: str, config: Config, summary: Summary) -> Iterator[ObjectInfo]:
-    """The objects under `prefix` that need work: no sidecar (nor permanent error) for their eTag. An object
-    whose results cannot be judged is counted in `summary.failed`, not handed over."""
-    outputs = {info.key for info in storage.list(config.output_prefix + prefix)}
-    for info in storage.list(prefix):
-        summary.listed += 1
-        if not is_input(info.key, config):
-            summary.not_input += 1
+def pending(entries: Iterable[Entry], summary: Summary) -> Iterator[ObjectInfo]:
+    """The sources `standing.classify` found in need of work (pending, stale, or retriable), as they come; the
+    others are counted in `summary` (a source that could not be classified in `summary.failed`)."""
+    for entry in entries:
+        if entry.name == "orphans":
             continue
-        done = attempt(info.key, "reading its earlier results", partial(_done, storage, info, config, outputs))
-        if isinstance(done, Failed):
-            summary.failed.append((done.key, done.reason))
-        elif done:
+        summary.listed += 1
+        if entry.name == "ignored":
+            summary.not_input += 1
+        elif entry.name == "errors":
+            summary.fail(entry.key, entry.reason)
+        elif entry.name in ("done", "failed"):
             summary.done_already += 1
-        else:
-            yield info
-
-
-def _done(storage: Storage, info: ObjectInfo, config: Config, outputs: set[str]) -> bool:
-    """Whether the object's results settle it for its eTag (`results.settled`), or its key alone does (too long
-    for any output: the function fails it for good, and can record nothing); reads only records that exist."""
-    try:
-        layout = config.layout(info.key)
-    except PermanentError:
-        return True
-    sidecar, error = (read_listed(storage, key if key in outputs else None) for key in (layout.sidecar, layout.error))
-    return settled(Previous.parse(sidecar, error), info, config.return_form) is not None
+        elif entry.info is not None:
+            yield entry.info
 
 
 Item = Tuple[str, str, Dict[str, Any]]  # (key, eTag, the event that hands it over)
@@ -174,7 +166,7 @@ def hand_over(
         handed = attempt(key, "handing it over", lambda: journal.add(key, etag, invoker.invoke(event)))
         with lock:
             if isinstance(handed, Failed):
-                summary.failed.append((handed.key, handed.reason))
+                summary.fail(handed.key, handed.reason)
                 return
             summary.handed_over += 1
         progress(1)

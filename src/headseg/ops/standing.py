@@ -253,7 +253,14 @@ def _judged(key: str, info: ObjectInfo | None, records: dict[str, str], read: Fu
 
 
 def _previous(storage: Storage, records: dict[str, str]) -> Previous:
-    return Previous.parse(read_listed(storage, records.get(SIDECAR_NAME)), read_listed(storage, records.get(ERROR_NAME)))
+    """The records read and parsed; one that is there but does not parse (too large, not JSON, not of this
+    schema) makes the source an error: what it says is unknown, so no class would be honest."""
+    sidecar, error = (read_listed(storage, records.get(name)) for name in (SIDECAR_NAME, ERROR_NAME))
+    previous = Previous.parse(sidecar, error)
+    for data, parsed, name in ((sidecar, previous.sidecar, SIDECAR_NAME), (error, previous.error, ERROR_NAME)):
+        if data is not None and parsed is None:
+            raise PermanentError(f"its {name} cannot be read back (too large, not JSON, or not of this schema)", code="UnreadableRecord")
+    return previous
 
 
 def _judge_records(info: ObjectInfo, previous: Previous | None, config: Config) -> Entry:
