@@ -4,6 +4,7 @@ the real oss2 against the fake OSS, and a directory bucket."""
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 import time
@@ -216,8 +217,64 @@ def test_whatever_is_uploaded_one_invocation_settles_it_for_status_and_backfill(
     inputs = [prefix + name for name in objects if not name.endswith("/")]  # a folder marker is no input
     event(f"done {report['counts']['done']}, failed {report['counts']['failed']}")
     assert report["counts"]["done"] + report["counts"]["failed"] == len(inputs), report
+    assert report["by"] == "records"
+    stamped(ops, prefix)  # the marks the function wrote say the same
+    assert main(["status", "--bucket", BUCKET, "--prefix", prefix, "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    by_marks = status_report(capsys.readouterr().out)
+    assert by_marks["by"] == "marks" and same_classes(by_marks, report)
     assert main(["backfill", "--bucket", BUCKET, "--prefix", prefix, "--oss-endpoint", ops.oss.url, "--local", "--dry-run", "--quiet"]) == 0
     assert "; 0 would be queued, 0 failed" in capsys.readouterr().out
+
+
+def stamped(cloud: Cloud, prefix: str) -> None:
+    """Stamp `prefix` as `headseg migrate` would, without writing a mark: status then goes by the marks alone."""
+    cloud.oss.put(BUCKET, "heads/.settled.json", json.dumps({"prefixes": [prefix]}).encode())
+
+
+def same_classes(one: dict, other: dict) -> bool:
+    """Two reports agree on every count, every key of every class, and the failures' codes."""
+    codes = lambda report: {code: v["count"] for code, v in report["failed_by_code"].items()}  # noqa: E731
+    names = ("pending", "stale", "failed", "retriable", "orphans", "errors")
+    return one["counts"] == other["counts"] and all(one[n] == other[n] for n in names) and codes(one) == codes(other)
+
+
+def test_migrated_results_are_classified_from_two_listings_as_the_records_say(ops, capsys):
+    """Results written before marks: `migrate` reads them once; then status lists sources and marks, reads only
+    a sample of each failure code's records for the reasons, and every class holds the same keys."""
+    seed(ops)
+    status = ["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]
+    assert main(status) == 0
+    by_records = status_report(capsys.readouterr().out)
+    assert main(["migrate", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("1000 sources: 875 marks written, 0 failed")  # the orphans' included
+    ops.oss.requests.clear()
+
+    assert main(status) == 0
+
+    by_marks = status_report(capsys.readouterr().out)
+    assert by_marks["by"] == "marks" and same_classes(by_marks, by_records)
+    lists = [e.request for e in ops.oss.logged(lambda r: r.param("list-type") == "2")]
+    marks = ops.oss.keys(BUCKET, "heads/.settled/incoming/")
+    assert len(marks) == 600 + 100 + 80 + 50 + 20 + 25  # one a settled source, two for stale ones with old errors
+    assert sorted(r.param("prefix") for r in lists) == ["heads/.settled/incoming/", "incoming/"]  # a page each
+    reads = [e.request for e in ops.oss.logged(lambda r: r.method == "GET" and r.param("list-type") is None)]
+    assert len(reads) == 1 + 10 + 10 + 5  # the stamp, and the sampled error records of the three codes
+    assert by_marks["failed_by_code"]["InvalidImage.Resolution"]["reasons_of"] == 10
+    assert by_marks["records_read"] == 25
+
+
+def test_a_failed_migration_does_not_stamp_and_a_rerun_finishes_it(ops, capsys):
+    seed(ops)
+    refused = ops.oss.server_error(times=10**6, match=lambda r: r.method == "PUT" and ".settled/incoming/done/0001.jpg/" in unquote(r.path))
+    migrate = ["migrate", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--quiet"]
+    assert main(migrate) == 1
+    out, err = capsys.readouterr()
+    assert "not stamped" in out and err.startswith("incoming/done/0001.jpg: ")
+    assert ops.oss.get(BUCKET, "heads/.settled.json") is None and refused.hits >= 1
+    refused.times = 0
+    assert main(migrate) == 0 and "stamped: status now lists marks" in capsys.readouterr().out
+    assert main(["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]) == 0
+    assert status_report(capsys.readouterr().out)["counts"] == {**CLASSES, "orphans": ORPHANS, "errors": 0}
 
 
 # -- the page and the lists --------------------------------------------------------------------------------------

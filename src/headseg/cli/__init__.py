@@ -18,12 +18,12 @@ from headseg.function.errors import HeadsegError
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every subcommand, each option's default in its help."""
-    from headseg.cli import backfill, cut, doctor, event, invoke, package, ram, replay, segment, serve, sheet, status
+    from headseg.cli import backfill, cut, doctor, event, invoke, migrate, package, ram, replay, segment, serve, sheet, status
 
     parser = argparse.ArgumentParser(prog="headseg", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="also show native libraries' log lines (LiteRT)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
-    for command in (cut, segment, invoke, event, sheet, serve, backfill, replay, doctor, status, package, ram):
+    for command in (cut, segment, invoke, event, sheet, serve, backfill, replay, doctor, status, migrate, package, ram):
         command.register(subparsers)
     return parser
 
