@@ -99,8 +99,9 @@ def test_a_run_writes_cutouts_then_the_sidecar_last(world):
     outcome = world.process(etag=etag)
     assert (outcome.status, outcome.heads, outcome.sidecar) == (Status.DONE, 2, FOLDER + "heads.json")
     cutouts = [FOLDER + f"head-{i}-{etag[:8].lower()}.png" for i in range(2)]
-    assert sorted(world.storage.done("put")) == sorted(cutouts + [FOLDER + "heads.json"])
-    assert world.storage.done("put")[-1] == FOLDER + "heads.json"
+    mark = f"heads/.settled/{KEY}/done.{etag}.{world.storage.head(KEY).last_modified}.2.-"
+    assert sorted(world.storage.done("put")) == sorted(cutouts + [FOLDER + "heads.json", mark])
+    assert world.storage.done("put")[-2:] == [FOLDER + "heads.json", mark]  # the mark after the sidecar
     sidecar = world.json(FOLDER + "heads.json")
     modified = world.storage.head(KEY).last_modified
     assert sidecar["source"] == {
@@ -406,7 +407,24 @@ def test_results_remove_quietly_when_storage_refuses(world, caplog):
 
     run = Run(Budget.seconds(5, world.clock), world.app.pipeline(None).policy, world.app._pool, world.clock.sleep)
     Results(run, world.storage, CONFIG.layout(KEY)).tidy(Sidecar(Source("b", KEY, "E", 1), "", None, "x", []), Previous(error_exists=True))
-    assert "could not delete a leftover object" in caplog.text
+    assert "could not write the mark" in caplog.text and "could not delete a leftover object" in caplog.text
+
+
+def test_a_failure_is_marked_and_its_mark_replaced_by_the_results_and_a_lost_mark_is_rewritten(world):
+    """Every settled version leaves one mark, the latest: a failure's, then the success's; a duplicate delivery
+    of a version settled without its mark (a run killed between the record and the mark) writes it."""
+    marks = lambda: [key.rpartition("/")[2] for key in world.storage.keys(f"heads/.settled/{KEY}/")]  # noqa: E731
+    etag = world.upload(b"not an image")
+    assert world.process(etag=etag).status is Status.FAILED
+    modified = world.storage.head(KEY).last_modified
+    assert marks() == [f"failed.{etag}.{modified}.0.InvalidImage.NotImage"]
+    world.storage.delete(f"heads/.settled/{KEY}/" + marks()[0])
+    assert world.process(etag=etag).code == "AlreadyFailed" and len(marks()) == 1
+    etag = world.upload(JPEG)
+    assert world.process(etag=etag).status is Status.DONE
+    assert marks() == [f"done.{etag}.{world.storage.head(KEY).last_modified}.2.-"]
+    world.storage.delete(f"heads/.settled/{KEY}/" + marks()[0])
+    assert world.process(etag=etag).code == "AlreadyDone" and len(marks()) == 1
 
 
 @pytest.mark.parametrize("failing", ["list", "delete"])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from headseg.function.config import Config
 from headseg.function.layout import Mark
 from headseg.function.storage import ObjectInfo
-from headseg.ops import standing
+from headseg.ops import merge
 from headseg.ops.standing import classify
 from tests.twins import MemoryStorage
 
@@ -93,8 +93,8 @@ def test_the_merge_holds_a_few_objects_not_the_listing():
     """The consumer's lag behind the listing stays bounded: nothing accumulates whatever the listing's length."""
     pulled = [0]
     lag = 0
-    for count, info in enumerate(standing._ranked(flat(50_000, pulled)), start=1):
+    for count, _info in enumerate(merge.ranked(flat(50_000, pulled)), start=1):
         lag = max(lag, pulled[0] - count)
     assert count == 50_000 and lag <= 1
     nested = [ObjectInfo("in/a" + "-" * depth, 1, "E", "", 0) for depth in range(200)]  # each ranks before the last
-    assert [i.key for i in standing._ranked(nested)] == [i.key for i in reversed(nested)]
+    assert [i.key for i in merge.ranked(nested)] == [i.key for i in reversed(nested)]

@@ -40,7 +40,7 @@ def add_bucket_options(parser: argparse.ArgumentParser, listing: bool = True) ->
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
         parser.add_argument(
             "--workers", type=_positive, default=4,
-            help="key ranges listed at once (default 4; each keeps a page or two in memory)",
+            help="key ranges listed at once, each keeping a page or two in memory (default: 4)",
         )
 
 

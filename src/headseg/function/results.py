@@ -204,14 +204,15 @@ class Results:
         Everything is tried; then, if a transient failure left something (a listing or a delete that failed),
         `TidyIncomplete` asks for the retry that finishes it (a permanent refusal is only logged: no retry helps).
         """
-        mark = self._put_mark(done_mark(current))
+        unfinished = []
+        mark = self._marked(done_mark(current), unfinished)
         keep = {head.key for head in current.heads} | {mark}
         mine = current.source.etag[:8].lower()
         stale = {head.key for head in previous.sidecar.heads} - keep if previous.sidecar else set()
         if previous.error_exists:
             stale.add(self.layout.error)
-        unfinished = []
-        for folder in (self.layout.folder, self.layout.scratch_folder, self.layout.marks_folder):
+        folders = (self.layout.folder, self.layout.scratch_folder) + ((self.layout.marks_folder,) if mark else ())
+        for folder in folders:  # the other marks stay until this one is written
             listed = self._listed(folder)
             if listed is None:
                 unfinished.append(f"listing {folder!r}")
@@ -254,6 +255,17 @@ class Results:
             return self.run.retry(f"read {key!r}", lambda: self.storage.get(key, MAX_RECORD_BYTES + 1, self.run.budget)[1])
         except ObjectNotFound:
             return None
+
+    def _marked(self, mark: Mark, unfinished: list[str]) -> str:
+        """Write the mark and give its key; "" when it could not be (a transient failure is added to `unfinished`
+        for the retry to finish; a permanent refusal is only logged: the result stands without its mark)."""
+        try:
+            return self._put_mark(mark)
+        except HeadsegError as exc:
+            log.warning("could not write the mark", extra={"fields": {"mark": mark.name, "error": exc.code}})
+            if isinstance(exc, RetriableError):
+                unfinished.append("writing its mark")
+            return ""
 
     def _put_mark(self, mark: Mark) -> str:
         """Write a mark (its name is what counts; its body repeats it for whoever opens it) and give its key."""

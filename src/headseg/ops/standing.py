@@ -13,11 +13,9 @@ Two ways to know, chosen per prefix:
 - **records** (results written before marks): the sources' listing merged with the listing of the results, and
   each source's sidecar and error record read, a bounded window of reads at once, as `headseg status` always did.
 
-Both listings come in key order. A source's results sort by `key + "/"`, not by `key` ("a-b/" < "a/" while
-"a" < "a-b"), and a folder's entries interleave with its subfolders'; so both sides are put in one order, that
-of `_rank`, by a stack of keys that are prefixes of one another (at most as deep as a key is long), never by
-holding a listing. Classifying one source is one `per_object.attempt`: a record or mark that cannot be read or
-judged is an `errors` entry with its reason, and the stream goes on.
+Both listings stream in key order and are merged in one order (`merge`), holding a few keys, never a listing.
+Classifying one source is one `per_object.attempt`: a record or mark that cannot be read or judged is an
+`errors` entry with its reason, and the stream goes on.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ import contextvars
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,6 +37,7 @@ from headseg.function.layout import ERROR_NAME, SIDECAR_NAME, Mark, marks_root
 from headseg.function.results import Previous, describes, mark_version, read_listed, settled
 from headseg.function.sidecar import ErrorRecord
 from headseg.function.storage import ObjectInfo, Storage
+from headseg.ops.merge import Group, grouped, merged, ranked
 from headseg.ops.per_object import Failed, attempt
 
 log = logging.getLogger(__name__)
@@ -98,13 +97,13 @@ def classify(
     lists a prefix (default: `storage.list`); `survey` is `plan`'s (read here when not given)."""
     lister = lister or storage.list
     survey = survey or plan(storage, prefix, config)
-    sources = _ranked(lister(survey.sources))
+    sources = ranked(lister(survey.sources))
     if survey.marked:
-        groups = _grouped(lister(survey.results), marks_root(config.output_prefix), ())
+        groups = grouped(lister(survey.results), marks_root(config.output_prefix), ())
         yield from _by_marks(sources, groups, config)
     else:
         skip = (config.scratch, marks_root(config.output_prefix), config.output_prefix + STAMP)
-        groups = _grouped(lister(survey.results), config.output_prefix, skip)
+        groups = grouped(lister(survey.results), config.output_prefix, skip)
         yield from _by_records(storage, sources, groups, config)
 
 
@@ -127,70 +126,9 @@ def stamp(storage: Storage, config: Config, prefix: str) -> None:
     storage.put(config.output_prefix + STAMP, data, "application/json")
 
 
-# -- one order for both listings -------------------------------------------------------------------------------
-def _rank(key: str) -> str:
-    """The order of the merge: where a source's results folder sorts (its key, "/", then past any name)."""
-    return key + "/\U0010ffff"
-
-
-def _ranked(infos: Iterable[ObjectInfo]) -> Iterator[ObjectInfo]:
-    """Objects listed in key order, put in `_rank` order: a key is held while the keys that follow it extend it
-    by a character up to "/" (they rank before it); each held key is a prefix of the next, so few are held."""
-    held: list[ObjectInfo] = []
-    for info in infos:
-        while held and not _extends(info.key, held[-1].key):
-            yield held.pop()
-        held.append(info)
-    while held:
-        yield held.pop()
-
-
-def _extends(key: str, base: str) -> bool:
-    return key.startswith(base) and len(key) > len(base) and key[len(base)] <= "/"
-
-
-Group = tuple[str, list[ObjectInfo]]  # (source key, the results or marks listed in its folder)
-
-
-def _grouped(infos: Iterable[ObjectInfo], root: str, skip: tuple[str, ...]) -> Iterator[Group]:
-    """Results (or marks) listed in key order, by source (the key's folder past `root`), in `_rank` order: a
-    folder ends when the listing leaves it, its subfolders' entries interleaved. Keys under `skip` are passed."""
-    open_: list[Group] = []
-    for info in infos:
-        if info.key.startswith(skip):
-            continue
-        source, slash, _ = info.key[len(root) :].rpartition("/")
-        if not slash or not source:
-            continue  # not in a source's folder (the stamp, a stray object)
-        while open_ and source != open_[-1][0] and not source.startswith(open_[-1][0] + "/"):
-            yield open_.pop()
-        if open_ and open_[-1][0] == source:
-            open_[-1][1].append(info)
-        else:
-            open_.append((source, [info]))
-    while open_:
-        yield open_.pop()
-
-
-def _merged(sources: Iterator[ObjectInfo], groups: Iterator[Group]) -> Iterator[tuple[str, ObjectInfo | None, list[ObjectInfo]]]:
-    """(key, the source or None, its results) for every key either side has, in `_rank` order."""
-    source, group = next(sources, None), next(groups, None)
-    while source is not None or group is not None:
-        if group is None or (source is not None and _rank(source.key) < _rank(group[0])):
-            assert source is not None
-            yield source.key, source, []
-            source = next(sources, None)
-        elif source is None or _rank(group[0]) < _rank(source.key):
-            yield group[0], None, group[1]
-            group = next(groups, None)
-        else:
-            yield source.key, source, group[1]
-            source, group = next(sources, None), next(groups, None)
-
-
 # -- by marks --------------------------------------------------------------------------------------------------
 def _by_marks(sources: Iterator[ObjectInfo], groups: Iterator[Group], config: Config) -> Iterator[Entry]:
-    for key, info, listed in _merged(sources, groups):
+    for key, info, listed in merged(sources, groups):
         if info is None:
             yield Entry(key, "orphans")
         elif not is_input(key, config):
@@ -227,7 +165,7 @@ def _by_records(storage: Storage, sources: Iterator[ObjectInfo], groups: Iterato
     command = contextvars.copy_context()  # each read runs in a copy: its lines are scrubbed of the command's secrets
     window: deque[tuple[str, ObjectInfo | None, dict[str, str], Future[Previous | Failed] | None]] = deque()
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="records") as pool:
-        for key, info, listed in _merged(sources, groups):
+        for key, info, listed in merged(sources, groups):
             records = {name: found.key for found in listed if (name := found.key.rpartition("/")[2]) in (SIDECAR_NAME, ERROR_NAME)}
             reading = info is not None and records and is_input(key, config) and _too_long(info, config) is None
             read = partial(command.copy().run, attempt, key, "reading its results", partial(_previous, storage, records))
