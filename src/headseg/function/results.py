@@ -204,7 +204,7 @@ class Results:
         Everything is tried; then, if a transient failure left something (a listing or a delete that failed),
         `TidyIncomplete` asks for the retry that finishes it (a permanent refusal is only logged: no retry helps).
         """
-        unfinished = []
+        unfinished: list[str] = []
         mark = self._marked(done_mark(current), unfinished)
         keep = {head.key for head in current.heads} | {mark}
         mine = current.source.etag[:8].lower()
