@@ -43,6 +43,7 @@ def deployed(cloud: Cloud, fake_fc3, monkeypatch):
         ALIBABA_CLOUD_ACCESS_KEY_ID=ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET, ALIBABA_CLOUD_SECURITY_TOKEN=SECURITY_TOKEN,
     )
     cloud.fc3 = fake_fc3
+    cloud.oss.put(BUCKET, "heads/.settled.json", json.dumps({"prefixes": ["incoming/"]}).encode())  # `headseg migrate` ran
     return cloud
 
 
@@ -57,10 +58,10 @@ def doctor(cloud: Cloud, capsys, *extra: str) -> tuple[int, dict[str, dict[str, 
 def test_a_correct_deployment_passes_every_check(deployed, capsys):
     code, checks = doctor(deployed, capsys)
     assert {name: c["level"] for name, c in checks.items()} == {
-        name: "pass" for name in ("function", "prefixes", "trigger", "no loop", "async", "bucket", "output", "lifecycle")
+        name: "pass" for name in ("function", "prefixes", "trigger", "no loop", "async", "bucket", "output", "lifecycle", "marks")
     }
     assert code == 0
-    assert deployed.oss.keys(BUCKET, "heads/") == []  # the write probe was removed
+    assert deployed.oss.keys(BUCKET, "heads/") == ["heads/.settled.json"]  # the write probe was removed
     deployed.fc3.check()
 
 
@@ -204,7 +205,7 @@ def test_call_segmenthead_hands_the_portrait_over_as_the_function_would(deployed
     [url] = deployed.imageseg.fetched_urls  # one call, on a URL signed for the function's OSS endpoint
     assert url.split("?")[0].startswith(deployed.oss.url) and "heads/.scratch/.headseg-doctor-" in url
     assert "x-oss-signature=" in url
-    assert deployed.oss.keys(BUCKET) == []  # the portrait was removed
+    assert deployed.oss.keys(BUCKET) == ["heads/.settled.json"]  # the portrait was removed
 
 
 def test_call_segmenthead_fails_when_the_service_cannot_fetch_the_functions_url(deployed, capsys):
@@ -214,4 +215,19 @@ def test_call_segmenthead_fails_when_the_service_cannot_fetch_the_functions_url(
     assert code == 1 and check["level"] == "fail" and "InvalidImage.Download" in check["message"], check
     assert "URL_MODE=public or advance" in check["fix"]
     assert "x-oss-signature" not in check["message"] and ACCESS_KEY_SECRET not in json.dumps(checks)
-    assert deployed.oss.keys(BUCKET) == []
+    assert deployed.oss.keys(BUCKET) == ["heads/.settled.json"]
+
+
+def test_a_prefix_without_a_stamp_is_stamped_by_fix_when_nothing_predates_marks_and_else_sent_to_migrate(deployed, capsys):
+    deployed.oss.delete(BUCKET, "heads/.settled.json")
+    code, checks = doctor(deployed, capsys)
+    assert checks["marks"]["level"] == "warn" and "doctor --fix" in checks["marks"]["fix"] and code == 0
+    code, checks = doctor(deployed, capsys, "--fix")
+    assert checks["marks"]["level"] == "pass" and "nothing to migrate" in checks["marks"]["message"]
+    assert json.loads(deployed.oss.get(BUCKET, "heads/.settled.json") or b"")["prefixes"] == ["incoming/"]
+
+    deployed.oss.delete(BUCKET, "heads/.settled.json")
+    deployed.oss.put(BUCKET, "heads/incoming/old.jpg/heads.json", b"{}")  # a result of 0.2
+    code, checks = doctor(deployed, capsys, "--fix")
+    assert checks["marks"]["level"] == "warn" and checks["marks"]["fix"] == f"run `headseg migrate --bucket {BUCKET} --prefix incoming/` once"
+    assert deployed.oss.get(BUCKET, "heads/.settled.json") is None

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from headseg.function.config import Config, prefixes_overlap
 from headseg.function.credentials import Credentials
 from headseg.function.errors import AccessDenied, ConfigError, HeadsegError, ObjectNotFound
+from headseg.ops import standing
 from headseg.ops.fcapi import AsyncConfig, Fc3Reader, Function, Trigger
 from headseg.function.retry import Budget
 
@@ -169,6 +170,21 @@ def check_expiry(rules: list[tuple[str, str, int | None]], config: Config) -> Ch
     return Check("lifecycle", Level.PASS, f"rule {rule_id!r} expires {prefix!r} after {days} day(s)")
 
 
+def check_marks(storage: Any, bucket: str, config: Config, fix: bool = False) -> Check:
+    """Whether `status`, `backfill` and `replay` classify the inputs from listings alone (`standing.plan`). With
+    `fix`, stamps a prefix that holds no results yet: there is nothing written before marks to migrate."""
+    prefix, slow = config.input_prefix, "status, backfill and replay read every record"
+    if any(prefix.startswith(stamped) for stamped in standing.stamped_prefixes(storage, config)):
+        return Check("marks", Level.PASS, f"results under {prefix!r} are classified from two listings")
+    if next(iter(storage.list(config.output_prefix + prefix)), None) is not None:
+        return Check("marks", Level.WARN, f"results under {prefix!r} may predate marks: {slow}",
+                     f"run `headseg migrate --bucket {bucket} --prefix {prefix}` once")
+    if not fix:
+        return Check("marks", Level.WARN, f"{prefix!r} is not stamped: {slow}", "`headseg doctor --fix` stamps it (nothing to migrate)")
+    standing.stamp(storage, config, prefix)
+    return Check("marks", Level.PASS, f"stamped {prefix!r}: no results yet, so nothing to migrate")
+
+
 def probe_write(storage: Any, config: Config) -> Check:
     """Put a probe object under the output prefix, remove it, and check it is gone."""
     key = f"{config.output_prefix}.headseg-doctor-{uuid.uuid4().hex[:12]}.txt"
@@ -258,7 +274,11 @@ def diagnose(
         checks += _deployment_checks(reader, function, bucket, config, expected.bucket)
     checks.append(guarded("bucket", OSS_FIX, lambda: check_region(storage.location())))
     if config is not None:
-        checks += [probe_write(storage, config), guarded("lifecycle", OSS_FIX, lambda: _expiry(storage, config, fix))]
+        checks += [
+            probe_write(storage, config),
+            guarded("lifecycle", OSS_FIX, lambda: _expiry(storage, config, fix)),
+            guarded("marks", OSS_FIX, lambda: check_marks(storage, bucket, config, fix)),
+        ]
         if segmenthead is not None:
             checks.append(call_segmenthead(storage, config, segmenthead))
     return checks
