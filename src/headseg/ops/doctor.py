@@ -2,8 +2,8 @@
 
 The checks are plain functions of what the FC 3.0 API and OSS say (`Function`, `Trigger`, `AsyncConfig`,
 the bucket's location and lifecycle rules); `diagnose` gathers those facts and turns a service that cannot
-be read into a failing line of its own, never a traceback. Nothing is changed, except the scratch prefix's
-lifecycle rule with `fix=True`, and the probe objects the write and SegmentHead checks put and remove.
+be read into a failing line of its own, never a traceback. Nothing is changed, except with `fix=True` the scratch
+prefix's lifecycle rule and the marks stamp of a prefix with no results, and the probe objects put and removed.
 """
 
 from __future__ import annotations
@@ -28,10 +28,7 @@ SCRATCH_DAYS = 1
 SEGMENTHEAD_SECONDS = 30.0  # the SegmentHead check's budget, retries included
 
 
-class Level(Enum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
+Level = Enum("Level", [("PASS", "pass"), ("WARN", "warn"), ("FAIL", "fail")])
 
 
 @dataclass(frozen=True)
