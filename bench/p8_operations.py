@@ -3,8 +3,9 @@ the fake OSS and FC 3.0 (the real oss2 and FC 3.0 SDKs over HTTP, every signatur
 request, on a bucket of N objects: 70 % done, 10 % pending, 5 % each stale, failed (three codes), retriable and
 orphaned (so 0.95 N sources), the classes interleaved in key order.
 
-Wall is the program's, start-up included; CPU (user + system) and peak RSS are its own process's (`os.wait4`), so
-the fakes, which serve from threads of this process, are not in them (their CPU is the last column). Requests are
+Wall is the program's, start-up included; CPU (user + system, `os.wait4`) and peak RSS (its VmHWM, read as it
+exits: a child's rusage would count the bench's memory it was spawned from) are its own process's, so the
+fakes, which serve from threads of this process, are not in them (their CPU is the last column). Requests are
 the fakes' logs: OSS LIST pages, GET, HEAD, PUT; FC 3.0 invocations. Growth is the least-squares line through the
 sizes run, per 1 000 objects; the 100k and 10M figures are measured where run, else read off that line
 (`python -m bench.p8_operations --sizes 1000,10000,100000` runs 100k). Goals (issue 24): OSS requests ≤ 2 × N/1000
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
     from tests.fakes.fc3 import FakeFc3
     from tests.fakes.oss import FakeOss
 
-SIZES = (1000, 10000)
+SIZES = (1000, 10000, 100000)
+BEFORE = (1000,)  # the sizes also run on 0.2's layout (records read one by one), for the before ÷ after ratios
+CONCURRENCY = 16  # backfill's hand-overs at once
 LATENCY = 0.03  # seconds added to every request: an in-region round trip
 BUCKET = "bench"
 SAMPLE = 10  # reads per failure code a person may need (its reasons): what the request goal allows beyond listings
@@ -55,6 +58,7 @@ class Run:
     fakes_cpu: float  # seconds of this process (the fakes' threads) meanwhile
     rss_mb: float  # the command's peak RSS
     requests: dict[str, int]  # kind -> count
+    layout: str = "marks"  # the results' layout: "marks" (0.3) or "records" (0.2, read one by one)
 
     @property
     def oss_requests(self) -> int:
@@ -87,14 +91,16 @@ def value_at(runs: list[Run], objects: int, metric: str) -> tuple[float, bool]:
 
 
 def goals(runs: list[Run]) -> list[tuple[str, str, bool]]:
-    """(goal, what this run shows, met) for each of issue 24's goals, for the runs of one command."""
+    """(goal, what this run shows, met) for each of issue 24's goals, for the runs of one command (marks layout).
+    Wall goals are status's: backfill's wall is its hand-overs', at whatever quota it is given."""
     command = runs[0].command
-    budget = {run.objects: 2 * run.objects / 1000 + SAMPLE * len(CODES) for run in runs}
+    reads = SAMPLE * len(CODES) + 1  # the sampled reasons, and the stamp
+    budget = {run.objects: 2 * run.objects / 1000 + reads for run in runs}
     worst = max(runs, key=lambda run: run.oss_requests / budget[run.objects])
     base = min(runs, key=lambda run: run.objects)
     rss, measured = value_at(runs, 100_000, "rss_mb")
     verdicts = [
-        (f"{command}: OSS requests ≤ 2 × N/1000 + {SAMPLE * len(CODES)} sampled reads",
+        (f"{command}: OSS requests ≤ 2 × N/1000 + {reads} reads ({SAMPLE} reasons a failure code, the stamp)",
          f"{worst.oss_requests} at {worst.objects} (allowed {budget[worst.objects]:.0f})",
          all(run.oss_requests <= budget[run.objects] for run in runs)),
         (f"{command}: peak RSS at 100k ≤ {GOAL_RSS_RATIO} × at {base.objects}",
@@ -103,19 +109,23 @@ def goals(runs: list[Run]) -> list[tuple[str, str, bool]]:
     ]  # fmt: skip
     if command == "status":
         wall, measured = value_at(runs, 100_000, "wall")
-        verdicts.append((f"status: wall at 100k < {GOAL_STATUS_100K:.0f} s", f"{wall:.0f} s{'' if measured else ' (fitted)'}", wall < GOAL_STATUS_100K))
-    wall = fit([(run.objects, run.wall) for run in runs]).at(10_000_000)
-    verdicts.append((f"{command}: wall at 10M (extrapolated) < {GOAL_10M / 60:.0f} min", f"{wall / 60:.0f} min", wall < GOAL_10M))
+        verdicts.append((f"status: wall at 100k < {GOAL_STATUS_100K:.0f} s", f"{wall:.1f} s{'' if measured else ' (fitted)'}", wall < GOAL_STATUS_100K))
+        wall = fit([(run.objects, run.wall) for run in runs]).at(10_000_000)
+        verdicts.append((f"status: wall at 10M (extrapolated) < {GOAL_10M / 60:.0f} min", f"{wall / 60:.1f} min", wall < GOAL_10M))
     return verdicts
 
 
 # -- the bucket ----------------------------------------------------------------------------------------------------
-def seed(oss: FakeOss, objects: int) -> dict[str, int]:
-    """`objects` objects of the mix, straight into the fake's state (no requests); the expected counts."""
+def seed(oss: FakeOss, objects: int, layout: str = "marks") -> dict[str, int]:
+    """`objects` objects of the mix, straight into the fake's state (no requests); the expected counts. `layout`
+    "marks": results as 0.3 writes them (each record with its mark, the prefix stamped); "records": as 0.2 did."""
+    from headseg.function.config import Config
+    from headseg.function.results import done_mark, error_mark
     from headseg.function.sidecar import ErrorRecord, HeadRecord, Sidecar, Source
     from tests.fakes.oss import StoredObject
 
     now, put = int(time.time()), oss.state.put
+    layouts = Config(input_prefix="incoming/", output_prefix="heads/").layout
     oss.create_bucket(BUCKET)
 
     def store(key: str, data: bytes) -> str:
@@ -123,9 +133,19 @@ def seed(oss: FakeOss, objects: int) -> dict[str, int]:
         put(BUCKET, obj)
         return obj.etag
 
-    def sidecar(key: str, etag: str) -> bytes:
+    def record(key: str, written: Sidecar | ErrorRecord) -> None:
+        folder = layouts(key)
+        if isinstance(written, Sidecar):
+            store(folder.sidecar, written.to_json())
+        else:
+            store(folder.error, written.to_json())
+        if layout == "marks":
+            mark = done_mark(written) if isinstance(written, Sidecar) else error_mark(written)
+            store(folder.mark(mark), mark.name.encode() + b"\n")
+
+    def sidecar(key: str, etag: str) -> Sidecar:
         heads = [HeadRecord(0, f"heads/{key}/head-0-{etag[:8].lower()}.png", 1, 2, 30, 40)]
-        return Sidecar(Source(BUCKET, key, etag, 9), "req", None, "cloud", heads, created_at="2026-12-01T00:00:00Z").to_json()
+        return Sidecar(Source(BUCKET, key, etag, 9, last_modified=now), "req", None, "cloud", heads, created_at="2026-12-01T00:00:00Z")
 
     counts = dict.fromkeys(("done", "pending", "stale", "failed", "retriable", "orphans"), 0)
     for i in range(objects):
@@ -134,14 +154,16 @@ def seed(oss: FakeOss, objects: int) -> dict[str, int]:
         etag = "1" * 32 if kind == "orphan" else store(key, f"image {i}".encode())
         if kind in ("done", "orphan"):
             store(f"heads/{key}/head-0-{etag[:8].lower()}.png", b"png")
-            store(f"heads/{key}/heads.json", sidecar(key, etag))
+            record(key, sidecar(key, etag))
         elif kind == "pending" and i % 3 == 0:  # a run that died before its sidecar: cutouts alone
             store(f"heads/{key}/head-0-{etag[:8].lower()}.png", b"png")
         elif kind == "stale":
-            store(f"heads/{key}/heads.json", sidecar(key, "0" * 32))
+            record(key, sidecar(key, "0" * 32))
         elif kind in ("failed", "retriable"):
             code, reason, retriable = CODES[i // len(CLASSES) % len(CODES)] if kind == "failed" else ("Throttling", "throttled", True)
-            store(f"heads/{key}/error.json", ErrorRecord(Source(BUCKET, key, etag, 9), code, reason, retriable).to_json())
+            record(key, ErrorRecord(Source(BUCKET, key, etag, 9, last_modified=now), code, reason, retriable))
+    if layout == "marks":
+        store("heads/.settled.json", json.dumps({"prefixes": ["incoming/"]}).encode())  # as `headseg migrate` leaves it
     return counts
 
 
@@ -157,21 +179,36 @@ def _environment() -> dict[str, str]:
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET, "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN}  # fmt: skip
 
 
-def measure(command: str, objects: int, args: list[str], oss: FakeOss, fc: FakeFc3, out: Path) -> Run:
+# `headseg ARGS` with its own peak RSS (VmHWM, kB) written to a file at exit: the rusage of a child counts the
+# parent's memory it was spawned from (Linux keeps the pre-exec high-water mark), here the fakes' whole bucket
+_PEAK = """
+import atexit, runpy, sys
+def peak(path=sys.argv.pop(1)):
+    with open("/proc/self/status") as status, open(path, "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+atexit.register(peak)
+sys.argv[0] = "headseg"
+runpy.run_module("headseg", run_name="__main__", alter_sys=True)
+"""
+
+
+def measure(command: str, objects: int, args: list[str], oss: FakeOss, fc: FakeFc3, out: Path, layout: str) -> Run:
     """Run `headseg <args>` as a program, its stdout into `out`; what it cost and asked of the fakes."""
     oss.requests.clear()
     fc.requests.clear()
     fc.invocations.clear()
     fakes_before, started = time.process_time(), time.monotonic()
+    peak = out.with_suffix(".hwm")
     with out.open("wb") as stdout:
-        process = subprocess.Popen([sys.executable, "-m", "headseg", *args], stdout=stdout, env=_environment())
+        wrapped = [sys.executable, "-c", _PEAK, str(peak), *args]
+        process = subprocess.Popen(wrapped, stdout=stdout, env=_environment())
         _, status, usage = os.wait4(process.pid, 0)
     wall, fakes_cpu = time.monotonic() - started, time.process_time() - fakes_before
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"headseg {command} exited {process.returncode}: {out.read_text()[-2000:]}")
-    return Run(command, objects, wall, usage.ru_utime + usage.ru_stime, fakes_cpu, usage.ru_maxrss / 1024,
-               {**_oss_requests(oss), "invocations": len(fc.invocations)})
+    return Run(command, objects, wall, usage.ru_utime + usage.ru_stime, fakes_cpu, int(peak.read_text()) / 1024,
+               {**_oss_requests(oss), "invocations": len(fc.invocations)}, layout)
 
 
 def _oss_requests(oss: FakeOss) -> dict[str, int]:
@@ -184,23 +221,24 @@ def _oss_requests(oss: FakeOss) -> dict[str, int]:
     return kinds
 
 
-def one_size(objects: int) -> list[Run]:
-    """Status, then backfill, on a fresh bucket of `objects` objects; each checked against the mix it was given."""
+def one_size(objects: int, layout: str = "marks") -> list[Run]:
+    """Status, then backfill, on a fresh bucket of `objects` objects in `layout`; each checked against the mix."""
     from tests.fakes.fc3 import FakeFc3
     from tests.fakes.oss import FakeOss
 
     credentials, tokens = {KEY_ID: SECRET}, {KEY_ID: TOKEN}
     with FakeOss(credentials, tokens) as oss, FakeFc3(credentials, tokens) as fc, tempfile.TemporaryDirectory() as tmp:
         fc.add_function("headseg")
-        expected = seed(oss, objects)
+        expected = seed(oss, objects, layout)
         oss.latency = fc.latency = LATENCY
         target = ["--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", oss.url, "--quiet"]
-        status = measure("status", objects, ["status", *target, "--json"], oss, fc, Path(tmp) / "status.json")
-        counts = json.loads((Path(tmp) / "status.json").read_text())["counts"]
+        status = measure("status", objects, ["status", *target, "--json"], oss, fc, Path(tmp) / "status.json", layout)
+        counts = json.loads((Path(tmp) / "status.json").read_text().splitlines()[-1])["counts"]  # the summary line
         if counts != {**expected, "errors": 0}:
             raise RuntimeError(f"status counted {counts}, the bucket holds {expected}")
-        backfill = measure("backfill", objects, ["backfill", *target, "--fc-endpoint", fc.url, "--qps", "1e6",
-                                                  "--journal", str(Path(tmp) / "journal")], oss, fc, Path(tmp) / "backfill.txt")  # fmt: skip
+        backfill = measure("backfill", objects, ["backfill", *target, "--fc-endpoint", fc.url, "--qps", "1e6", "--concurrency",
+                                                  str(CONCURRENCY), "--journal", str(Path(tmp) / "journal")],
+                           oss, fc, Path(tmp) / "backfill.txt", layout)  # fmt: skip
         if backfill.requests["invocations"] != expected["pending"] + expected["stale"] + expected["retriable"]:
             raise RuntimeError(f"backfill handed over {backfill.requests['invocations']}, expected {expected}")
     return [status, backfill]
@@ -209,25 +247,32 @@ def one_size(objects: int) -> list[Run]:
 # -- the report ----------------------------------------------------------------------------------------------------
 def rows(runs: list[Run]) -> list[str]:
     lines = [
-        "| objects (sources) | command | wall s | CPU s | peak RSS MB | LIST | GET | HEAD | PUT | invocations | fakes' CPU s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| objects (sources) | results | command | wall s | CPU s | peak RSS MB | LIST | GET | HEAD | PUT | invocations | fakes' CPU s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
         r = run.requests
-        lines.append(f"| {run.objects} ({run.objects * 19 // 20}) | {run.command} | {run.wall:.1f} | {run.cpu:.1f} | {run.rss_mb:.0f} | "
-                     f"{r['LIST']} | {r['GET']} | {r['HEAD']} | {r['PUT']} | {r['invocations']} | {run.fakes_cpu:.1f} |")  # fmt: skip
-    if len({run.objects for run in runs}) < 2:
+        lines.append(f"| {run.objects} ({run.objects * 19 // 20}) | {run.layout} | {run.command} | {run.wall:.1f} | {run.cpu:.1f} | "
+                     f"{run.rss_mb:.0f} | {r['LIST']} | {r['GET']} | {r['HEAD']} | {r['PUT']} | {r['invocations']} | {run.fakes_cpu:.1f} |")  # fmt: skip
+    before = {(run.command, run.objects): run for run in runs if run.layout == "records"}
+    pairs = [(before[run.command, run.objects], run) for run in runs if run.layout == "marks" and (run.command, run.objects) in before]
+    if pairs:
+        lines += ["", "| before ÷ after (0.2's records ÷ marks) | wall | CPU | OSS requests |", "| --- | --- | --- | --- |"]
+        lines += [f"| {old.command} at {old.objects} | {old.wall / new.wall:.1f} | {old.cpu / new.cpu:.1f} | "
+                  f"{old.oss_requests / new.oss_requests:.1f} |" for old, new in pairs]  # fmt: skip
+    marks = [run for run in runs if run.layout == "marks"]
+    if len({run.objects for run in marks}) < 2:
         return lines
     lines += ["", "| growth per 1 000 objects | wall s | CPU s | peak RSS MB | OSS requests | at 10M: wall / CPU / peak RSS |",
               "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     verdicts = []
     for command in COMMANDS:
-        mine = [run for run in runs if run.command == command]
+        mine = [run for run in marks if run.command == command]
         wall, cpu, rss, requests = (fit([(run.objects, float(getattr(run, m))) for run in mine])
                                     for m in ("wall", "cpu", "rss_mb", "oss_requests"))  # fmt: skip
         at = 10_000_000
-        lines.append(f"| {command} | {wall.per_1000:.2f} | {cpu.per_1000:.2f} | {rss.per_1000:.2f} | {requests.per_1000:.0f} | "
-                     f"{wall.at(at) / 3600:.1f} h / {cpu.at(at) / 3600:.1f} h / {rss.at(at) / 1024:.1f} GB |")  # fmt: skip
+        lines.append(f"| {command} | {wall.per_1000:.3f} | {cpu.per_1000:.3f} | {rss.per_1000:.3f} | {requests.per_1000:.2f} | "
+                     f"{wall.at(at) / 60:.1f} min / {cpu.at(at) / 60:.1f} min / {max(rss.at(at), 0):.0f} MB |")  # fmt: skip
         verdicts += goals(mine)
     met = [goal for goal, _, ok in verdicts if ok]
     lines += ["", *(f"- {'met' if ok else 'NOT met'}: {goal}: {shown}" for goal, shown, ok in verdicts),
@@ -235,17 +280,20 @@ def rows(runs: list[Run]) -> list[str]:
     return lines
 
 
-def run(sizes: tuple[int, ...] = SIZES) -> list[str]:
-    return rows([r for objects in sizes for r in one_size(objects)])
+def run(sizes: tuple[int, ...] = SIZES, before: tuple[int, ...] = BEFORE) -> list[str]:
+    runs = [r for objects in before for r in one_size(objects, "records")]
+    return rows(runs + [r for objects in sizes for r in one_size(objects)])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.p8_operations", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="bucket sizes in objects, multiples of 20")
-    sizes = tuple(int(n) for n in parser.parse_args(argv).sizes.split(","))
-    if any(n % len(CLASSES) for n in sizes):
+    parser.add_argument("--before", default=",".join(map(str, BEFORE)), help="sizes also run on 0.2's layout ('' for none)")
+    args = parser.parse_args(argv)
+    sizes, before = (tuple(int(n) for n in text.split(",") if n) for text in (args.sizes, args.before))
+    if any(n % len(CLASSES) for n in sizes + before):
         parser.error(f"every size must be a multiple of {len(CLASSES)} (the mix)")
-    print("\n".join(run(sizes)))
+    print("\n".join(run(sizes, before)))
     return 0
 
 
