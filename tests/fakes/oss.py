@@ -33,11 +33,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import formatdate, parsedate_to_datetime
+from typing import Any
 from urllib.parse import quote, unquote
 
 from oss2.utils import Crc64
 
 from ._server import FakeServer, Fault, Request, Response
+from .inventory import Inventory, Listed, build_inventory
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 CLOCK_SKEW = 15 * 60  # seconds OSS tolerates between a signed Date / x-oss-date and its clock
@@ -223,6 +225,20 @@ class FakeOss(FakeServer):
 
     def delete(self, bucket: str, key: str) -> None:
         self.state.delete(bucket, key)
+
+    def put_inventory(self, source: str, destination: str, **options: Any) -> Inventory:
+        """Deliver an inventory of bucket `source` as it stands into bucket `destination`, as OSS writes one
+        (`tests.fakes.inventory.build_inventory` takes the options); its `manifest_key` is what `--inventory`
+        names."""
+        listed = []
+        for key in self.state.keys(source):
+            obj = self.state.lookup(source, key)
+            if obj is not None:
+                listed.append(Listed(key, len(obj.data), obj.etag, obj.last_modified))
+        inventory = build_inventory(listed, source=source, destination=destination, **options)
+        for key, data in inventory.objects.items():
+            self.put(destination, key, data, "application/json" if key.endswith(".json") else "application/gzip")
+        return inventory
 
     # -- faults -------------------------------------------------------------------------------------------------------
     @staticmethod

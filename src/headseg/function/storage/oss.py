@@ -81,8 +81,23 @@ class OssStorage:
         match = _CONTENT_RANGE.match(result.content_range or "")
         size = int(match.group(1)) if match else len(data)
         if length is None or len(data) >= size:
-            _verify(result, data, size, key)
+            _verify(result, len(data), size, key)
         return _info(key, result, size), data
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        """The whole object block by block, never held whole (an inventory's data file can be GBs). After the
+        last block the bytes are verified as a whole `get`'s are: a length or CRC64 mismatch, or a body that
+        breaks off, raises `RetriableError`."""
+        with _translated("GetObject", key):
+            result = self._client(None).get_object(key)
+        received = 0
+        try:
+            while block := _next_block(result, key):
+                received += len(block)
+                yield block
+        finally:
+            result.resp.response.close()
+        _verify(result, received, received if result.content_length is None else result.content_length, key)
 
     def head(self, key: str, budget: Budget | None = None) -> ObjectInfo:
         with _translated("HeadObject", key):
@@ -156,26 +171,33 @@ def _translated(operation: str, subject: str) -> Iterator[None]:
 
 
 def _read(result: oss2.models.GetObjectResult, budget: Budget | None, key: str) -> bytes:
-    """The body, block by block; past the budget's deadline the connection is closed and the read given up. A
-    body that breaks off is retriable, whatever part of the HTTP stack noticed."""
+    """The body, block by block; past the budget's deadline the connection is closed and the read given up."""
     blocks = []
     try:
-        while block := result.read(BLOCK):
+        while block := _next_block(result, key):
             blocks.append(block)
             if budget is not None and budget.remaining() <= 0:
-                result.resp.response.close()
                 raise BudgetExhausted(f"OSS GetObject {key!r}: the body did not arrive within the invocation's time")
-    except _BODY_ERRORS as exc:
+    except HeadsegError:
         result.resp.response.close()
-        raise RetriableError(f"OSS GetObject {key!r}: the body broke off ({type(exc).__name__})", code="BodyBrokeOff") from None
+        raise
     return b"".join(blocks)
 
 
-def _verify(result: oss2.models.GetObjectResult, data: bytes, size: int, key: str) -> None:
+def _next_block(result: oss2.models.GetObjectResult, key: str) -> bytes:
+    """The body's next block (b"" at its end). A body that breaks off is retriable, whatever part of the HTTP
+    stack noticed."""
+    try:
+        return result.read(BLOCK)
+    except _BODY_ERRORS as exc:
+        raise RetriableError(f"OSS GetObject {key!r}: the body broke off ({type(exc).__name__})", code="BodyBrokeOff") from None
+
+
+def _verify(result: oss2.models.GetObjectResult, received: int, size: int, key: str) -> None:
     """Check bytes that cover the whole object against its size and OSS's CRC64 (when it sent one)."""
-    if len(data) != size:
+    if received != size:
         raise RetriableError(
-            f"OSS GetObject {key!r}: {len(data)} bytes arrived of {size}", code="InconsistentError"
+            f"OSS GetObject {key!r}: {received} bytes arrived of {size}", code="InconsistentError"
         )
     server, client = result.server_crc, result.client_crc
     if server is not None and client is not None and server != client:
