@@ -10,6 +10,7 @@ import re
 import time
 from urllib.parse import unquote
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -261,6 +262,31 @@ def test_migrated_results_are_classified_from_two_listings_as_the_records_say(op
     assert len(reads) == 1 + 10 + 10 + 5  # the stamp, and the sampled error records of the three codes
     assert by_marks["failed_by_code"]["InvalidImage.Resolution"]["reasons_of"] == 10
     assert by_marks["records_read"] == 25
+
+
+def test_an_inventory_stands_in_for_both_listings_and_backfill_reads_it_too(ops, fc, capsys):
+    seed(ops)
+    assert main(["migrate", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--quiet"]) == 0
+    capsys.readouterr()
+    status = ["status", "--bucket", BUCKET, "--prefix", "incoming/", "--oss-endpoint", ops.oss.url, "--json", "--quiet"]
+    assert main(status) == 0
+    listed = status_report(capsys.readouterr().out)
+    ops.oss.create_bucket("inventories")
+    inventory = ops.oss.put_inventory(BUCKET, "inventories")
+    ops.upload("incoming/after-the-inventory.jpg", b"new")  # not in it: the inventory is as old as its scan
+    ops.oss.requests.clear()
+
+    assert main([*status, "--inventory", f"oss://inventories/{inventory.manifest_key}"]) == 0
+
+    assert same_classes(status_report(capsys.readouterr().out), listed)
+    assert not ops.oss.logged(lambda r: r.param("list-type") is not None or r.param("prefix") is not None)  # no listing
+    code = cli(fc, ops, "backfill", "--prefix", "incoming/", "--qps", "1000", "--inventory", f"oss://inventories/{inventory.manifest_key}")
+    assert code == 0 and sorted(r.key for r in invoked(fc)) == sorted(listed["pending"] + listed["stale"] + listed["retriable"])
+
+
+def test_an_inventory_url_that_is_not_one_stops_with_what_to_give(ops, capsys):
+    with pytest.raises(SystemExit, match="--inventory: 's3://x/manifest.json' is not an inventory manifest: expected oss://BUCKET/PATH/manifest.json"):
+        main(["status", "--bucket", BUCKET, "--oss-endpoint", ops.oss.url, "--inventory", "s3://x/manifest.json"])
 
 
 def test_a_failed_migration_does_not_stamp_and_a_rerun_finishes_it(ops, capsys):

@@ -6,11 +6,11 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, cast
 
 from headseg.function import logs
 from headseg.function.app import App
-from headseg.local.wiring import local_app
+from headseg.local.wiring import build_storage, local_app
 from headseg.cli._progress import progress_bar
 from headseg.cli.segment import BUCKET as LOCAL_BUCKET
 from headseg.ops.backfill import Item, Journal, Summary, hand_over
@@ -20,6 +20,8 @@ from headseg.function.credentials import Credentials
 from headseg.function.errors import HeadsegError, printable
 from headseg.ops.ratelimit import RateLimiter
 from headseg.function.storage import ObjectInfo, Storage
+from headseg.ops.inventory import inventory_listing, parse_location
+from headseg.ops.inventory_rows import StreamingStorage
 from headseg.ops.listing import listing
 
 
@@ -39,6 +41,10 @@ def add_bucket_options(parser: argparse.ArgumentParser, listing: bool = True) ->
         parser.add_argument("--prefix", default="", help="only objects under this prefix")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
         parser.add_argument(
+            "--inventory", metavar="oss://BUCKET/PATH/manifest.json",
+            help="list from this OSS Bucket Inventory (as old as it is) instead of ListObjects: for buckets too large to list",
+        )
+        parser.add_argument(
             "--workers", type=_positive, default=4,
             help="key ranges listed at once, each keeping a page or two in memory (default: 4)",
         )
@@ -51,9 +57,18 @@ def _positive(text: str) -> int:
     return number
 
 
-def lister(args: argparse.Namespace, storage: Storage) -> Callable[[str], Iterator[ObjectInfo]]:
-    """How the command lists a prefix: `--workers` key ranges at once, in key order."""
-    return lambda prefix: listing(storage, prefix, args.workers)
+def lister(args: argparse.Namespace, storage: Storage, config: Config) -> Callable[[str], Iterator[ObjectInfo]]:
+    """How the command lists a prefix, in key order: from `--inventory`, else `--workers` key ranges at once."""
+    if not args.inventory:
+        return lambda prefix: listing(storage, prefix, args.workers)
+    if config.bucket_dir:
+        raise SystemExit("headseg: --inventory reads an OSS Bucket Inventory; a folder (--bucket-dir) has none")
+    try:
+        holder, manifest = parse_location(args.inventory)
+    except ValueError as exc:
+        raise SystemExit(f"headseg: --inventory: {exc}") from None
+    held = storage if holder == storage.bucket else build_storage(config, credentials_if(True), holder)
+    return lambda prefix: inventory_listing(cast(StreamingStorage, held), manifest, prefix, bucket=storage.bucket)
 
 
 def bucket(args: argparse.Namespace) -> str:

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     journal = Journal(None if args.dry_run else (args.journal or Path(f".headseg-backfill-{_ops.bucket(args)}.jsonl")))
 
     def items(config: Config, storage: Storage, summary: Summary) -> Iterator[Item]:
-        entries = classify(storage, args.prefix, config, _ops.lister(args, storage))
+        entries = classify(storage, args.prefix, config, _ops.lister(args, storage, config))
         return items_from(pending(entries, summary), _ops.bucket(args), config.region)
 
     return _ops.execute(args, items, journal, "queued")

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = _ops.config_for(args)
     storage = build_storage(config, _ops.credentials_if(not config.bucket_dir), _ops.bucket(args))
-    listed = _ops.lister(args, storage)
+    listed = _ops.lister(args, storage, config)
     with progress_bar(unit="object", quiet=args.quiet) as bar:
         migration = migrate(storage, args.prefix, config, lambda prefix: _counted(listed(prefix), bar.update), args.dry_run)
     for key, reason in migration.failed:

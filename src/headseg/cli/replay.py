@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     def items(config: Config, storage: Storage, summary: Summary) -> Iterable[Item]:
         if args.events:
             return replay.from_event_file(args.events, summary)
-        entries = classify(storage, args.prefix, config, _ops.lister(args, storage))
+        entries = classify(storage, args.prefix, config, _ops.lister(args, storage, config))
         return replay.retriable(entries, _ops.bucket(args), summary, config.region)
 
     return _ops.execute(args, items, Journal(None), "replayed")

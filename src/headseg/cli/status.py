@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     storage = build_storage(config, _ops.credentials_if(not config.bucket_dir), bucket)
     each = _printer(args)
     with progress_bar(unit="object", quiet=args.quiet or args.json or bool(args.list)) as bar:
-        status = survey(storage, args.bucket or args.bucket_dir, args.prefix, config, bar.update, each, _ops.lister(args, storage))
+        status = survey(storage, args.bucket or args.bucket_dir, args.prefix, config, bar.update, each, _ops.lister(args, storage, config))
     if args.html is not None:
         thumbnails = []
         for key, cutout in status.recent():  # a cutout that cannot be shown is left out, the others are not
