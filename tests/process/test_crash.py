@@ -343,7 +343,7 @@ def prepare_reupload(lab: Lab) -> bytes:
 
 
 def expect_result(key: str, heads: int, normalized: bool = False) -> Callable[[Bucket], None]:
-    """Only the sidecar of the current version and its cutouts, nothing else beside the source."""
+    """Only the sidecar of the current version, its cutouts and its mark, nothing else beside the source."""
 
     def check(bucket: Bucket) -> None:
         etag = bucket[key].etag
@@ -352,7 +352,8 @@ def expect_result(key: str, heads: int, normalized: bool = False) -> Callable[[B
         assert (sidecar["normalization"] is not None) == normalized
         cutouts = [f"heads/{key}/head-{i}-{etag[:8].lower()}.png" for i in range(heads)]
         assert [head["key"] for head in sidecar["heads"]] == cutouts
-        assert sorted(bucket) == sorted([key, f"heads/{key}/heads.json", *cutouts])
+        mark = f"heads/.settled/{key}/done.{etag}.{int(bucket[key].last_modified)}.{heads}.-"
+        assert sorted(bucket) == sorted([key, f"heads/{key}/heads.json", *cutouts, mark])
 
     return check
 
