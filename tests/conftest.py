@@ -209,7 +209,12 @@ class Cloud:
         return None if data is None else json.loads(data)
 
     def outputs(self, prefix: str = "heads/") -> list[str]:
-        return self.oss.keys(BUCKET, prefix)
+        """The keys under `prefix`, but for the marks (`marks`)."""
+        return [key for key in self.oss.keys(BUCKET, prefix) if not key.startswith(prefix + ".settled/")]
+
+    def marks(self, prefix: str = "heads/") -> list[str]:
+        """The marks under `prefix`, each as "source key/mark name"."""
+        return [key[len(prefix + ".settled/") :] for key in self.oss.keys(BUCKET, prefix + ".settled/")]
 
 
 @pytest.fixture

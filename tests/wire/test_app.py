@@ -46,7 +46,7 @@ def test_rotating_credentials_mid_run_neither_breaks_it_nor_mixes_keys(cloud: Cl
 
     assert rotated and result["outcomes"][0]["outcome"] == "done" and result["outcomes"][0]["heads"] == 2
     puts = cloud.oss.logged(lambda r: r.method == "PUT")[puts_before:]
-    assert len(puts) == 3 and {signed_by(entry) for entry in puts} == {ACCESS_KEY_ID}  # the run kept its clients
+    assert len(puts) == 4 and {signed_by(entry) for entry in puts} == {ACCESS_KEY_ID}  # the run kept its clients (2 cutouts, sidecar, mark)
     # the next invocation runs on the rotated credentials' clients
     second = cloud.upload_portrait("incoming/b.jpg", [(40, 50, 60, 80)])
     outcome = json.loads(cloud.function.handler(oss_event(("incoming/b.jpg", second)), fc_context(credentials=RotatedCredentials())))

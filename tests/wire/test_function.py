@@ -30,6 +30,8 @@ def test_several_heads_become_cutouts_and_a_sidecar(cloud: Cloud, caplog):
     folder = "heads/incoming/group.jpg/"
     suffix = etag[:8].lower()
     assert cloud.outputs() == [folder + f"head-{i}-{suffix}.png" for i in range(3)] + [folder + "heads.json"]
+    modified = cloud.oss.object(BUCKET, "incoming/group.jpg").last_modified
+    assert cloud.marks() == [f"incoming/group.jpg/done.{etag}.{modified}.3.-"]  # how it settled, for the tooling
     sidecar = cloud.read_json(folder + "heads.json")
     assert sidecar["schema_version"] == 1
     modified = cloud.oss.object(BUCKET, "incoming/group.jpg").last_modified
@@ -48,9 +50,9 @@ def test_several_heads_become_cutouts_and_a_sidecar(cloud: Cloud, caplog):
         assert cutout.getpixel((cutout.width // 2, cutout.height // 2))[3] == 255
         assert cloud.oss.object(BUCKET, head["key"]).content_type == "image/png"
     assert set(sidecar["timings_ms"]) >= {"read", "segment", "cutouts"}
-    # the sidecar is the last write
+    # the sidecar is the last write of a result, then its mark
     puts = [unquote(e.request.path) for e in cloud.oss.logged(lambda r: r.method == "PUT")]
-    assert puts[-1].endswith("/heads.json") and len(puts) == 4
+    assert puts[-2].endswith("/heads.json") and "/.settled/" in puts[-1] and len(puts) == 5
     [line] = [line for line in log_lines(caplog) if line.get("outcome")]
     assert line["request_id"] == "1-test" and line["key"] == "incoming/group.jpg" and line["heads"] == 3
     assert line["outcome"] == "done" and line["timings_ms"]["total"] > 0
@@ -210,6 +212,8 @@ def test_not_an_image_fails_for_good_and_its_record_settles_it(cloud: Cloud):
     record = cloud.read_json("heads/incoming/notes.txt/error.json")
     assert record["code"] == "InvalidImage.NotImage" and record["retriable"] is False
     assert cloud.outputs() == ["heads/incoming/notes.txt/error.json"]
+    [mark] = cloud.marks()
+    assert mark.startswith("incoming/notes.txt/failed.") and mark.endswith(".0.InvalidImage.NotImage")
     again = cloud.invoke(json.dumps(event).encode())["outcomes"][0]  # a redelivery reads the record, not the object
     assert again["outcome"] == "skipped" and again["code"] == "AlreadyFailed"
 

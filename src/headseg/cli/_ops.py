@@ -173,6 +173,7 @@ def execute(
     items_for: Callable[[Config, Storage, Summary], Sequence[Item] | Iterable[Item]],
     journal: Journal,
     verb: str,
+    unique: bool = False,
 ) -> int:
     """Wire, hand the items over at the asked pace with a progress bar (an ETA when they are counted), report."""
     config, storage, invoker, app = wire(args)
@@ -183,7 +184,7 @@ def execute(
         with progress_bar(total=total, unit="object", quiet=args.quiet) as bar:
             hand_over(
                 items, invoker, RateLimiter(args.qps), journal, summary, args.concurrency, interruptible(), args.dry_run,
-                bar.update,
+                bar.update, unique,
             )
     finally:
         app.close()

@@ -33,4 +33,4 @@ def run(args: argparse.Namespace) -> int:
         entries = classify(storage, args.prefix, config, _ops.lister(args, storage, config))
         return items_from(pending(entries, summary), _ops.bucket(args), config.region)
 
-    return _ops.execute(args, items, journal, "queued")
+    return _ops.execute(args, items, journal, "queued", unique=True)  # a listing holds each key once

@@ -35,4 +35,4 @@ def run(args: argparse.Namespace) -> int:
         entries = classify(storage, args.prefix, config, _ops.lister(args, storage, config))
         return replay.retriable(entries, _ops.bucket(args), summary, config.region)
 
-    return _ops.execute(args, items, Journal(None), "replayed")
+    return _ops.execute(args, items, Journal(None), "replayed", unique=not args.events)  # a file may repeat an event

@@ -171,10 +171,17 @@ class Results:
 
     def settle_failure(self, record: ErrorRecord) -> None:
         """Mark the source as the error record says, and remove its other marks (a failure there is logged)."""
-        mark = self._put_mark(error_mark(record))
-        for key in self._listed(self.layout.marks_folder) or []:
-            if key != mark:
-                self.remove(key)
+        self._settle_marks(error_mark(record))
+
+    def _settle_marks(self, mark: Mark) -> list[str]:
+        """Write `mark` unless the source's marks folder holds it already, then remove the other marks there;
+        what is left unfinished by a transient failure (a failure to write the mark raises)."""
+        key = self.layout.mark(mark)
+        listed = self._listed(self.layout.marks_folder)
+        if listed is None or key not in listed:
+            self._put(key, mark.name.encode("utf-8") + b"\n", "text/plain")  # its name counts; the body repeats it
+        unfinished = [] if listed is not None else [f"listing {self.layout.marks_folder!r}"]
+        return unfinished + [other for other in listed or [] if other != key and not self.remove(other)]
 
     @contextmanager
     def scratch_copy(self, etag: str, normalized: Normalized) -> Iterator[Callable[[], str]]:
@@ -195,31 +202,28 @@ class Results:
     def tidy(self, current: Sidecar, previous: Previous) -> None:
         """Once `current` is written (or found to stand): leave the source's outputs as exactly what it names.
 
-        First writes the result's mark (the tooling's record that it is done). Then removes the error record, the
-        cutouts `previous` named that `current` does not, every other mark, and, from listings of the source's
-        folder and scratch folder, every cutout and scratch copy of another version (the eTag in its name): what
-        a run that was killed, abandoned or superseded left behind. Keys of this version that
+        First marks the result (the tooling's record that it is done, written unless there already) and removes
+        the source's other marks. Then removes the error record, the cutouts `previous` named that `current` does
+        not, and, from listings of the source's folder and scratch folder, every cutout and scratch copy of
+        another version (the eTag in its name): what a run that was killed, abandoned or superseded left behind. Keys of this version that
         `current` does not name are left alone: a duplicate run of this version may be about to name them.
 
         Everything is tried; then, if a transient failure left something (a listing or a delete that failed),
         `TidyIncomplete` asks for the retry that finishes it (a permanent refusal is only logged: no retry helps).
         """
-        unfinished: list[str] = []
-        mark = self._marked(done_mark(current), unfinished)
-        keep = {head.key for head in current.heads} | {mark}
+        unfinished = self._marked(done_mark(current))
+        keep = {head.key for head in current.heads}
         mine = current.source.etag[:8].lower()
         stale = {head.key for head in previous.sidecar.heads} - keep if previous.sidecar else set()
         if previous.error_exists:
             stale.add(self.layout.error)
-        folders = (self.layout.folder, self.layout.scratch_folder) + ((self.layout.marks_folder,) if mark else ())
-        for folder in folders:  # the other marks stay until this one is written
+        for folder in (self.layout.folder, self.layout.scratch_folder):
             listed = self._listed(folder)
             if listed is None:
                 unfinished.append(f"listing {folder!r}")
             for key in listed or []:
                 version = self.layout.version_in(key)
-                other_mark = folder == self.layout.marks_folder and key not in keep
-                if key == self.layout.error or other_mark or (version is not None and version != mine and key not in keep):
+                if key == self.layout.error or (version is not None and version != mine and key not in keep):
                     stale.add(key)
         unfinished += [key for key in sorted(stale) if not self.remove(key)]
         if unfinished:
@@ -256,22 +260,14 @@ class Results:
         except ObjectNotFound:
             return None
 
-    def _marked(self, mark: Mark, unfinished: list[str]) -> str:
-        """Write the mark and give its key; "" when it could not be (a transient failure is added to `unfinished`
-        for the retry to finish; a permanent refusal is only logged: the result stands without its mark)."""
+    def _marked(self, mark: Mark) -> list[str]:
+        """`_settle_marks`, a failure to write the mark logged: a transient one is unfinished, for the retry to
+        finish; after a permanent refusal the result stands without its mark (the other marks stay)."""
         try:
-            return self._put_mark(mark)
+            return self._settle_marks(mark)
         except HeadsegError as exc:
             log.warning("could not write the mark", extra={"fields": {"mark": mark.name, "error": exc.code}})
-            if isinstance(exc, RetriableError):
-                unfinished.append("writing its mark")
-            return ""
-
-    def _put_mark(self, mark: Mark) -> str:
-        """Write a mark (its name is what counts; its body repeats it for whoever opens it) and give its key."""
-        key = self.layout.mark(mark)
-        self._put(key, mark.name.encode("utf-8") + b"\n", "text/plain")
-        return key
+            return ["writing its mark"] if isinstance(exc, RetriableError) else []
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         if not self.layout.owns(key):

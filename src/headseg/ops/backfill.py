@@ -99,8 +99,9 @@ class Journal:
         return item in self.seen
 
     def add(self, key: str, etag: str, handle: str) -> None:
+        """Record a hand-over (in the file: `seen` holds what earlier runs handed over; this run's own repeats
+        are `hand_over`'s to catch)."""
         with self._lock:
-            self.seen.add((key, etag))
             if self.path is not None:
                 line = json.dumps({"key": key, "etag": etag, "handle": handle}, ensure_ascii=False) + "\n"
                 if self._mend is not None:
@@ -151,12 +152,15 @@ def hand_over(
     stop: threading.Event | None = None,
     dry_run: bool = False,
     progress: Callable[[int], None] = lambda n: None,
+    unique: bool = False,
 ) -> Summary:
     """Hand each item's event over, rate-limited on a bounded pool, until done or `stop` is set. Each object
-    version is handed over at most once per run, decided when it is met, not when an earlier hand-over ends."""
+    version is handed over at most once per run, decided when it is met, not when an earlier hand-over ends;
+    with `unique` (items from a listing, where no key comes twice) no set of those met is kept: memory stays flat."""
     stop = stop or threading.Event()
     lock = threading.Lock()
     met: set[tuple[str, str]] = set()
+    remember = (lambda item: None) if unique else met.add
     started = time.monotonic()
 
     def one(key: str, etag: str, event: dict[str, Any]) -> None:
@@ -182,12 +186,12 @@ def hand_over(
                 elif (key, etag) in journal:
                     summary.in_journal += 1
                 elif dry_run:
-                    met.add((key, etag))
+                    remember((key, etag))
                     summary.handed_over += 1
                 else:
                     if len(in_flight) >= 2 * concurrency:  # bounded: the listing never runs far ahead
                         _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    met.add((key, etag))
+                    remember((key, etag))
                     in_flight.add(pool.submit(contextvars.copy_context().run, one, key, etag, event))  # with the command's secrets
                     continue
                 progress(1)
