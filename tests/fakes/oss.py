@@ -752,7 +752,7 @@ def _listing_response(fields: Iterable[tuple[str, str]], page: list[tuple[str, S
                 f"<ETag>&quot;{obj.etag}&quot;</ETag><Type>Normal</Type><Size>{len(obj.data)}</Size>"
                 f"<StorageClass>Standard</StorageClass>{owner_xml}</Contents>"
             )
-    parts += [f"<CommonPrefixes>{_element('Prefix', encode(name))}</CommonPrefixes>" for name, obj in page if obj is None]
+    parts += [f"<CommonPrefixes>{_element('Prefix', encode(name))}</CommonPrefixes>" for name, o in page if o is None]
     parts.append("</ListBucketResult>")
     return Response(200, "".join(parts).encode(), {"Content-Type": "application/xml"})
 
