@@ -212,13 +212,9 @@ def measure(command: str, objects: int, args: list[str], oss: FakeOss, fc: FakeF
 
 
 def _oss_requests(oss: FakeOss) -> dict[str, int]:
-    kinds = dict.fromkeys(("LIST", "GET", "HEAD", "PUT", "other"), 0)
-    for entry in oss.logged():
-        request = entry.request
-        listing = request.method == "GET" and request.path.rstrip("/") == f"/{BUCKET}"
-        kind = "LIST" if listing else request.method if request.method in kinds else "other"
-        kinds[kind] += 1
-    return kinds
+    counted = oss.requests_by_kind()
+    kinds = {kind: counted.pop(kind, 0) for kind in ("LIST", "GET", "HEAD", "PUT")}
+    return {**kinds, "other": sum(counted.values())}
 
 
 def one_size(objects: int, layout: str = "marks") -> list[Run]:

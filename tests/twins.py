@@ -65,9 +65,9 @@ class MemoryStorage:
         self._enter("delete", key)
         self.objects.pop(key, None)
 
-    def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, delimiter: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         self._enter("list", prefix)
-        for key in sorted(k for k in self.objects if k.startswith(prefix)):
+        for key in sorted(k for k in self.objects if k.startswith(prefix) and k > start_after):
             if not (delimiter and delimiter in key[len(prefix) :]):
                 yield self._info(key)
 

@@ -21,6 +21,7 @@ than trusting an answer the real service would not give.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import hmac
 import itertools
@@ -29,12 +30,15 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import formatdate, parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote
+from xml.sax.saxutils import escape
 
 from oss2.utils import Crc64
 
@@ -108,16 +112,20 @@ class BucketSettings:
 
 
 class OssState:
-    """Buckets of objects, safe to share between the server's handler threads."""
+    """Buckets of objects, safe to share between the server's handler threads. Each bucket keeps its keys in a
+    sorted list as well (kept in order on put and delete), so a listing page is found by bisection and costs
+    O(page), not O(bucket)."""
 
     def __init__(self) -> None:
         self._buckets: dict[str, dict[str, StoredObject]] = {}
+        self._sorted: dict[str, list[str]] = {}  # bucket -> its keys in code-point (= UTF-8 byte) order
         self._settings: dict[str, BucketSettings] = {}
         self._lock = threading.Lock()
 
     def create_bucket(self, name: str) -> None:
         with self._lock:
             self._buckets.setdefault(name, {})
+            self._sorted.setdefault(name, [])
             self._settings.setdefault(name, BucketSettings())
 
     def fetch_bucket(self, name: str) -> BucketSettings:
@@ -138,24 +146,30 @@ class OssState:
 
     def put(self, bucket: str, obj: StoredObject) -> None:
         with self._lock:
-            self._bucket(bucket)[obj.key] = obj
+            objects = self._bucket(bucket)
+            if obj.key not in objects:
+                bisect.insort(self._sorted[bucket], obj.key)
+            objects[obj.key] = obj
 
     def delete(self, bucket: str, key: str) -> None:
         with self._lock:
-            self._bucket(bucket).pop(key, None)
+            if self._bucket(bucket).pop(key, None) is not None:
+                index = self._sorted[bucket]
+                del index[bisect.bisect_left(index, key)]
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         with self._lock:
-            return sorted(key for key in self._buckets.get(bucket, {}) if key.startswith(prefix))
+            index = self._sorted.get(bucket, [])
+            tail = index[bisect.bisect_left(index, prefix) :]
+        return list(itertools.takewhile(lambda key: key.startswith(prefix), tail))
 
     def list(
         self, bucket: str, prefix: str, delimiter: str, after: str, max_keys: int
     ) -> tuple[list[tuple[str, StoredObject | None]], bool]:
         """One page of (name, object) in key order, object None for a common prefix; and whether more follow."""
         with self._lock:
-            objects = dict(self._bucket(bucket))
-        keys = sorted(key for key in objects if key.startswith(prefix) and key > after)
-        page = list(itertools.islice(_list_entries(keys, objects, prefix, delimiter, after), max_keys + 1))
+            entries = _list_entries(self._sorted[bucket], self._bucket(bucket), prefix, delimiter, after)
+            page = list(itertools.islice(entries, max_keys + 1))
         return page[:max_keys], len(page) > max_keys
 
     def _bucket(self, name: str) -> dict[str, StoredObject]:
@@ -166,18 +180,30 @@ class OssState:
 
 
 def _list_entries(
-    keys: list[str], objects: dict[str, StoredObject], prefix: str, delimiter: str, after: str
+    index: list[str], objects: dict[str, StoredObject], prefix: str, delimiter: str, after: str
 ) -> Iterator[tuple[str, StoredObject | None]]:
-    last_common = None
-    for key in keys:
+    """The entries of a listing from its first name after `after`, lazily: bisection finds where to start, and
+    the keys under a common prefix are skipped by bisection too (OSS rolls them up into one entry)."""
+    at = max(bisect.bisect_left(index, prefix), bisect.bisect_right(index, after))
+    while at < len(index) and index[at].startswith(prefix):
+        key = index[at]
         cut = key.find(delimiter, len(prefix)) if delimiter else -1
         if cut < 0:
             yield key, objects[key]
+            at += 1
             continue
         common = key[: cut + len(delimiter)]
-        if common != last_common and common > after:  # a marker equal to a common prefix skips that "directory"
-            last_common = common
+        if common > after:  # a marker equal to a common prefix skips that "directory"
             yield common, None
+        past = _past(common)
+        at = len(index) if past is None else bisect.bisect_left(index, past, at + 1)
+
+
+def _past(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix`; None if there is none (`prefix` is all
+    U+10FFFF, so every later string starts with it)."""
+    stem = prefix.rstrip("\U0010ffff")
+    return stem[:-1] + chr(ord(stem[-1]) + 1) if stem else None
 
 
 # -- HTTP glue ----------------------------------------------------------------------------------------------------
@@ -239,6 +265,11 @@ class FakeOss(FakeServer):
         for key, data in inventory.objects.items():
             self.put(destination, key, data, "application/json" if key.endswith(".json") else "application/gzip")
         return inventory
+
+    def requests_by_kind(self) -> Counter[str]:
+        """The requests logged so far, by kind: "LIST" for a listing page (ListObjects or ListObjectsV2), else the
+        HTTP method ("GET", "HEAD", "PUT", "DELETE", "POST")."""
+        return Counter("LIST" if _is_listing(entry.request) else entry.request.method for entry in self.logged())
 
     # -- faults -------------------------------------------------------------------------------------------------------
     @staticmethod
@@ -401,17 +432,14 @@ class FakeOss(FakeServer):
         prefix, delimiter, marker = (request.param(name) or "" for name in ("prefix", "delimiter", "marker"))
         max_keys = _max_keys(request)
         page, truncated = self.state.list(bucket, prefix, delimiter, marker, max_keys)
-        root = ET.Element("ListBucketResult")
-        for tag, text in (("Name", bucket), ("Prefix", encode(prefix)), ("Marker", encode(marker)),
-                          ("MaxKeys", str(max_keys)), ("Delimiter", encode(delimiter))):
-            _sub(root, tag, text)
+        fields = [("Name", bucket), ("Prefix", encode(prefix)), ("Marker", encode(marker)),
+                  ("MaxKeys", str(max_keys)), ("Delimiter", encode(delimiter))]
         if request.param("encoding-type"):
-            _sub(root, "EncodingType", "url")
-        _sub(root, "IsTruncated", str(truncated).lower())
+            fields.append(("EncodingType", "url"))
+        fields.append(("IsTruncated", str(truncated).lower()))
         if truncated:
-            _sub(root, "NextMarker", encode(page[-1][0]))
-        _add_entries(root, page, encode, owner=True)
-        return _xml_response(root)
+            fields.append(("NextMarker", encode(page[-1][0])))
+        return _listing_response(fields, page, encode, owner=True)
 
     def _get_location(self, request: Request, bucket: str, key: str) -> Response:
         self.state.fetch_bucket(bucket)
@@ -466,22 +494,19 @@ class FakeOss(FakeServer):
         max_keys = _max_keys(request)
         after = _decode_token(token) if token else start_after
         page, truncated = self.state.list(bucket, prefix, delimiter, after, max_keys)
-        root = ET.Element("ListBucketResult")
-        for tag, text in (("Name", bucket), ("Prefix", encode(prefix)), ("MaxKeys", str(max_keys)),
-                          ("Delimiter", encode(delimiter))):
-            _sub(root, tag, text)
+        fields = [("Name", bucket), ("Prefix", encode(prefix)), ("MaxKeys", str(max_keys)),
+                  ("Delimiter", encode(delimiter))]
         if start_after:
-            _sub(root, "StartAfter", encode(start_after))
+            fields.append(("StartAfter", encode(start_after)))
         if token:
-            _sub(root, "ContinuationToken", encode(token))
+            fields.append(("ContinuationToken", encode(token)))
         if request.param("encoding-type"):
-            _sub(root, "EncodingType", "url")
-        _sub(root, "IsTruncated", str(truncated).lower())
+            fields.append(("EncodingType", "url"))
+        fields.append(("IsTruncated", str(truncated).lower()))
         if truncated:
-            _sub(root, "NextContinuationToken", encode(base64.urlsafe_b64encode(page[-1][0].encode()).decode()))
-        _sub(root, "KeyCount", str(len(page)))
-        _add_entries(root, page, encode, owner=request.param("fetch-owner") == "true")
-        return _xml_response(root)
+            fields.append(("NextContinuationToken", encode(base64.urlsafe_b64encode(page[-1][0].encode()).decode())))
+        fields.append(("KeyCount", str(len(page))))
+        return _listing_response(fields, page, encode, owner=request.param("fetch-owner") == "true")
 
     # -- signatures (mirroring oss2/auth.py) ------------------------------------------------------------------
     def _authenticate(self, request: Request, bucket: str, key: str) -> None:
@@ -613,6 +638,12 @@ def _request_id() -> str:
     return uuid.uuid4().hex[:24].upper()
 
 
+def _is_listing(request: Request) -> bool:
+    bucket, _, key = request.path[1:].partition("/")
+    params = {name for name, _ in request.query} - _PRESIGN_PARAMS
+    return request.method == "GET" and bool(bucket) and not key and params <= _LIST_V1_PARAMS | _LIST_V2_PARAMS
+
+
 def _split_path(path: str) -> tuple[str, str]:
     """`/bucket/key` (percent-encoded) -> (bucket, key), both decoded; key "" for bucket-level requests."""
     bucket, _, key = path[1:].partition("/")
@@ -723,24 +754,32 @@ def _decode_token(token: str) -> str:
         raise _invalid_argument("The continuation token provided is incorrect.", "continuation-token", token) from None
 
 
-def _add_entries(root: ET.Element, page: list[tuple[str, StoredObject | None]], encode: Callable[[str], str],
-                 owner: bool) -> None:
+def _listing_response(fields: Iterable[tuple[str, str]], page: list[tuple[str, StoredObject | None]],
+                      encode: Callable[[str], str], owner: bool) -> Response:
+    """A `ListBucketResult`: `fields`, then a `Contents` per object and a `CommonPrefixes` per common prefix. Written
+    as text (ElementTree's elements cost ~20 ms for a page of 1 000)."""
+    parts = ["<?xml version='1.0' encoding='utf-8'?>\n<ListBucketResult>"]
+    parts += [_element(tag, text) for tag, text in fields]
+    owner_xml = f"<Owner><ID>{OWNER_ID}</ID><DisplayName>{OWNER_ID}</DisplayName></Owner>" if owner else ""
     for name, obj in page:
-        if obj is None:
-            continue
-        contents = _sub(root, "Contents")
-        for tag, text in (("Key", encode(name)),
-                          ("LastModified", time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(obj.last_modified))),
-                          ("ETag", f'"{obj.etag}"'), ("Type", "Normal"), ("Size", str(len(obj.data))),
-                          ("StorageClass", "Standard")):
-            _sub(contents, tag, text)
-        if owner:
-            node = _sub(contents, "Owner")
-            _sub(node, "ID", OWNER_ID)
-            _sub(node, "DisplayName", OWNER_ID)
-    for name, obj in page:
-        if obj is None:
-            _sub(_sub(root, "CommonPrefixes"), "Prefix", encode(name))
+        if obj is not None:
+            parts.append(
+                f"<Contents>{_element('Key', encode(name))}<LastModified>{_iso_time(obj.last_modified)}</LastModified>"
+                f"<ETag>&quot;{obj.etag}&quot;</ETag><Type>Normal</Type><Size>{len(obj.data)}</Size>"
+                f"<StorageClass>Standard</StorageClass>{owner_xml}</Contents>"
+            )
+    parts += [f"<CommonPrefixes>{_element('Prefix', encode(name))}</CommonPrefixes>" for name, o in page if o is None]
+    parts.append("</ListBucketResult>")
+    return Response(200, "".join(parts).encode(), {"Content-Type": "application/xml"})
+
+
+def _element(tag: str, text: str) -> str:
+    return f"<{tag}>{escape(text)}</{tag}>"
+
+
+@lru_cache(maxsize=1024)
+def _iso_time(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(epoch))
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:

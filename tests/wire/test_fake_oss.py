@@ -196,6 +196,30 @@ def many(fake: FakeOss) -> list[str]:
     return sorted(keys)
 
 
+@pytest.mark.parametrize("version", ["v1", "v2", "v2 unencoded"])
+def test_listings_page_through_a_prefix_and_roll_up_folders(fake: FakeOss, many: list[str], version: str) -> None:
+    """Pages found by bisection of the sorted keys, names escaped in XML when not url-encoded, folders rolled up
+    under a delimiter, and a start equal to a folder skipping that folder, as OSS does."""
+    folders = ["many/sub/a&b<c>.jpg", "many/sub/z", "many/sub2/x"]
+    for key in folders:
+        fake.put(BUCKET, key, b"")
+    b = bucket(fake)
+
+    def keys(**options: object) -> list[tuple[str, bool]]:
+        if version == "v1":
+            options["marker"] = options.pop("start_after", "")
+            return [(o.key, o.is_prefix()) for o in oss2.ObjectIterator(b, prefix="many/", **options)]
+        encoding = {"encoding_type": ""} if version == "v2 unencoded" else {}
+        return [(o.key, o.is_prefix()) for o in oss2.ObjectIteratorV2(b, prefix="many/", **encoding, **options)]
+
+    assert keys(max_keys=100) == [(key, False) for key in sorted(many + folders)]
+    expected = sorted([(key, False) for key in many] + [("many/sub/", True), ("many/sub2/", True)])
+    assert keys(delimiter="/", max_keys=7) == expected
+    assert keys(delimiter="/", start_after="many/sub/") == [("many/sub2/", True)]
+    fake.delete(BUCKET, many[5])
+    assert fake.keys(BUCKET, "many/") == sorted(many[:5] + many[6:] + folders)
+
+
 def test_listing_rejects_too_many_keys(fake: FakeOss) -> None:
     with pytest.raises(oss_errors.InvalidArgument):
         bucket(fake).list_objects_v2(max_keys=1001)

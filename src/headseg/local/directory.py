@@ -72,14 +72,15 @@ class DirectoryStorage:
             except OSError:  # not empty (or gone): stop here
                 break
 
-    def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, delimiter: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         keys = []
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 if name.startswith(TEMPORARY_PREFIX):
                     continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
-                if key.startswith(prefix) and not (delimiter and delimiter in key[len(prefix) :]):
+                in_folder = not (delimiter and delimiter in key[len(prefix) :])
+                if key.startswith(prefix) and key > start_after and in_folder:
                     keys.append(key)
         for key in sorted(keys):
             try:

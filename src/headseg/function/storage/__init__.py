@@ -56,8 +56,9 @@ class Storage(Protocol):
         """Delete the object; deleting a missing object is not an error."""
         ...
 
-    def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
-        """Every object under `prefix`, in key order, paginated as needed; with `delimiter` "/", only those
+    def list(self, prefix: str, delimiter: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object under `prefix` whose key sorts strictly after `start_after`, in key order (OSS's: UTF-8
+        bytes, which is code-point order for a `str`), paginated as needed; with `delimiter` "/", only those
         directly in the folder `prefix` (none in its subfolders)."""
         ...
 

@@ -112,9 +112,12 @@ class OssStorage:
         with _translated("DeleteObject", key):
             self._client(budget).delete_object(key)
 
-    def list(self, prefix: str, delimiter: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, delimiter: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         with _translated("ListObjects", prefix):
-            for item in oss2.ObjectIteratorV2(self._internal, prefix=prefix, delimiter=delimiter, max_keys=1000):
+            pages = oss2.ObjectIteratorV2(
+                self._internal, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=1000
+            )
+            for item in pages:
                 if not item.is_prefix():
                     yield ObjectInfo(item.key, item.size, normalize_etag(item.etag or ""), "", item.last_modified or 0)
 
