@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from headseg.function.errors import ConfigError
 from headseg.function.hosts import default_cutout_hosts
 from headseg.function.limits import Limits
-from headseg.function.layout import Layout, default_scratch
+from headseg.function.layout import Layout, default_scratch, key_room
 
 T = TypeVar("T")
 
@@ -195,6 +195,11 @@ class Config:
     def scratch(self) -> str:
         """Where normalized copies go: SCRATCH_PREFIX, or a folder inside OUTPUT_PREFIX."""
         return self.scratch_prefix or default_scratch(self.output_prefix)
+
+    @property
+    def key_room(self) -> int:
+        """The bytes a source key may take for every output key of it to fit OSS's limit (`layout.key_room`)."""
+        return key_room(self.output_prefix, self.scratch)
 
     def layout(self, source_key: str) -> Layout:
         """Where the outputs of `source_key` go (raises `PermanentError` when a key would be too long)."""

@@ -21,6 +21,7 @@ was killed leaves nothing its redelivery does not overwrite and remove.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -83,6 +84,19 @@ class Mark:
         return None if self.detail == "-" else self.detail
 
 
+@functools.lru_cache(maxsize=16)
+def key_room(output_prefix: str, scratch_prefix: str = "") -> int:
+    """The bytes a source key may take for its longest output key (a cutout, a scratch copy, a mark) to fit."""
+    scratch = scratch_prefix or default_scratch(output_prefix)
+    longest_mark = Mark("retriable", "0" * 40, 10**10, MAX_HEADS, "x" * MAX_DETAIL).name
+    tails = (
+        len(output_prefix.encode("utf-8")) + len(f"/head-{MAX_HEADS - 1}-{'0' * 8}.png"),
+        len(scratch.encode("utf-8")) + len(f"/{'0' * 8}.jpg"),
+        len(marks_root(output_prefix).encode("utf-8")) + 1 + len(longest_mark),
+    )
+    return MAX_KEY_BYTES - max(tails)
+
+
 @dataclass(frozen=True)
 class Layout:
     """The output keys of one source object. Raises `PermanentError` when a key would exceed OSS's limit."""
@@ -92,14 +106,12 @@ class Layout:
     scratch_prefix: str = ""  # default: `default_scratch(output_prefix)`
 
     def __post_init__(self) -> None:
-        longest_mark = self.mark(Mark("retriable", "0" * 40, 10**10, MAX_HEADS, "x" * MAX_DETAIL))
-        for longest in (self.cutout(MAX_HEADS - 1, "0" * 32), self.scratch("0" * 32, "jpg"), longest_mark):
-            if len(longest.encode("utf-8")) > MAX_KEY_BYTES:
-                raise PermanentError(
-                    f"output keys for {self.source_key!r} would exceed OSS's {MAX_KEY_BYTES}-byte key limit; "
-                    "use a shorter key or OUTPUT_PREFIX",
-                    code="KeyTooLong",
-                )
+        if len(self.source_key.encode("utf-8")) > key_room(self.output_prefix, self.scratch_prefix):
+            raise PermanentError(
+                f"output keys for {self.source_key!r} would exceed OSS's {MAX_KEY_BYTES}-byte key limit; "
+                "use a shorter key or OUTPUT_PREFIX",
+                code="KeyTooLong",
+            )
 
     @property
     def folder(self) -> str:

@@ -55,7 +55,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from headseg.function.storage import ObjectInfo, Storage
@@ -65,7 +65,7 @@ PAGE = 1000  # objects a page hands over: an OSS listing page (ListObjectsV2's l
 AHEAD = 2  # pages each range keeps ready for the consumer
 
 
-def listing(storage: Storage, prefix: str, workers: int = 1, start_after: str = "") -> Iterator[ObjectInfo]:
+def listing(storage: Storage, prefix: str, workers: int = 1, start_after: str = "") -> Generator[ObjectInfo, None, None]:
     """Every object under `prefix` whose key is after `start_after`, in key order, as `storage.list` yields them,
     with pages fetched ahead: by one thread, or by `workers` threads over ranges of keys (see the module)."""
     if workers < 1:

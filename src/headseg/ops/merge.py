@@ -59,15 +59,24 @@ def grouped(infos: Iterable[ObjectInfo], root: str, skip: tuple[str, ...]) -> It
 
 def merged(sources: Iterator[ObjectInfo], groups: Iterator[Group]) -> Iterator[tuple[str, ObjectInfo | None, list[ObjectInfo]]]:
     """(key, the source or None, its results) for every key either side has, in `rank` order."""
+    end = ("\U0010ffff" * 2,)  # ranks after any key's
     source, group = next(sources, None), next(groups, None)
+    left = rank(source.key) if source is not None else end[0]
+    right = rank(group[0]) if group is not None else end[0]
     while source is not None or group is not None:
-        if group is None or (source is not None and rank(source.key) < rank(group[0])):
+        if left < right:
             assert source is not None
             yield source.key, source, []
             source = next(sources, None)
-        elif source is None or rank(group[0]) < rank(source.key):
+            left = rank(source.key) if source is not None else end[0]
+        elif right < left:
+            assert group is not None
             yield group[0], None, group[1]
             group = next(groups, None)
+            right = rank(group[0]) if group is not None else end[0]
         else:
+            assert source is not None and group is not None
             yield source.key, source, group[1]
             source, group = next(sources, None), next(groups, None)
+            left = rank(source.key) if source is not None else end[0]
+            right = rank(group[0]) if group is not None else end[0]

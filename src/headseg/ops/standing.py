@@ -49,7 +49,7 @@ STAMP = ".settled.json"  # under OUTPUT_PREFIX: the prefixes whose every result 
 Lister = Callable[[str], Iterator[ObjectInfo]]  # every object under a prefix, in key order
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: one is made for every object listed, and a frozen dataclass is slower to make
 class Entry:
     """One source (or orphaned result) and where it stands.
 
@@ -64,7 +64,6 @@ class Entry:
     recent: tuple[str, str, str] | None = None  # (settled at, key, first cutout) of a done source
     reads: int = 0  # records read to classify it
     previous: Previous | None = None  # the records read (the records way only)
-    marks: tuple[Mark, ...] = ()  # the marks listed (the marks way only)
 
     @property
     def detail(self) -> str:
@@ -144,19 +143,24 @@ def _judge_marks(info: ObjectInfo, listed: list[ObjectInfo], config: Config) -> 
     too_long = _too_long(info, config)
     if too_long is not None:
         return too_long
-    marks = [(mark, found) for found in listed if (mark := Mark.parse(found.key.rpartition("/")[2])) is not None]
-    current = sorted(((found.last_modified, mark) for mark, found in marks if mark_version(mark, info.key).is_version_of(info)), key=lambda p: p[0])
-    kept = tuple(mark for mark, _ in marks)
-    for kind in ("done", "failed", "retriable"):
-        latest = [(when, mark) for when, mark in current if mark.kind == kind and (kind != "done" or mark.form == config.return_form)]
-        if not latest:
+    latest: dict[str, tuple[int, Mark]] = {}  # kind -> (when written, mark) of this version
+    marked = False
+    for found in listed:
+        mark = Mark.parse(found.key[found.key.rfind("/") + 1 :])
+        if mark is None:
             continue
-        when, mark = latest[-1]
-        if kind == "done":
-            first = config.layout(info.key).cutout(0, mark.etag) if mark.heads else None
-            return Entry(info.key, "done", info, recent=(_iso(when), info.key, first) if first else None, marks=kept)
-        return Entry(info.key, kind, info, code=mark.detail, marks=kept)
-    return Entry(info.key, "stale" if marks else "pending", info, marks=kept)
+        marked = True
+        if mark_version(mark, info.key).is_version_of(info) and (mark.kind != "done" or mark.form == config.return_form):
+            if mark.kind not in latest or found.last_modified >= latest[mark.kind][0]:
+                latest[mark.kind] = (found.last_modified, mark)
+    if "done" in latest:
+        when, mark = latest["done"]
+        first = config.layout(info.key).cutout(0, mark.etag) if mark.heads else None
+        return Entry(info.key, "done", info, recent=(_iso(when), info.key, first) if first else None)
+    for kind in ("failed", "retriable"):
+        if kind in latest:
+            return Entry(info.key, kind, info, code=latest[kind][1].detail)
+    return Entry(info.key, "stale" if marked else "pending", info)
 
 
 # -- by records ------------------------------------------------------------------------------------------------
@@ -223,6 +227,8 @@ def _judge_records(info: ObjectInfo, previous: Previous | None, config: Config) 
 
 def _too_long(info: ObjectInfo, config: Config) -> Entry | None:
     """A source no output key can hold: the function fails it for good, and can record nothing."""
+    if len(info.key.encode("utf-8")) <= config.key_room:
+        return None
     try:
         config.layout(info.key)
     except PermanentError as exc:
