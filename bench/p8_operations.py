@@ -3,9 +3,9 @@ the fake OSS and FC 3.0 (the real oss2 and FC 3.0 SDKs over HTTP, every signatur
 request, on a bucket of N objects: 70 % done, 10 % pending, 5 % each stale, failed (three codes), retriable and
 orphaned (so 0.95 N sources), the classes interleaved in key order.
 
-Wall is the program's, start-up included; CPU (user + system, `os.wait4`) and peak RSS (its VmHWM, read as it
-exits: a child's rusage would count the bench's memory it was spawned from) are its own process's, so the
-fakes, which serve from threads of this process, are not in them (their CPU is the last column). Requests are
+Wall is the program's, start-up included; CPU (user + system, `os.wait4`) and peak RSS (of its process tree:
+VmRSS summed every 20 ms, or its own VmHWM if larger) are the command's, so the fakes, which serve from threads
+of this process, are not in them (their CPU is the last column). Requests are
 the fakes' logs: OSS LIST pages, GET, HEAD, PUT; FC 3.0 invocations. Growth is the least-squares line through the
 sizes run, per 1 000 objects; the 100k and 10M figures are measured where run, else read off that line
 (`python -m bench.p8_operations --sizes 1000,10000,100000` runs 100k). Goals (issue 24): OSS requests ≤ 2 × N/1000
@@ -56,7 +56,7 @@ class Run:
     wall: float  # seconds
     cpu: float  # seconds of the command's process
     fakes_cpu: float  # seconds of this process (the fakes' threads) meanwhile
-    rss_mb: float  # the command's peak RSS
+    rss_mb: float  # the peak RSS of the command's process tree
     requests: dict[str, int]  # kind -> count
     layout: str = "marks"  # the results' layout: "marks" (0.3) or "records" (0.2, read one by one)
 
@@ -179,14 +179,32 @@ def _environment() -> dict[str, str]:
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET, "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN}  # fmt: skip
 
 
-# `headseg ARGS` with its own peak RSS (VmHWM, kB) written to a file at exit: the rusage of a child counts the
-# parent's memory it was spawned from (Linux keeps the pre-exec high-water mark), here the fakes' whole bucket
+# `headseg ARGS`, writing at exit the peak RSS (kB) of its process tree: its own VmHWM, or the largest sum of the
+# tree's VmRSS seen every 20 ms (any process it starts counts too), whichever is larger. Not the rusage of a child:
+# that counts the memory it was spawned from (Linux keeps the pre-exec high-water mark), here the fakes' bucket.
 _PEAK = """
-import atexit, runpy, sys
-def peak(path=sys.argv.pop(1)):
-    with open("/proc/self/status") as status, open(path, "w") as out:
-        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
-atexit.register(peak)
+import atexit, os, runpy, sys, threading, time
+path, peak = sys.argv.pop(1), [0]
+def rss(pid, field="VmRSS:"):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return int(next(line for line in status if line.startswith(field)).split()[1])
+    except (OSError, StopIteration):
+        return 0
+def tree(pid):
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids += [int(k) for k in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except OSError:
+            pass
+    return [pid] + [p for kid in kids for p in tree(kid)]
+def watch():
+    while True:
+        peak[0] = max(peak[0], sum(rss(pid) for pid in tree(os.getpid())))
+        time.sleep(0.02)
+threading.Thread(target=watch, daemon=True).start()
+atexit.register(lambda: open(path, "w").write(str(max(peak[0], rss(os.getpid(), "VmHWM:")))))
 sys.argv[0] = "headseg"
 runpy.run_module("headseg", run_name="__main__", alter_sys=True)
 """

@@ -6,7 +6,6 @@ import argparse
 import signal
 import sys
 import threading
-from functools import partial
 from typing import Callable, Iterable, Iterator, Sequence, cast
 
 from headseg.function import logs
@@ -21,7 +20,6 @@ from headseg.function.credentials import Credentials
 from headseg.function.errors import HeadsegError, printable
 from headseg.ops.ratelimit import RateLimiter
 from headseg.function.storage import ObjectInfo, Storage
-from headseg.ops import apart
 from headseg.ops.inventory import inventory_listing, parse_location
 from headseg.ops.inventory_rows import StreamingStorage
 from headseg.ops.listing import listing
@@ -48,8 +46,8 @@ def add_bucket_options(parser: argparse.ArgumentParser, listing: bool = True) ->
         )
         parser.add_argument(
             "--workers", type=_positive, default=1,
-            help="key ranges each listing fetches at once: more helps where pages wait on the network, not on the "
-            "CPU; a long listing runs in a process of its own either way (default: 1)",
+            help="key ranges each listing fetches at once, a page or two ahead each: more helps where pages wait "
+            "on the network, not on the CPU (default: 1)",
         )
 
 
@@ -61,13 +59,9 @@ def _positive(text: str) -> int:
 
 
 def lister(args: argparse.Namespace, storage: Storage, config: Config) -> Callable[[str], Iterator[ObjectInfo]]:
-    """How the command lists a prefix, in key order: from `--inventory`; else `--workers` key ranges at once,
-    a long OSS listing in a process of its own (`apart`)."""
-    if not args.inventory and config.bucket_dir:
-        return lambda prefix: listing(storage, prefix, args.workers)
+    """How the command lists a prefix, in key order: from `--inventory`, else `--workers` key ranges at once."""
     if not args.inventory:
-        rebuild = partial(build_storage, config, credentials_if(True), storage.bucket)
-        return lambda prefix: apart.listed(rebuild, storage, prefix, args.workers)
+        return lambda prefix: listing(storage, prefix, args.workers)
     if config.bucket_dir:
         raise SystemExit("headseg: --inventory reads an OSS Bucket Inventory; a folder (--bucket-dir) has none")
     try:
