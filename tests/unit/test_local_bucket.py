@@ -26,6 +26,7 @@ def test_segment_then_sheet_leaves_the_bucket_folder_a_bucket_and_status_reads_i
     assert main(["status", "--bucket-dir", "out", "--json", "--quiet"]) == 0  # no --bucket for a folder
     report = status_report(capsys.readouterr().out)
     assert report["bucket"] == "out"  # a folder goes by its path
+    assert report["by"] == "marks"  # segment stamped the folder it began: every result in it has its mark
     assert report["counts"] == {"done": 3, "pending": 0, "stale": 0, "failed": 0, "retriable": 0, "orphans": 0, "errors": 0}
 
 

@@ -22,6 +22,7 @@ from headseg.function.outcome import Outcome, Status
 from headseg.function.pipeline import Pipeline
 from headseg.function.retry import Budget
 from headseg.local.directory import DirectoryStorage
+from headseg.ops.standing import stamp
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"})
 INPUT_PREFIX = LOCAL_PREFIXES["INPUT_PREFIX"]
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         "IMAGESEG_ENDPOINT": args.imageseg_endpoint,
     })
     storage = DirectoryStorage(args.out, BUCKET)
+    if next(iter(storage.list(config.output_prefix)), None) is None:  # no result before marks: `status` lists marks
+        stamp(storage, config, "")
     app = local_app(config)
     pipeline = app.pipeline(credentials_for(app))
     failures: list[tuple[Path, str]] = []
