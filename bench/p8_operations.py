@@ -143,7 +143,7 @@ def seed(oss: FakeOss, objects: int, layout: str = "marks") -> dict[str, int]:
             store(folder.error, written.to_json())
         if layout == "marks":
             mark = done_mark(written) if isinstance(written, Sidecar) else error_mark(written)
-            store(folder.mark(mark), mark.name.encode() + b"\n")
+            store(folder.mark(mark), mark.body)
 
     def sidecar(key: str, etag: str) -> Sidecar:
         heads = [HeadRecord(0, f"heads/{key}/head-0-{etag[:8].lower()}.png", 1, 2, 30, 40)]

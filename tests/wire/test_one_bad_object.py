@@ -192,6 +192,6 @@ def test_a_hand_over_that_raises_unexpectedly_is_counted_failed_and_the_rest_go_
 
     hand_over(items_from(infos, BUCKET), Flaky("incoming/3.jpg"), RateLimiter(1000), Journal(tmp_path / "j"), summary, concurrency=2)
 
-    assert summary.handed_over == 5 and [key for key, _ in summary.failed] == ["incoming/3.jpg"]
-    assert "RuntimeError" in summary.failed[0][1] and "the SDK fell over" in summary.failed[0][1]
+    assert summary.handed_over == 5 and [key for key, _ in summary.failures.first] == ["incoming/3.jpg"]
+    assert "RuntimeError" in summary.failures.first[0][1] and "the SDK fell over" in summary.failures.first[0][1]
     assert len(Journal(tmp_path / "j").seen) == 5

@@ -17,7 +17,7 @@ from headseg.ops.backfill import Item, Journal, Summary, hand_over
 from headseg.function.config import LOCAL_PREFIXES, Config, Engine, env_default
 from headseg.ops.invoker import Fc2Invoker, Fc3Invoker, Invoker, LocalInvoker
 from headseg.function.credentials import Credentials
-from headseg.function.errors import HeadsegError, printable
+from headseg.function.errors import HeadsegError
 from headseg.ops.ratelimit import RateLimiter
 from headseg.function.storage import ObjectInfo, Storage
 from headseg.ops.inventory import inventory_listing, parse_location
@@ -193,9 +193,7 @@ def execute(
 
 
 def report(summary: Summary, verb: str) -> int:
-    for key, reason in summary.failed:
-        print(f"{printable(key)}: {reason}", file=sys.stderr)
-    if summary.failures > len(summary.failed):
-        print(f"... and {summary.failures - len(summary.failed)} more (the log has each)", file=sys.stderr)
+    for line in summary.failures.lines():
+        print(line, file=sys.stderr)
     print(summary.line(verb))
-    return 1 if summary.failures else (130 if summary.interrupted else 0)
+    return 1 if summary.failures.count else (130 if summary.interrupted else 0)

@@ -13,7 +13,6 @@ from typing import Callable, Iterable, Iterator
 
 from headseg.cli import _ops
 from headseg.cli._progress import progress_bar
-from headseg.function.errors import printable
 from headseg.function.storage import ObjectInfo
 from headseg.local.wiring import build_storage
 from headseg.ops.migrate import migrate
@@ -32,12 +31,12 @@ def run(args: argparse.Namespace) -> int:
     listed = _ops.lister(args, storage, config)
     with progress_bar(unit="object", quiet=args.quiet) as bar:
         migration = migrate(storage, args.prefix, config, lambda prefix: _counted(listed(prefix), bar.update), args.dry_run)
-    for key, reason in migration.failed:
-        print(f"{printable(key)}: {reason}", file=sys.stderr)
+    for line in migration.failures.lines():
+        print(line, file=sys.stderr)
     verb = "would be written" if args.dry_run else "written"
     stamped = "stamped: status now lists marks" if migration.stamped else "not stamped: run it again once the failures are fixed"
-    print(f"{migration.sources} sources: {migration.marked} marks {verb}, {migration.failures} failed; " + ("" if args.dry_run else stamped))
-    return 1 if migration.failures else 0
+    print(f"{migration.sources} sources: {migration.marked} marks {verb}, {migration.failures.count} failed; " + ("" if args.dry_run else stamped))
+    return 1 if migration.failures.count else 0
 
 
 def _counted(infos: Iterable[ObjectInfo], update: Callable[[int], object]) -> Iterator[ObjectInfo]:

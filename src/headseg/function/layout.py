@@ -79,6 +79,11 @@ class Mark:
         return cls(kind, etag, int(last_modified), int(heads), detail)
 
     @property
+    def body(self) -> bytes:
+        """What the mark's object holds: its name counts; the body repeats it for whoever opens it."""
+        return self.name.encode("utf-8") + b"\n"
+
+    @property
     def form(self) -> str | None:
         """The return form of a done result (None: RGBA cutouts)."""
         return None if self.detail == "-" else self.detail

@@ -37,7 +37,7 @@ from headseg.function.layout import Layout
 from headseg.function.logs import scrub
 from headseg.function.memory import MIB
 from headseg.function.outcome import Outcome, Status
-from headseg.function.results import Previous, Results, settled, sidecar_for
+from headseg.function.results import Previous, Results, error_mark, settled, sidecar_for
 from headseg.function.retry import Budget, RetryPolicy
 from headseg.function.run import Run
 from headseg.function.segmenters import Segmenter, SegmentInput, Takes
@@ -126,18 +126,10 @@ class Pipeline:
             if skip.code == "AlreadyDone" and sidecar is not None:
                 run.standing.add(found.layout.sidecar)
                 Results(run, storage, found.layout).tidy(sidecar, Previous())  # what a killed run left undone
-            elif skip.code == "AlreadyFailed" and found.previous.error is not None:
-                self._remark(run, storage, found.layout, found.previous.error)
+            elif skip.code == "AlreadyFailed" and found.previous.error is not None:  # its mark may be lost: a
+                Results(run, storage, found.layout).mark(error_mark(found.previous.error))  # failure is only logged
             raise skip
         return found
-
-    def _remark(self, run: Run, storage: Storage, layout: Layout, error: ErrorRecord) -> None:
-        """Mark a source the error record settles (a run that wrote the record may have died before its mark);
-        a failure is logged: the record stands either way, and the next delivery marks it."""
-        try:
-            Results(run, storage, layout).settle_failure(error)
-        except HeadsegError as exc:
-            log.warning("could not mark the recorded failure", extra={"fields": {"error": exc.code}})
 
     def _find(self, run: Run, storage: Storage, record: ObjectCreated) -> Found:
         """The object under the event's key as given or, when that is missing or of another eTag, URL-decoded:

@@ -167,10 +167,6 @@ class Results:
     def put_error(self, record: ErrorRecord) -> None:
         """The error record, then its mark; the source's other marks are removed (a failure there is logged)."""
         self._put(self.layout.error, record.to_json(), "application/json")
-        self.settle_failure(record)
-
-    def settle_failure(self, record: ErrorRecord) -> None:
-        """Mark the source as the error record says, and remove its other marks (a failure there is logged)."""
         self._settle_marks(error_mark(record))
 
     def _settle_marks(self, mark: Mark) -> list[str]:
@@ -179,7 +175,7 @@ class Results:
         key = self.layout.mark(mark)
         listed = self._listed(self.layout.marks_folder)
         if listed is None or key not in listed:
-            self._put(key, mark.name.encode("utf-8") + b"\n", "text/plain")  # its name counts; the body repeats it
+            self._put(key, mark.body, "text/plain")
         unfinished = [] if listed is not None else [f"listing {self.layout.marks_folder!r}"]
         return unfinished + [other for other in listed or [] if other != key and not self.remove(other)]
 
@@ -205,13 +201,14 @@ class Results:
         First marks the result (the tooling's record that it is done, written unless there already) and removes
         the source's other marks. Then removes the error record, the cutouts `previous` named that `current` does
         not, and, from listings of the source's folder and scratch folder, every cutout and scratch copy of
-        another version (the eTag in its name): what a run that was killed, abandoned or superseded left behind. Keys of this version that
-        `current` does not name are left alone: a duplicate run of this version may be about to name them.
+        another version (the eTag in its name): what a run that was killed, abandoned or superseded left behind.
+        Keys of this version that `current` does not name are left alone: a duplicate run of this version may be
+        about to name them.
 
         Everything is tried; then, if a transient failure left something (a listing or a delete that failed),
         `TidyIncomplete` asks for the retry that finishes it (a permanent refusal is only logged: no retry helps).
         """
-        unfinished = self._marked(done_mark(current))
+        unfinished = self.mark(done_mark(current))
         keep = {head.key for head in current.heads}
         mine = current.source.etag[:8].lower()
         stale = {head.key for head in previous.sidecar.heads} - keep if previous.sidecar else set()
@@ -260,9 +257,10 @@ class Results:
         except ObjectNotFound:
             return None
 
-    def _marked(self, mark: Mark) -> list[str]:
-        """`_settle_marks`, a failure to write the mark logged: a transient one is unfinished, for the retry to
-        finish; after a permanent refusal the result stands without its mark (the other marks stay)."""
+    def mark(self, mark: Mark) -> list[str]:
+        """Write the source's mark and remove its others (`_settle_marks`), a failure to write it logged: what a
+        transient one leaves unfinished is returned, for a retry to finish; after a permanent refusal the result
+        stands without its mark (the other marks stay)."""
         try:
             return self._settle_marks(mark)
         except HeadsegError as exc:

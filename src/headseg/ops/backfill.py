@@ -22,13 +22,12 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 from headseg.function.errors import HeadsegError, printable
 from headseg.function.events import normalize_etag, object_created_event
 from headseg.ops.invoker import Invoker
-from headseg.ops.per_object import Failed, attempt
+from headseg.ops.per_object import Failed, Failures, attempt
 from headseg.ops.ratelimit import RateLimiter
 from headseg.function.storage import ObjectInfo
 from headseg.ops.standing import Entry
 
 log = logging.getLogger(__name__)
-FAILED_KEPT = 100  # failures a summary keeps with their reason
 
 
 @dataclass
@@ -39,23 +38,16 @@ class Summary:
     in_journal: int = 0  # handed over by an earlier run
     repeated: int = 0  # the same object version met again in this run's input (an event file may hold it twice)
     handed_over: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) of the first FAILED_KEPT
-    failures: int = 0
+    failures: Failures = field(default_factory=Failures)
     interrupted: bool = False
     dry_run: bool = False
     seconds: float = 0.0
-
-    def fail(self, key: str, reason: str) -> None:
-        """Count an object that failed; the first FAILED_KEPT are kept with their reason (the log has every one)."""
-        self.failures += 1
-        if len(self.failed) < FAILED_KEPT:
-            self.failed.append((key, reason))
 
     def line(self, verb: str) -> str:
         rate = "" if self.dry_run or not self.seconds else f" ({self.handed_over / self.seconds:.2f}/s)"
         text = (
             f"{self.listed} listed: {self.done_already} done already, {self.in_journal} handed over by an earlier run, "
-            f"{self.not_input} not inputs; {self.handed_over} {verb}{rate}, {self.failures} failed"
+            f"{self.not_input} not inputs; {self.handed_over} {verb}{rate}, {self.failures.count} failed"
         ) + (f", {self.repeated} repeated in the input (handed over once)" if self.repeated else "")
         return text + (" — interrupted: run again to resume" if self.interrupted else "")
 
@@ -124,7 +116,7 @@ def _entry(line: bytes) -> tuple[str, str] | None:
 
 def pending(entries: Iterable[Entry], summary: Summary) -> Iterator[ObjectInfo]:
     """The sources `standing.classify` found in need of work (pending, stale, or retriable), as they come; the
-    others are counted in `summary` (a source that could not be classified in `summary.failed`)."""
+    others are counted in `summary` (a source that could not be classified in `summary.failures`)."""
     for entry in entries:
         if entry.name == "orphans":
             continue
@@ -132,7 +124,7 @@ def pending(entries: Iterable[Entry], summary: Summary) -> Iterator[ObjectInfo]:
         if entry.name == "ignored":
             summary.not_input += 1
         elif entry.name == "errors":
-            summary.fail(entry.key, entry.reason)
+            summary.failures.add(entry.key, entry.reason)
         elif entry.name in ("done", "failed"):
             summary.done_already += 1
         elif entry.info is not None:
@@ -170,7 +162,7 @@ def hand_over(
         handed = attempt(key, "handing it over", lambda: journal.add(key, etag, invoker.invoke(event)))
         with lock:
             if isinstance(handed, Failed):
-                summary.fail(handed.key, handed.reason)
+                summary.failures.add(handed.key, handed.reason)
                 return
             summary.handed_over += 1
         progress(1)

@@ -17,10 +17,8 @@ from headseg.function.errors import PermanentError
 from headseg.function.layout import Mark
 from headseg.function.results import Previous, done_mark, error_mark, read_listed
 from headseg.function.storage import Storage
-from headseg.ops.per_object import Failed, attempt
+from headseg.ops.per_object import Failed, Failures, attempt
 from headseg.ops.standing import Lister, Survey, classify, stamp
-
-FAILED_KEPT = 100
 
 
 @dataclass
@@ -29,14 +27,8 @@ class Migration:
 
     sources: int = 0
     marked: int = 0  # marks written
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) of the first FAILED_KEPT
-    failures: int = 0
+    failures: Failures = field(default_factory=Failures)
     stamped: bool = False
-
-    def fail(self, key: str, reason: str) -> None:
-        self.failures += 1
-        if len(self.failed) < FAILED_KEPT:
-            self.failed.append((key, reason))
 
 
 def migrate(storage: Storage, prefix: str, config: Config, lister: Lister | None = None, dry_run: bool = False) -> Migration:
@@ -48,21 +40,21 @@ def migrate(storage: Storage, prefix: str, config: Config, lister: Lister | None
             continue
         migration.sources += entry.name != "orphans"
         if entry.name == "errors":
-            migration.fail(entry.key, entry.reason)
+            migration.failures.add(entry.key, entry.reason)
             continue
         previous: Previous | Failed | None = entry.previous
         if entry.name == "orphans":
             previous = attempt(entry.key, "reading its results", partial(_orphan, storage, config, entry.key))
         if isinstance(previous, Failed):
-            migration.fail(previous.key, previous.reason)
+            migration.failures.add(previous.key, previous.reason)
             continue
         for mark in _marks(previous):
             written = attempt(entry.key, "writing its mark", partial(_write, storage, config, entry.key, mark, dry_run))
             if isinstance(written, Failed):
-                migration.fail(written.key, written.reason)
+                migration.failures.add(written.key, written.reason)
             else:
                 migration.marked += 1
-    if not migration.failures and not dry_run:
+    if not migration.failures.count and not dry_run:
         stamp(storage, config, prefix)
         migration.stamped = True
     return migration
@@ -80,8 +72,9 @@ def _orphan(storage: Storage, config: Config, key: str) -> Previous:
 
 
 def _write(storage: Storage, config: Config, key: str, mark: Mark, dry_run: bool) -> None:
-    target = config.layout(key).mark(mark)
-    if not target.startswith(config.output_prefix):  # never outside the outputs, whatever a record says
+    layout = config.layout(key)
+    target = layout.mark(mark)
+    if not layout.owns(target):  # never outside the source's outputs, whatever a record says
         raise PermanentError(f"refusing to write {target!r}: outside OUTPUT_PREFIX", code="UnsafeKey")
     if not dry_run:
-        storage.put(target, mark.name.encode("utf-8") + b"\n", "text/plain")
+        storage.put(target, mark.body, "text/plain")

@@ -10,7 +10,7 @@ the loop counts it and goes on, and the command's exit status says that some fai
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 from headseg.function import logs
@@ -18,6 +18,7 @@ from headseg.function.errors import HeadsegError, printable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+KEPT = 100  # failures a command keeps with their reason to print (the log has every one)
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,21 @@ def attempt(key: str, step: str, work: Callable[[], T]) -> T | Failed:
         reason = f"unexpected {type(exc).__name__} while {step}: {exc}"
         log.error(f"{step} failed unexpectedly", exc_info=True, extra={"fields": {"object": key}})
     return Failed(key, logs.scrub(printable(reason)))
+
+
+@dataclass
+class Failures:
+    """The objects a command's loop failed on: how many, and the first KEPT with their reason."""
+
+    count: int = 0
+    first: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+
+    def add(self, key: str, reason: str) -> None:
+        self.count += 1
+        if len(self.first) < KEPT:
+            self.first.append((key, reason))
+
+    def lines(self) -> list[str]:
+        """A line for each kept failure, then how many more the log has."""
+        more = [f"... and {self.count - len(self.first)} more (the log has each)"] if self.count > len(self.first) else []
+        return [f"{printable(key)}: {reason}" for key, reason in self.first] + more

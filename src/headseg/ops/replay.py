@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 def retriable(entries: Iterable[Entry], bucket: str, summary: Summary, region: str = "cn-shanghai") -> Iterator[Item]:
     """One item per source `standing.classify` found retriable: its current version failed for a transient
-    cause, and nothing settled it since. A source that could not be classified is counted in `summary.failed`."""
+    cause, and nothing settled it since. A source that could not be classified is counted in `summary.failures`."""
     for entry in entries:
         if entry.name == "errors":
-            summary.fail(entry.key, entry.reason)
+            summary.failures.add(entry.key, entry.reason)
         elif entry.name == "retriable" and entry.info is not None:
             summary.listed += 1
             yield from items_from([entry.info], bucket, region)
@@ -42,7 +42,7 @@ def from_event_file(path: Path, summary: Summary) -> Iterator[Item]:
                 continue
             item = attempt(f"{path}:{number}", "reading the line", partial(_event_item, line, number))
             if isinstance(item, Failed):
-                summary.fail(item.key, item.reason)
+                summary.failures.add(item.key, item.reason)
             elif item is not None:
                 yield item
 
